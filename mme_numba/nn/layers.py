@@ -147,19 +147,30 @@ class Dense(Layer):
 # ---------------------------------------------------------------------------------------
 
 
-def _correlate_same(x, W):
-    """Zero-padded "same" cross-correlation, stride 1.
+def _im2col(x, k):
+    """Patches of the zero-padded input, one row per output pixel.
 
-    ``x (n, C_in, H, W)``, ``W (C_out, C_in, k, k)`` -> ``(n, C_out, H, W)``;
-    ``y[n, o, h, w] = sum_{c,i,j} W[o, c, i, j] x[n, c, h + i - k//2, w + j - k//2]``.
-    Also returns the padded input (the cache of the weight gradient).
+    ``x (n, C, H, W)`` -> ``cols (n*H*W, C*k*k)`` with
+    ``cols[(s*H + h)*W + w, (c*k + i)*k + j] = x[s, c, h + i - k//2, w + j - k//2]``
+    (zero outside the image), so a "same" correlation is one matrix product.
     """
-    k = W.shape[-1]
+    n, C, H, W = x.shape
     pad = k // 2
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = sliding_window_view(xp, (k, k), axis=(2, 3))  # (n, C_in, H, W, k, k), no copy
-    y = np.tensordot(windows, W, axes=([1, 4, 5], [1, 2, 3]))  # (n, H, W, C_out)
-    return np.ascontiguousarray(y.transpose(0, 3, 1, 2)), xp
+    windows = sliding_window_view(xp, (k, k), axis=(2, 3))  # (n, C, H, W, k, k), no copy
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * H * W, C * k * k)
+
+
+def _col2im(cols, shape, k):
+    """Adjoint of :func:`_im2col`: scatter-add patch rows back onto ``(n, C, H, W)``."""
+    n, C, H, W = shape
+    pad = k // 2
+    patches = cols.reshape(n, H, W, C, k, k)
+    xp = np.zeros((n, C, H + 2 * pad, W + 2 * pad))
+    for i in range(k):  # k*k vectorized slice-adds, no loop over samples
+        for j in range(k):
+            xp[:, :, i:i + H, j:j + W] += patches[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    return xp[:, :, pad:pad + H, pad:pad + W]
 
 
 class Conv2D(Layer):
@@ -179,7 +190,7 @@ class Conv2D(Layer):
     -----
     Parameter layout in θ: ``W (C_out, C_in, k, k)`` row-major, then ``b (C_out,)``.
     Initialization: Glorot uniform with ``fan_in = C_in k²``, ``fan_out = C_out k²``;
-    zero ``b``. Vectorized over samples with a strided im2col view.
+    zero ``b``. Vectorized over samples: im2col patches and one matrix product.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, input_shape):
@@ -218,25 +229,25 @@ class Conv2D(Layer):
     def forward(self, p, x):
         W, b = self._unpack(p)
         n = x.shape[0]
-        x4 = x.reshape(n, self.in_channels, *self.input_shape)
-        y, xp = _correlate_same(x4, W)
-        y += b[:, None, None]
-        return y.reshape(n, self.output_size), xp
+        H, Wd = self.input_shape
+        cols = _im2col(x.reshape(n, self.in_channels, H, Wd), self.kernel_size)
+        y = cols @ W.reshape(self.out_channels, -1).T + b  # (n*H*W, C_out)
+        y = y.reshape(n, H * Wd, self.out_channels).transpose(0, 2, 1)
+        return y.reshape(n, self.output_size), cols
 
     def backward(self, p, cache, dy):
-        xp = cache
+        cols = cache
         W, _ = self._unpack(p)
-        k = self.kernel_size
         n = dy.shape[0]
-        dy4 = dy.reshape(n, self.out_channels, *self.input_shape)
-        windows = sliding_window_view(xp, (k, k), axis=(2, 3))  # (n, C_in, H, W, k, k)
-        dW = np.tensordot(dy4, windows, axes=([0, 2, 3], [0, 2, 3]))  # (C_out, C_in, k, k)
-        db = dy4.sum(axis=(0, 2, 3))
-        # The input gradient is the same "same" correlation of dy with W flipped in space
-        # and transposed in channels (k odd, so the padding stays k//2).
-        W_adj = np.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-        dx4, _ = _correlate_same(dy4, W_adj)
-        return np.concatenate([dW.ravel(), db]), dx4.reshape(n, self.input_size)
+        H, Wd = self.input_shape
+        # Rows of dy in the im2col order: one per output pixel, channels last.
+        dy_rows = dy.reshape(n, self.out_channels, H * Wd).transpose(0, 2, 1)
+        dy_rows = dy_rows.reshape(n * H * Wd, self.out_channels)
+        dW = dy_rows.T @ cols  # (C_out, C_in*k*k)
+        db = dy_rows.sum(axis=0)
+        dcols = dy_rows @ W.reshape(self.out_channels, -1)
+        dx = _col2im(dcols, (n, self.in_channels, H, Wd), self.kernel_size)
+        return np.concatenate([dW.ravel(), db]), dx.reshape(n, self.input_size)
 
     def spec_rows(self, offset):
         H, W = self.input_shape

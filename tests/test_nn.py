@@ -485,5 +485,9 @@ def test_bad_input_raises_clear_errors():
         nn.Sequential([nn.Tanh()])
     with pytest.raises(ValueError, match="has size 5 but follows a layer of size 3"):
         nn.Sequential([nn.Dense(2, 3), nn.Tanh(5)])
+    with pytest.raises(ValueError, match="channels must be a pair"):
+        nn.paper_cnn(channels=(8,))
+    with pytest.raises(ValueError, match="unknown activation"):
+        nn.classifier_cnn(activation="gelu")
     with pytest.raises(ValueError, match="unknown layer type"):
         nn.Sequential.from_config({"n_features": 2, "layers": [{"type": "Dropout"}]})

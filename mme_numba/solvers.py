@@ -11,7 +11,8 @@ one batch of model samples drawn at ``λ0`` and may take several steps on it by 
   above ``min_ess``. This is what keeps Newton stable with nearly collinear neural
   observables, where a fixed ridge was shown to diverge (METHOD.md §8).
 - :class:`AdamSolver`: ADAM on the variance-scaled cost χ² of Eq. 5, gradient
-  ``∂χ²/∂λ_j = -2 Σ_i (r_i/σ_i²) C_ij`` (Eq. 6).
+  ``∂χ²/∂λ_j = -2 Σ_i (r_i/σ_i²) C_ij`` (Eq. 6), with ``r`` and ``C`` taken from independent
+  halves of the samples so that their product is unbiased.
 """
 
 import logging
@@ -225,19 +226,31 @@ class AdamSolver(_LambdaSolver):
     ----------
     lr : float
         ADAM step size on λ.
+    beta2 : float
+        ADAM second-moment decay. Shorter than the usual 0.999: the first λ gradients (from the
+        uniform start) are orders of magnitude larger than later ones, and a long memory of
+        them throttles the steps for thousands of epochs (measured: 17 % error in λ after 300
+        epochs with 0.999, converged with 0.9).
     n_steps : int
         λ updates per batch of samples (more than one uses reweighting).
     min_ess : float
         Stop reweighting when the effective sample size falls below this fraction.
     """
 
-    def __init__(self, lr=0.05, n_steps=1, min_ess=0.5):
+    def __init__(self, lr=0.05, n_steps=1, min_ess=0.5, beta2=0.9):
         super().__init__(n_steps, min_ess)
-        self.adam = Adam(lr)
+        self.adam = Adam(lr, beta2=beta2)
 
     def _step(self, lam, O, logw, mean, cov, obar, var, active):
-        r = np.where(active, mean - obar, 0.0)
-        grad = -2.0 * (r / var) @ cov
+        # ∂χ²/∂λ = -2 (r/σ²)·C multiplies two Monte Carlo estimates; from the same samples
+        # their correlation biases the fixed point by O(1/M) (measured: +6 % in λ with 1024
+        # chains). Crossing two independent halves, r from one and C from the other, removes it.
+        halves = (slice(0, None, 2), slice(1, None, 2))
+        moments = [weighted_moments(O[h], None if logw is None else logw[h]) for h in halves]
+        grad = np.zeros_like(lam)
+        for (mean_a, _, _), (_, cov_b, _) in (moments, moments[::-1]):
+            r = np.where(active, mean_a - obar, 0.0)
+            grad -= (r / var) @ cov_b
         grad[~active] = 0.0
         return self.adam.step(lam, grad) - lam
 

@@ -1,0 +1,54 @@
+"""Compute backends: where energies, observables and Metropolis sweeps run.
+
+A backend exposes three operations on arrays, the same on every device, so the model code
+above it is backend-agnostic:
+
+- ``observe(spec, params, X) -> (n, m)``
+- ``energy(spec, params, lam, X, field) -> (n,)``
+- ``sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
+  rng_state, accepted)``: in-place Metropolis sweeps of the persistent chains.
+
+``field`` is ``(spec2, params2, lam2)``, a second energy term ``lam2·O2(x)`` used by steering
+fields; :data:`NO_FIELD` switches it off.
+"""
+
+import numpy as np
+
+__all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES"]
+
+NO_FIELD = (np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0))
+MOVES = {"all": 0, "single": 1}
+BOUNDARIES = {"reject": 0, "reflect": 1}
+
+
+class CPUBackend:
+    """``@njit(parallel=True)`` kernels, ``prange`` over chains (``mme_numba.kernels``)."""
+
+    name = "cpu"
+
+    def __init__(self):
+        from . import kernels
+
+        self._k = kernels
+
+    def observe(self, spec, params, X):
+        return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64))
+
+    def energy(self, spec, params, lam, X, field=NO_FIELD):
+        spec2, params2, lam2 = field
+        return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
+                                    spec2, params2, lam2)
+
+    def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
+              rng_state, accepted):
+        spec2, params2, lam2 = field
+        self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                                  step, int(n_sweeps), MOVES[move], BOUNDARIES[boundary],
+                                  rng_state, accepted)
+
+
+def get_backend(name):
+    """The backend called ``name``; only ``"cpu"`` exists in this release."""
+    if name == "cpu":
+        return CPUBackend()
+    raise ValueError(f"backend must be 'cpu' (the only backend in this release), got {name!r}")

@@ -1,0 +1,563 @@
+"""MaxEnt and Min-MaxEnt models: ``p(x) ∝ exp(-λ·O(x; θ))`` on a support box.
+
+One training epoch (:meth:`MaxEnt._epoch`) is, in order:
+
+1. **sample**: advance the persistent chains ``sweeps`` Metropolis sweeps at the current
+   ``(λ, θ)`` (:mod:`mme_numba.kernels.sampler`);
+2. **λ step**: Newton or ADAM on the dual, from those samples (:mod:`mme_numba.solvers`);
+3. **θ step** (:class:`MinMaxEnt` only): one backward pass of the auxiliary loss
+   ``L(θ) = Σ_i λ_i [mean_data O_i(x; θ) − mean_k O_i(x'_k; θ)]`` (Eq. 9–10), whose gradient
+   is the entropy gradient ``dS/dθ`` of Eq. 8, then an ADAM step down it
+   (:meth:`MinMaxEnt._theta_step`).
+"""
+
+import logging
+import time
+
+import numpy as np
+
+from . import solvers
+from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MaxEnt", "MinMaxEnt"]
+
+
+def _as_generator(random_state):
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        return np.random.default_rng(random_state)
+    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
+
+
+def _parse_support(support, d):
+    """``(lo, hi)`` as float64 arrays of shape ``(d,)``, validated."""
+    if support is None:
+        raise ValueError("support is required: a pair (lo, hi) of scalars or (d,) arrays; "
+                         "bounded observables make p(x) non-normalizable on an unbounded domain")
+    try:
+        lo, hi = support
+    except (TypeError, ValueError):
+        raise ValueError(f"support must be a pair (lo, hi), got {support!r}") from None
+    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (d,)).copy()
+    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (d,)).copy()
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("support bounds must be finite")
+    if np.any(hi <= lo):
+        raise ValueError(f"support must have lo < hi in every feature, got lo={lo}, hi={hi}")
+    return lo, hi
+
+
+class MaxEnt:
+    """Maximum-entropy model with fixed observables: fits the multipliers λ only.
+
+    ``p(x) = exp(-λ·O(x)) / Z`` on the box ``support``, with λ such that model averages of the
+    observables match the data averages (Eq. 2). Samples come from persistent Metropolis
+    chains that carry over between epochs.
+
+    Parameters
+    ----------
+    observables : observable map
+        ``O(x; θ)``: an :mod:`mme_numba.nn` network or a map from :mod:`mme_numba.observables`.
+    support : (lo, hi)
+        The box Ω: scalars or ``(d,)`` arrays. Required.
+    n_chains : int
+        Number of persistent Markov chains (model samples per epoch).
+    sweeps : int
+        Metropolis sweeps per epoch (and the default for :meth:`sample`). With
+        ``move="single"`` one sweep is ``d`` single-coordinate proposals.
+    burn_in : int
+        Sweeps run once at the first epoch, before any λ step, with step-size adaptation.
+    step_size : float or "auto"
+        Gaussian proposal standard deviation. ``"auto"`` starts at 10 % of the smallest box
+        width and adapts toward ``target_acceptance`` during burn-in and the first
+        ``adapt_epochs`` epochs only; afterwards it is frozen. Acceptance alone does not
+        guarantee mixing between modes: check :mod:`mme_numba.diagnostics`.
+    target_acceptance : float
+        Acceptance rate targeted by the adaptation.
+    adapt_epochs : int
+        Number of initial epochs during which the step size keeps adapting.
+    move : {"all", "single"}
+        All-coordinate moves or single-coordinate moves.
+    boundary : {"reflect", "reject"}
+        Proposals outside the box are reflected at the walls (symmetric, keeps detailed
+        balance) or rejected.
+    lambda_solver : {"newton", "adam"}
+        Newton/Levenberg–Marquardt with a trust region, or ADAM on the χ² of Eq. 5.
+    lr_lambda : float
+        ADAM step size for λ (``lambda_solver="adam"``).
+    lambda_steps : int
+        λ updates per epoch; beyond the first they reuse the epoch's samples by reweighting.
+    min_ess : float
+        Smallest effective-sample-size fraction accepted when reweighting.
+    max_lambda_step : float
+        Newton trust radius ``sqrt(δᵀCδ)`` (about ``sqrt(2 KL)`` between successive models).
+    var_floor : float
+        Observables whose data variance is below ``var_floor`` are constant on the data: their
+        λ is frozen (logged once) instead of dividing by zero.
+    backend : {"cpu"}
+        Where kernels run.
+    random_state : None, int or numpy.random.Generator
+        One seed fixes everything: chain initial states, per-chain RNG streams, minibatches.
+    """
+
+    _trains_theta = False
+    default_epochs = 100
+
+    def __init__(self, observables, support, *, n_chains=1024, sweeps=10, burn_in=200,
+                 step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="all",
+                 boundary="reflect", lambda_solver="newton", lr_lambda=0.05, lambda_steps=1,
+                 min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, backend="cpu",
+                 random_state=None):
+        self.observables = observables
+        self.support = support
+        self.n_chains = n_chains
+        self.sweeps = sweeps
+        self.burn_in = burn_in
+        self.step_size = step_size
+        self.target_acceptance = target_acceptance
+        self.adapt_epochs = adapt_epochs
+        self.move = move
+        self.boundary = boundary
+        self.lambda_solver = lambda_solver
+        self.lr_lambda = lr_lambda
+        self.lambda_steps = lambda_steps
+        self.min_ess = min_ess
+        self.max_lambda_step = max_lambda_step
+        self.var_floor = var_floor
+        self.backend = backend
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parameters
+    def _param_names(self):
+        import inspect
+
+        names = []
+        for klass in type(self).__mro__:
+            if "__init__" in vars(klass):
+                sig = inspect.signature(klass.__init__)
+                names += [name for name, p in sig.parameters.items()
+                          if name != "self" and name not in names
+                          and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return names
+
+    def get_params(self, deep=False):
+        """Hyperparameters, as passed to ``__init__`` (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set hyperparameters; returns ``self``."""
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}")
+            setattr(self, key, value)
+        return self
+
+    def _validate_params(self):
+        if int(self.n_chains) < 2:
+            raise ValueError(f"n_chains must be >= 2, got {self.n_chains}")
+        if int(self.sweeps) < 1:
+            raise ValueError(f"sweeps must be >= 1, got {self.sweeps}")
+        if int(self.burn_in) < 0:
+            raise ValueError(f"burn_in must be >= 0, got {self.burn_in}")
+        if self.move not in MOVES:
+            raise ValueError(f"move must be one of {sorted(MOVES)}, got {self.move!r}")
+        if self.boundary not in BOUNDARIES:
+            raise ValueError(f"boundary must be one of {sorted(BOUNDARIES)}, got {self.boundary!r}")
+        if self.step_size != "auto" and not float(self.step_size) > 0:
+            raise ValueError(f"step_size must be 'auto' or a positive float, got {self.step_size!r}")
+        if not 0.0 < float(self.target_acceptance) < 1.0:
+            raise ValueError(f"target_acceptance must be in (0, 1), got {self.target_acceptance}")
+
+    # ------------------------------------------------------------------ state
+    @property
+    def is_fitted(self):
+        return hasattr(self, "lambda_")
+
+    def _check_fitted(self, what):
+        if not self.is_fitted:
+            raise RuntimeError(f"{type(self).__name__}.{what}: the model is not fitted yet; call fit(X) first")
+
+    def _check_X(self, X, name="X"):
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{name} has no rows")
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        d = getattr(self, "n_features_in_", None)
+        if d is not None and X.shape[1] != d:
+            raise ValueError(f"{name} has {X.shape[1]} features, the model was fitted with {d}")
+        return X
+
+    def _initialize(self, X):
+        """Set up learned state at the first fit: support, chains, RNG streams, λ = 0."""
+        from .kernels import seed_states
+
+        self._validate_params()
+        d = X.shape[1]
+        obs_d = getattr(self.observables, "n_features", None)
+        if obs_d is None and hasattr(self.observables, "forward"):
+            self.observables.forward(X[:1])  # lets fixed maps (polynomial) learn d
+            obs_d = self.observables.n_features
+        if obs_d != d:
+            raise ValueError(f"observables expect {obs_d} features, X has {d}")
+        lo, hi = _parse_support(self.support, d)
+        outside = np.any((X < lo) | (X > hi), axis=1)
+        if np.any(outside):
+            raise ValueError(f"{int(outside.sum())} of {len(X)} data rows lie outside the support "
+                             f"box [{lo}, {hi}]; widen the support or clip the data")
+        rng = _as_generator(self.random_state)
+        self.n_features_in_ = d
+        self.support_ = (lo, hi)
+        self._rng = rng
+        chain_seed = int(rng.integers(2**63 - 1))
+        self.rng_state_ = seed_states(chain_seed, int(self.n_chains))
+        self.chains_ = lo + (hi - lo) * rng.random((int(self.n_chains), d))
+        step0 = 0.1 * float(np.min(hi - lo)) if self.step_size == "auto" else float(self.step_size)
+        self.step_ = np.full(int(self.n_chains), step0)
+        self.lambda_ = np.zeros(self.observables.n_observables)
+        self.epoch_ = 0
+        self.history_ = []
+        self._make_optimizers()
+        self._burned_in = False
+
+    def _make_optimizers(self):
+        self._lambda_solver = solvers.make_lambda_solver(
+            self.lambda_solver, lr=self.lr_lambda, n_steps=self.lambda_steps,
+            min_ess=self.min_ess, **({"max_step": self.max_lambda_step}
+                                     if self.lambda_solver == "newton" else {}))
+
+    def _sync_optimizers(self):
+        """Let ``set_params`` changes of step sizes reach the optimizers (their moments stay)."""
+        adam = getattr(self._lambda_solver, "adam", None)
+        if adam is not None:
+            adam.lr = float(self.lr_lambda)
+        if hasattr(self, "_theta_adam"):
+            self._theta_adam.lr = float(self.lr_theta)
+
+    @property
+    def _backend(self):
+        if getattr(self, "_backend_obj", None) is None or self._backend_obj.name != self.backend:
+            self._backend_obj = get_backend(self.backend)
+        return self._backend_obj
+
+    def _field(self):
+        """Second energy term ``(spec2, params2, lam2)``; none for a plain model."""
+        return NO_FIELD
+
+    # ------------------------------------------------------------------ kernels
+    def _spec_params(self):
+        return (np.ascontiguousarray(self.observables.describe(), dtype=np.int64),
+                np.ascontiguousarray(self.observables.kernel_params(), dtype=np.float64))
+
+    def _run_chains(self, n_sweeps, lam=None):
+        """Advance every chain ``n_sweeps`` sweeps; returns the acceptance fraction per chain."""
+        spec, params = self._spec_params()
+        lam = self.lambda_ if lam is None else lam
+        field = self._field()
+        energy = self._backend.energy(spec, params, lam, self.chains_, field)
+        accepted = np.zeros(len(self.chains_), dtype=np.int64)
+        self._backend.sweep(spec, params, lam, field, self.chains_, energy, self.support_[0],
+                            self.support_[1], self.step_, n_sweeps, self.move, self.boundary,
+                            self.rng_state_, accepted)
+        per_sweep = self.n_features_in_ if self.move == "single" else 1
+        return accepted / float(n_sweeps * per_sweep)
+
+    def _adapt_step(self, acceptance):
+        """Robbins–Monro update of log step toward ``target_acceptance`` (one step for all chains)."""
+        gain = np.log(max(acceptance, 1e-3) / self.target_acceptance)
+        cap = float(np.max(self.support_[1] - self.support_[0]))
+        self.step_ = np.minimum(self.step_ * np.exp(gain), cap)
+
+    def _burn_in(self):
+        """Initial sweeps with step adaptation in blocks of 10 sweeps."""
+        remaining = int(self.burn_in)
+        while remaining > 0:
+            block = min(10, remaining)
+            acc = self._run_chains(block)
+            if self.step_size == "auto":
+                self._adapt_step(float(acc.mean()))
+            remaining -= block
+        self._burned_in = True
+
+    # ------------------------------------------------------------------ data statistics
+    def _data_statistics(self, X):
+        """Data means ``ō``, guarded variances ``σ²`` and the mask of active observables."""
+        O = self.observables.forward(X)
+        obar = O.mean(axis=0)
+        var = O.var(axis=0)
+        active = var > self.var_floor
+        if not np.all(active) and not getattr(self, "_warned_constant", False):
+            logger.warning("observables %s are constant on the data (variance <= %g): their "
+                           "multipliers are frozen", np.flatnonzero(~active).tolist(), self.var_floor)
+            self._warned_constant = True
+        var = np.where(active, var, 1.0)
+        return O, obar, var, active
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, epochs=None, *, checkpoint=None, checkpoint_every=10, progress=False,
+            callback=None):
+        """Run ``epochs`` more training epochs on data ``X``; returns ``self``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Training data, inside the support box.
+        epochs : int, optional
+            Number of additional epochs (default :attr:`default_epochs`). Calling ``fit``
+            again continues from the current state (chains, λ, θ, optimizer moments).
+        checkpoint : str or path, optional
+            Save the whole state there (atomically) every ``checkpoint_every`` epochs and at
+            the end; ``mme_numba.load(checkpoint)`` continues bit-identically.
+        checkpoint_every : int
+            Epochs between checkpoints.
+        progress : bool
+            Show a tqdm progress bar (if tqdm is installed).
+        callback : callable, optional
+            ``callback(model, record)`` after each epoch; ``record`` is the history entry.
+        """
+        X = self._check_X(X)
+        epochs = self.default_epochs if epochs is None else int(epochs)
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        if int(checkpoint_every) < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        if not self.is_fitted:
+            self._initialize(X)
+        self._sync_optimizers()
+        self._prepare_fit(X)
+        bar = _progress_bar(epochs, progress, type(self).__name__)
+        try:
+            for _ in range(epochs):
+                record = self._epoch(X)
+                self.history_.append(record)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(chi2=f"{record['chi2']:.3g}", acc=f"{record['acceptance']:.2f}")
+                if callback is not None:
+                    callback(self, record)
+                if checkpoint is not None and self.epoch_ % int(checkpoint_every) == 0:
+                    self.save(checkpoint)
+        finally:
+            if bar is not None:
+                bar.close()
+        if checkpoint is not None and epochs > 0:
+            self.save(checkpoint)
+        return self
+
+    def _prepare_fit(self, X):
+        """Per-``fit`` set-up that depends on the data (fixed observables: data statistics)."""
+        self._stats = self._data_statistics(X)
+
+    def _epoch(self, X):
+        t0 = time.perf_counter()
+        if not self._burned_in:
+            self._burn_in()
+        acc = self._run_chains(int(self.sweeps))
+        acceptance = float(acc.mean())
+        if self.step_size == "auto" and self.epoch_ < int(self.adapt_epochs):
+            self._adapt_step(acceptance)
+        samples = self.chains_.copy()
+        spec, params = self._spec_params()
+        O_model = self._backend.observe(spec, params, samples)
+        t1 = time.perf_counter()
+        O_data, obar, var, active = self._stats
+        lam_old = self.lambda_
+        self.lambda_, info = self._lambda_solver.fit(self.lambda_, O_model, obar, var, active)
+        t2 = time.perf_counter()
+        grad_norm = self._theta_step(X, samples, O_model, self.lambda_ - lam_old)
+        t3 = time.perf_counter()
+        self.epoch_ += 1
+        return {
+            "epoch": self.epoch_,
+            "chi2": info["chi2"],
+            "acceptance": acceptance,
+            "step_size": float(self.step_[0]),
+            "ess_fraction": info["ess_fraction"],
+            "lambda": self.lambda_.tolist(),
+            "lambda_norm": float(np.linalg.norm(self.lambda_)),
+            "grad_theta_norm": grad_norm,
+            "t_sample": t1 - t0,
+            "t_lambda": t2 - t1,
+            "t_theta": t3 - t2,
+        }
+
+    def _theta_step(self, X, samples, O_model, delta_lambda):
+        return 0.0
+
+    # ------------------------------------------------------------------ using the model
+    def sample(self, n, sweeps=None):
+        """Draw ``n`` states from the persistent chains, advancing them.
+
+        Each round advances every chain ``sweeps`` sweeps (default :attr:`sweeps`) and takes
+        their states; ``ceil(n / n_chains)`` rounds are run and the first ``n`` rows returned.
+
+        Returns
+        -------
+        ndarray, shape (n, n_features)
+        """
+        self._check_fitted("sample")
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"sample: n must be >= 1, got {n}")
+        sweeps = int(self.sweeps if sweeps is None else sweeps)
+        if sweeps < 1:
+            raise ValueError(f"sample: sweeps must be >= 1, got {sweeps}")
+        rounds = -(-n // len(self.chains_))
+        out = []
+        for _ in range(rounds):
+            self._run_chains(sweeps)
+            out.append(self.chains_.copy())
+        return np.concatenate(out)[:n]
+
+    def energy(self, X):
+        """Energy ``H(x) = λ·O(x; θ)`` (plus any steering field), shape ``(n,)``."""
+        self._check_fitted("energy")
+        X = self._check_X(X)
+        spec, params = self._spec_params()
+        return self._backend.energy(spec, params, self.lambda_, X, self._field())
+
+    def observe(self, X):
+        """Observables ``O(x; θ)``, shape ``(n, m)``."""
+        X = self._check_X(X)
+        return self.observables.forward(X)
+
+    def entropy(self, n_grid=None):
+        """MaxEnt entropy ``S = ln Z + <H>_p`` by quadrature on the support (``d <= 2``)."""
+        from . import quadrature
+
+        self._check_fitted("entropy")
+        lo, hi = self.support_
+        kwargs = {} if n_grid is None else {"n_grid": n_grid}
+        return quadrature.entropy(self.energy, lo, hi, **kwargs)
+
+    def log_density(self, X, n_grid=None):
+        """Normalized ``ln p(x) = -H(x) - ln Z`` with ``ln Z`` by quadrature (``d <= 2``)."""
+        from . import quadrature
+
+        self._check_fitted("log_density")
+        lo, hi = self.support_
+        kwargs = {} if n_grid is None else {"n_grid": n_grid}
+        return -self.energy(X) - quadrature.log_partition(self.energy, lo, hi, **kwargs)
+
+    def save(self, path):
+        """Write the whole state to ``path`` (.npz + JSON metadata, atomic); see :func:`mme_numba.load`."""
+        from .io import save
+
+        save(self, path)
+
+    def __repr__(self):
+        state = f"epoch_={self.epoch_}" if self.is_fitted else "not fitted"
+        return f"{type(self).__name__}({self.observables!r}, support={self.support!r}, {state})"
+
+
+class MinMaxEnt(MaxEnt):
+    """Min-MaxEnt model: fits λ (maximum entropy) and θ (minimum of that entropy).
+
+    Each epoch takes a λ step (as :class:`MaxEnt`) and then ``theta_steps`` ADAM steps on θ
+    down the entropy gradient of Eq. 8, ``dS/dθ = Σ_i λ_i (<∂O_i/∂θ>_data − <∂O_i/∂θ>_p)``.
+    The model samples are reweighted to the updated λ (``w ∝ exp(-Δλ·O)``) so both terms use
+    the same multipliers. The observables' ``theta`` is trained in place.
+
+    Parameters
+    ----------
+    lr_theta : float
+        ADAM step size for θ.
+    theta_steps : int
+        θ updates per epoch (each on a fresh data minibatch when ``batch_size`` is set).
+    batch_size : int, optional
+        Data rows per θ step (default: all rows).
+    **kwargs
+        All :class:`MaxEnt` parameters.
+    """
+
+    _trains_theta = True
+    default_epochs = 1000
+
+    def __init__(self, observables, support, *, lr_theta=1e-3, theta_steps=1, batch_size=None,
+                 **kwargs):
+        super().__init__(observables, support, **kwargs)
+        self.lr_theta = lr_theta
+        self.theta_steps = theta_steps
+        self.batch_size = batch_size
+
+    def _make_optimizers(self):
+        super()._make_optimizers()
+        self._theta_adam = solvers.Adam(self.lr_theta)
+
+    def _prepare_fit(self, X):
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if int(self.theta_steps) < 1:
+            raise ValueError(f"theta_steps must be >= 1, got {self.theta_steps}")
+
+    def _epoch(self, X):
+        # θ changed last epoch, so the data statistics are recomputed every epoch.
+        self._stats = self._data_statistics(X)
+        return super()._epoch(X)
+
+    def entropy_gradient(self, X, samples, lam=None, sample_logw=None):
+        """Entropy gradient ``dS/dθ`` of Eq. 8 from data rows and model samples.
+
+        One backward pass of the auxiliary loss (Eq. 9–10) with upstream gradient ``+λ/N`` on
+        the data rows and ``−w_k λ`` on the sample rows (``w`` normalized weights, uniform
+        unless ``sample_logw`` is given).
+
+        Parameters
+        ----------
+        X : ndarray (N, d)
+            Data rows.
+        samples : ndarray (M, d)
+            Model samples (no gradient flows through the sampler).
+        lam : ndarray (m,), optional
+            Multipliers (default :attr:`lambda_`).
+        sample_logw : ndarray (M,), optional
+            Log importance weights of the samples.
+
+        Returns
+        -------
+        ndarray (n_params,)
+        """
+        lam = self.lambda_ if lam is None else lam
+        N, M = len(X), len(samples)
+        if sample_logw is None:
+            w = np.full(M, 1.0 / M)
+        else:
+            w = np.exp(sample_logw - sample_logw.max())
+            w /= w.sum()
+        rows = np.concatenate([X, samples])
+        upstream = np.concatenate([np.full(N, 1.0 / N), -w])[:, None] * lam[None, :]
+        dtheta, _ = self.observables.backward(rows, upstream)
+        return dtheta
+
+    def _theta_step(self, X, samples, O_model, delta_lambda):
+        if self.observables.n_params == 0:
+            return 0.0
+        logw = solvers.log_weights(O_model, delta_lambda)
+        norm = 0.0
+        for _ in range(int(self.theta_steps)):
+            if self.batch_size is not None and int(self.batch_size) < len(X):
+                idx = self._rng.choice(len(X), size=int(self.batch_size), replace=False)
+                batch = X[np.sort(idx)]
+            else:
+                batch = X
+            grad = self.entropy_gradient(batch, samples, self.lambda_, logw)
+            norm = float(np.linalg.norm(grad))
+            self.observables.set_theta(self._theta_adam.step(self.observables.theta, grad))
+        return norm
+
+
+def _progress_bar(total, enabled, desc):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # optional dependency
+        logger.info("progress=True but tqdm is not installed; no progress bar")
+        return None
+    return tqdm(total=total, desc=desc, leave=False)

@@ -133,3 +133,14 @@ def test_truncated_logpdf_mass_matches_cdf():
     assert tr.log_mass == pytest.approx(np.log(mass), abs=1e-9)
     assert q.log_partition(lambda x: -tr(x), -6, 6) == pytest.approx(0.0, abs=1e-9)
     assert tr(np.array([[7.0]]))[0] == -np.inf
+
+
+def test_maxent_entropy_with_moments_is_the_gaussian():
+    X = np.random.default_rng(3).normal(0.5, 1.5, size=(400, 1))
+    obs = lambda x: np.concatenate([x, x ** 2], axis=1)
+    S, lam = q.maxent_entropy(obs, obs(X).mean(0), -20, 20, 4001)
+    mu, var = X.mean(), X.var()
+    assert S == pytest.approx(0.5 * np.log(2 * np.pi * np.e * var), abs=1e-9)
+    assert np.allclose(lam, [-mu / var, 1 / (2 * var)], rtol=1e-7)
+    # warm start from the answer: no iterations needed, same value
+    assert q.maxent_entropy(obs, obs(X).mean(0), -20, 20, 4001, lam0=lam)[0] == pytest.approx(S, abs=1e-12)

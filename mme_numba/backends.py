@@ -8,6 +8,19 @@ above it is backend-agnostic:
 - ``sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
   rng_state, accepted)``: in-place Metropolis sweeps of the persistent chains.
 
+Moves (:data:`MOVES`, the one list the models validate against):
+
+- ``"all"``: one Gaussian proposal of every coordinate per sweep
+  (:func:`mme_numba.kernels.sampler.metropolis_sweeps`).
+- ``"single"``: ``d`` random-scan single-coordinate proposals per sweep. A first DENSE row is
+  updated incrementally by the sampler; a first CONV2D row (image observables) goes to
+  :func:`mme_numba.kernels.images.single_pixel_sweeps`, which updates every conv window a
+  pixel touches and the following DENSE outputs incrementally (cost independent of the image
+  size).
+- ``"mala"``: Metropolis-adjusted Langevin, one all-coordinate proposal per sweep,
+  ``y = x − ε²/2 ∂H/∂x + ε ξ``, folded back into the box with the exact reflected-proposal
+  density in the acceptance ratio (``boundary="reflect"``) or rejected outside it (:func:`mme_numba.kernels.mala.mala_sweeps`); ``step`` is ``ε``.
+
 ``field`` is ``(spec2, params2, lam2)``, a second energy term ``lam2·O2(x)`` used by steering
 fields; :data:`NO_FIELD` switches it off.
 """
@@ -17,7 +30,7 @@ import numpy as np
 __all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES"]
 
 NO_FIELD = (np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0))
-MOVES = {"all": 0, "single": 1}
+MOVES = {"all": 0, "single": 1, "mala": 2}
 BOUNDARIES = {"reject": 0, "reflect": 1}
 
 
@@ -42,6 +55,20 @@ class CPUBackend:
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):
         spec2, params2, lam2 = field
+        if move == "mala":
+            from .kernels.mala import mala_sweeps
+
+            mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                        int(n_sweeps), BOUNDARIES[boundary], rng_state, accepted)
+            return
+        if move == "single":
+            from .kernels import images
+
+            if images.supports_incremental(spec):
+                images.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy,
+                                           lo, hi, step, int(n_sweeps), BOUNDARIES[boundary],
+                                           rng_state, accepted)
+                return
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), MOVES[move], BOUNDARIES[boundary],
                                   rng_state, accepted)

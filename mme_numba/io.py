@@ -69,13 +69,19 @@ def save(model, path):
         "step": model.step_,
         "support_lo": model.support_[0],
         "support_hi": model.support_[1],
-        "meta": np.array(json.dumps(meta)),
     }
+    field = getattr(model, "field_", None)
+    if field is not None:
+        meta["field"] = {"type": type(field).__name__, "network": field.network.get_config(),
+                         "target": field.target, "strength": model.field_strength_,
+                         "base": model.field_base_, "ess": model.field_ess_}
+        arrays["field_theta"] = np.asarray(field.network.theta, dtype=np.float64)
     adam = getattr(model._lambda_solver, "adam", None)
     if adam is not None:
         arrays.update(adam.get_state("adam_lambda"))
     if hasattr(model, "_theta_adam"):
         arrays.update(model._theta_adam.get_state("adam_theta"))
+    arrays["meta"] = np.array(json.dumps(meta))
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -157,4 +163,16 @@ def load(path):
         adam.set_state(arrays, "adam_lambda")
     if hasattr(model, "_theta_adam"):
         model._theta_adam.set_state(arrays, "adam_theta")
+    if "field" in meta:
+        from . import fields
+        from .nn import Sequential
+
+        f = meta["field"]
+        net = Sequential.from_config(f["network"])
+        net.set_theta(arrays["field_theta"])
+        kind = getattr(fields, f["type"])
+        model.field_ = kind(net, f["target"])
+        model.field_strength_ = float(f["strength"])
+        model.field_base_ = bool(f["base"])
+        model.field_ess_ = float(f["ess"])
     return model

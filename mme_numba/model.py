@@ -247,8 +247,72 @@ class MaxEnt:
         return self._backend_obj
 
     def _field(self):
-        """Second energy term ``(spec2, params2, lam2)``; none for a plain model."""
-        return NO_FIELD
+        """Second energy term ``(spec2, params2, lam2)``: the steering field, if any."""
+        field = getattr(self, "field_", None)
+        if field is None:
+            return NO_FIELD
+        net = field.network
+        return (np.ascontiguousarray(net.describe(), dtype=np.int64),
+                np.ascontiguousarray(net.kernel_params(), dtype=np.float64),
+                self.field_strength_ * field.weights())
+
+    def with_field(self, field, strength=1.0, *, base=True, random_state=None):
+        """A steered copy of this fitted model: ``H_h(x) = H(x) + h·F(x)``, no retraining.
+
+        Parameters
+        ----------
+        field : ClassifierField or DiscriminatorField
+            The external field ``F`` (:mod:`mme_numba.fields`), e.g. ``-ln P_clf(c|x)``.
+        strength : float
+            ``h``.
+        base : bool
+            ``False`` switches the model's own energy off (``λ = 0``): samples from the field
+            alone, the paper's control experiment (Fig. 7d).
+        random_state : int, optional
+            Seed of the steered chains' random streams (default: derived from this model's
+            chain states, without advancing them).
+
+        Returns
+        -------
+        MaxEnt or MinMaxEnt
+            A copy with its own chains (started from this model's chains and burned in at
+            the first :meth:`sample`); this model is left untouched. Its ``field_ess_`` is the
+            effective-sample-size fraction of the field's reweighting of this model's chains:
+            a tiny value means the field, not the data model, decides what is generated
+            (logged as a warning below 1 %).
+        """
+        import copy
+
+        from .kernels import seed_states
+
+        self._check_fitted("with_field")
+        if getattr(self, "field_", None) is not None:
+            raise ValueError("this model is already steered; call with_field on the base model")
+        if not hasattr(field, "network") or not hasattr(field, "weights"):
+            raise ValueError(f"field must be a mme_numba.fields field, got {field!r}")
+        if field.network.n_features != self.n_features_in_:
+            raise ValueError(f"the field's network takes {field.network.n_features} features, "
+                             f"the model has {self.n_features_in_}")
+        steered = copy.copy(self)
+        steered.field_ = field
+        steered.field_strength_ = float(strength)
+        steered.field_base_ = bool(base)
+        if not base:
+            steered.lambda_ = np.zeros_like(self.lambda_)
+        seed = (int(self.rng_state_[0, 0]) ^ 0x5DEECE66D) if random_state is None else int(random_state)
+        steered.rng_state_ = seed_states(seed, len(self.chains_))
+        steered.chains_ = self.chains_.copy()
+        steered.step_ = self.step_.copy()
+        steered.history_ = []
+        steered._burned_in = False
+        a = -steered.field_strength_ * field(self.chains_)
+        w = np.exp(a - a.max())
+        steered.field_ess_ = float(w.sum() ** 2 / (len(w) * np.sum(w * w)))
+        if steered.field_ess_ < 0.01:
+            logger.warning("the steering field reweights the model's samples to an effective "
+                           "sample size of %.2g %%: the field dominates what is generated",
+                           100 * steered.field_ess_)
+        return steered
 
     # ------------------------------------------------------------------ kernels
     def _spec_params(self):
@@ -327,6 +391,8 @@ class MaxEnt:
             raise ValueError(f"epochs must be >= 0, got {epochs}")
         if int(checkpoint_every) < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        if getattr(self, "field_", None) is not None:
+            raise RuntimeError("a steered model is not trained: fit the base model instead")
         if not self.is_fitted:
             self._initialize(X)
         self._sync_optimizers()
@@ -408,6 +474,8 @@ class MaxEnt:
         sweeps = int(self.sweeps if sweeps is None else sweeps)
         if sweeps < 1:
             raise ValueError(f"sample: sweeps must be >= 1, got {sweeps}")
+        if not self._burned_in:
+            self._burn_in()
         rounds = -(-n // len(self.chains_))
         out = []
         for _ in range(rounds):

@@ -80,21 +80,24 @@ def test_entropy_gradient_matches_finite_difference_of_quadrature_entropy():
 
 
 def test_sampled_entropy_gradient_agrees_with_exact_within_monte_carlo_error():
-    """The trainer's estimate (model samples from the chains at the exact λ*) agrees with the
-    exact Eq. 8 gradient: cosine similarity > 0.95 with 4096 chains (seed 0)."""
+    """The trainer's estimate from chain samples at the exact λ* agrees with the exact Eq. 8
+    gradient. 16 rounds of 4096 chains (seed 0): measured relative error 4–5 % over seeds
+    0–4; tolerance 12 % and cosine similarity > 0.99. A single round is too noisy to test:
+    its cosine similarity ranged 0.68–0.99."""
     obs = mme.nn.mlp([1, 5, 2], activation="tanh", random_state=3)
     X = mme.datasets.gaussian_mixture(300, means=(-1.5, 1.5), scales=(0.5, 0.5), seed=0)
     lam, _, p = _exact_maxent(obs, X, -4.0, 4.0)
     model = mme.MinMaxEnt(obs, support=(-4.0, 4.0), n_chains=4096, step_size=1.5,
-                          random_state=0)
+                          burn_in=300, random_state=0)
     model.fit(X, epochs=0)  # initialize chains and RNG without training
     model.lambda_ = lam.copy()
-    samples = model.sample(4096, sweeps=200)
-    est = model.entropy_gradient(X, samples, lam)
+    est = np.mean([model.entropy_gradient(X, model.sample(4096, sweeps=20), lam)
+                   for _ in range(16)], axis=0)
     grid = quadrature.grid(-4.0, 4.0, 4001)[0]
     exact = model.entropy_gradient(X, grid, lam, sample_logw=np.log(np.maximum(p, 1e-300)))
     cos = est @ exact / (np.linalg.norm(est) * np.linalg.norm(exact))
-    assert cos > 0.95
+    assert cos > 0.99
+    assert np.linalg.norm(est - exact) < 0.12 * np.linalg.norm(exact)
 
 
 # --------------------------------------------------------------------------- learning

@@ -71,7 +71,7 @@ def plot_history(history, keys=None, path=None, figsize=None):
         One record per epoch with an ``epoch`` key (else the index is used).
     keys : sequence of str, optional
         Which record keys to plot, one panel each. Default: those of
-        :data:`HISTORY_PANELS` present (non-None) in at least one record.
+        :data:`HISTORY_PANELS` recorded (non-None) with at least two distinct values.
     path : str or path-like, optional
         Where to save the figure.
     figsize : tuple, optional
@@ -85,7 +85,9 @@ def plot_history(history, keys=None, path=None, figsize=None):
         raise ValueError("history is empty: fit the model for at least one epoch")
     epochs = np.array([r.get("epoch", i + 1) for i, r in enumerate(records)], dtype=float)
     if keys is None:
-        keys = [k for k in HISTORY_PANELS if any(r.get(k) is not None for r in records)]
+        # Panels for recorded keys that change (a frozen step size is no curve to look at).
+        keys = [k for k in HISTORY_PANELS
+                if len({repr(r[k]) for r in records if r.get(k) is not None}) > 1]
     if not keys:
         raise ValueError("no plottable keys in history")
     n_cols = min(3, len(keys))

@@ -94,6 +94,7 @@ def test_mixing_report_quiet_for_mixed_chains(caplog):
     with caplog.at_level(logging.WARNING, logger="mme_numba.diagnostics"):
         rep = dg.mixing_report(x, acceptance=0.4)
     assert rep["mixed"] and rep["warnings"] == []
+    assert rep["rhat"] < 1.01
     assert not caplog.records
     assert rep["n_steps"] == 4000 and rep["n_chains"] == 8 and rep["acceptance"] == 0.4
     assert abs(rep["tau_mean"] / 3.0 - 1) < 0.1
@@ -131,3 +132,12 @@ def test_mode_crossing_fraction():
     assert dg.mode_crossing_fraction(x, threshold=5.0) == 0.0
     with pytest.raises(ValueError):
         dg.mode_crossing_fraction(np.zeros((3, 2, 2)))
+
+
+def test_short_trace_warns_but_does_not_flag_mixing(caplog):
+    # tau = 19: R-hat ≈ sqrt(1 + (tau - 1) / 300) ≈ 1.03 and ESS fine, but 600 < 50 tau
+    x = ar1(0.9, 600, 64, seed=9)
+    with caplog.at_level(logging.WARNING, logger="mme_numba.diagnostics"):
+        rep = dg.mixing_report(x)
+    assert rep["mixed"] and rep["rhat"] < 1.05 and rep["ess_total"] > 400
+    assert len(rep["warnings"]) == 1 and "shorter" in rep["warnings"][0]

@@ -16,7 +16,8 @@ class FakeModel:
     """Duck-typed fitted model: energy + support_ + history_ are all plotting reads."""
 
     support_ = (np.array([-5.0]), np.array([5.0]))
-    history_ = [{"epoch": i + 1, "chi2": 1.0 / (i + 1), "acceptance": 0.3,
+    history_ = [{"epoch": i + 1, "chi2": 1.0 / (i + 1), "acceptance": 0.3 + 0.001 * i,
+                 "step_size": 3.0,
                  "entropy": None if i % 2 else 1.5 - 0.01 * i} for i in range(40)]
 
     def energy(self, X):
@@ -54,7 +55,7 @@ def test_plot_density_2d_writes_png(tmp_path):
 def test_plot_history_panels_skip_missing_values(tmp_path):
     fig = plotting.plot_history(FakeModel(), path=tmp_path / "h.png")
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["χ² (Eq. 5)", "acceptance rate", "entropy S"]
+    assert titles == ["χ² (Eq. 5)", "acceptance rate", "entropy S"]  # constant step: no panel
     assert fig.axes[0].get_yscale() == "log"
     x_ent, _ = fig.axes[2].lines[0].get_data()
     assert len(x_ent) == 20                            # None entries are skipped

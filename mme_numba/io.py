@@ -22,8 +22,8 @@ FORMAT_VERSION = 1
 def _json_params(model):
     params = {}
     for key, value in model.get_params().items():
-        if key == "observables":
-            continue
+        if key in ("observables", "comm"):
+            continue  # the architecture is saved separately; a communicator is not state
         if isinstance(value, np.random.Generator):
             value = None  # its stream continues through the saved generator state below
         elif isinstance(value, (np.integer, np.floating)):
@@ -107,12 +107,14 @@ def save(model, path):
         pass
 
 
-def load(path):
+def load(path, comm=None):
     """Load a model written by :func:`save`; it continues exactly where it stopped.
 
     Parameters
     ----------
     path : str or os.PathLike
+    comm : mpi4py communicator, optional
+        Continue the run split across MPI ranks (:mod:`mme_numba.parallel`).
 
     Returns
     -------
@@ -143,7 +145,7 @@ def load(path):
     obs.set_theta(arrays["theta"])
     params = dict(meta["params"])
     params["support"] = tuple(np.asarray(v) for v in params["support"])
-    model = cls(obs, **params)
+    model = cls(obs, comm=comm, **params)
 
     model.n_features_in_ = int(meta["n_features_in"])
     model.support_ = (arrays["support_lo"].copy(), arrays["support_hi"].copy())

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import solvers
+from . import parallel, solvers
 from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,9 @@ class MaxEnt:
         λ is frozen (logged once) instead of dividing by zero.
     backend : {"cpu"}
         Where kernels run.
+    comm : mpi4py communicator, optional
+        Split the chains across MPI ranks (:mod:`mme_numba.parallel`); results are
+        bit-identical to a single process. Only rank 0 writes checkpoints.
     random_state : None, int or numpy.random.Generator
         One seed fixes everything: chain initial states, per-chain RNG streams, minibatches.
     """
@@ -110,7 +113,7 @@ class MaxEnt:
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="all",
                  boundary="reflect", lambda_solver="newton", lr_lambda=0.05, lambda_steps=1,
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, backend="cpu",
-                 random_state=None):
+                 comm=None, random_state=None):
         self.observables = observables
         self.support = support
         self.n_chains = n_chains
@@ -128,6 +131,7 @@ class MaxEnt:
         self.max_lambda_step = max_lambda_step
         self.var_floor = var_floor
         self.backend = backend
+        self.comm = comm
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parameters
@@ -320,15 +324,24 @@ class MaxEnt:
                 np.ascontiguousarray(self.observables.kernel_params(), dtype=np.float64))
 
     def _run_chains(self, n_sweeps, lam=None):
-        """Advance every chain ``n_sweeps`` sweeps; returns the acceptance fraction per chain."""
+        """Advance every chain ``n_sweeps`` sweeps; returns the acceptance fraction per chain.
+
+        Under MPI each rank sweeps its own slice of chains and the slices are gathered back.
+        """
         spec, params = self._spec_params()
         lam = self.lambda_ if lam is None else lam
         field = self._field()
-        energy = self._backend.energy(spec, params, lam, self.chains_, field)
-        accepted = np.zeros(len(self.chains_), dtype=np.int64)
-        self._backend.sweep(spec, params, lam, field, self.chains_, energy, self.support_[0],
-                            self.support_[1], self.step_, n_sweeps, self.move, self.boundary,
-                            self.rng_state_, accepted)
+        a, b = parallel.chain_bounds(len(self.chains_), self.comm)
+        x = np.ascontiguousarray(self.chains_[a:b])
+        rng_state = np.ascontiguousarray(self.rng_state_[a:b])
+        energy = self._backend.energy(spec, params, lam, x, field)
+        accepted = np.zeros(b - a, dtype=np.int64)
+        self._backend.sweep(spec, params, lam, field, x, energy, self.support_[0],
+                            self.support_[1], np.ascontiguousarray(self.step_[a:b]), n_sweeps,
+                            self.move, self.boundary, rng_state, accepted)
+        self.chains_ = parallel.gather_rows(x, self.comm)
+        self.rng_state_ = parallel.gather_rows(rng_state, self.comm)
+        accepted = parallel.gather_rows(accepted, self.comm)
         per_sweep = self.n_features_in_ if self.move == "single" else 1
         return accepted / float(n_sweeps * per_sweep)
 
@@ -397,7 +410,7 @@ class MaxEnt:
             self._initialize(X)
         self._sync_optimizers()
         self._prepare_fit(X)
-        bar = _progress_bar(epochs, progress, type(self).__name__)
+        bar = _progress_bar(epochs, progress and parallel.is_root(self.comm), type(self).__name__)
         try:
             for _ in range(epochs):
                 record = self._epoch(X)
@@ -408,13 +421,19 @@ class MaxEnt:
                 if callback is not None:
                     callback(self, record)
                 if checkpoint is not None and self.epoch_ % int(checkpoint_every) == 0:
-                    self.save(checkpoint)
+                    self._checkpoint(checkpoint)
         finally:
             if bar is not None:
                 bar.close()
         if checkpoint is not None and epochs > 0:
-            self.save(checkpoint)
+            self._checkpoint(checkpoint)
         return self
+
+    def _checkpoint(self, path):
+        if parallel.is_root(self.comm):
+            self.save(path)
+        if self.comm is not None:
+            self.comm.Barrier()  # no rank runs ahead of a checkpoint it may be resumed from
 
     def _prepare_fit(self, X):
         """Per-``fit`` set-up that depends on the data (fixed observables: data statistics)."""

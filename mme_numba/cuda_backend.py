@@ -1,0 +1,107 @@
+"""The CUDA backend: the CPU backend's three operations, run by ``@cuda.jit`` kernels.
+
+Results match :class:`mme_numba.backends.CPUBackend` for the same seeds: the same random
+streams and accept decisions, positions and energies equal up to the last bits of the
+device math library (bit-identical in the CUDA simulator). See ``docs/gpu.md``.
+
+``numba.cuda`` is imported only when a :class:`CUDABackend` is created, so importing this
+module never touches a GPU driver.
+"""
+
+import logging
+
+import numpy as np
+
+from .kernels.sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE
+
+__all__ = ["CUDABackend", "cuda_unavailable_reason"]
+
+logger = logging.getLogger(__name__)
+
+# The same names as ``mme_numba.backends.MOVES``/``BOUNDARIES`` (not imported from there so
+# that ``backends`` may import this module at its top).
+_MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE}
+_BOUNDARIES = {"reject": BOUNDARY_REJECT, "reflect": BOUNDARY_REFLECT}
+
+
+def cuda_unavailable_reason():
+    """Why the CUDA backend cannot run here, or ``None`` when it can.
+
+    Returns
+    -------
+    str or None
+        ``None`` when ``numba.cuda`` finds a GPU (driver and NVVM) or the CUDA simulator
+        is enabled (``NUMBA_ENABLE_CUDASIM=1`` set before numba was first imported).
+    """
+    try:
+        from numba import config, cuda
+    except Exception as exc:  # a broken numba.cuda install
+        return f"numba.cuda cannot be imported ({exc})"
+    if config.ENABLE_CUDASIM:
+        return None
+    if not cuda.is_available():
+        return ("numba.cuda finds no usable NVIDIA GPU or driver (numba.cuda.is_available() "
+                "is False); to run the CUDA kernels without a GPU, set NUMBA_ENABLE_CUDASIM=1 "
+                "in the environment before Python imports numba")
+    from numba.cuda.cudadrv import nvvm
+
+    if not nvvm.is_available():
+        return ("a GPU is present but numba.cuda cannot find libNVVM (install the CUDA "
+                "toolkit, or the pip/conda package providing cuda-nvcc, and set CUDA_HOME)")
+    return None
+
+
+class CUDABackend:
+    """Energies, observables and Metropolis sweeps on an NVIDIA GPU (``numba.cuda``).
+
+    Same methods, arguments and results as :class:`mme_numba.backends.CPUBackend`.
+    Each call copies its arrays to the device and the results back; the in-place
+    arguments of :meth:`sweep` are updated on the host.
+
+    Raises
+    ------
+    RuntimeError
+        At construction, when neither a GPU nor the CUDA simulator is usable (the message
+        says why and how to enable the simulator).
+    """
+
+    name = "cuda"
+
+    def __init__(self):
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise RuntimeError(f"the 'cuda' backend is unavailable: {reason}")
+        from .kernels import cuda as kernels_cuda
+
+        self._k = kernels_cuda
+        from numba import config
+
+        if config.ENABLE_CUDASIM:
+            logger.info("CUDA backend running in the numba CUDA simulator (slow)")
+
+    def observe(self, spec, params, X):
+        """Observables ``(n, m)`` of the rows of ``X (n, d)``."""
+        return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64))
+
+    def energy(self, spec, params, lam, X, field=None):
+        """Energies ``lam . O(x) + lam2 . O2(x)`` ``(n,)``; ``field = (spec2, params2, lam2)``."""
+        spec2, params2, lam2 = _no_field() if field is None else field
+        return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
+                                    spec2, params2, lam2)
+
+    def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
+              rng_state, accepted):
+        """In-place Metropolis sweeps; ``move`` in {"all", "single"}, ``boundary`` in
+        {"reject", "reflect"}; ``x, energy, rng_state, accepted`` are updated in place."""
+        if move not in _MOVES:
+            raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")
+        if boundary not in _BOUNDARIES:
+            raise ValueError(f"boundary must be one of {sorted(_BOUNDARIES)}, got {boundary!r}")
+        spec2, params2, lam2 = _no_field() if field is None else field
+        self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                                  step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],
+                                  rng_state, accepted)
+
+
+def _no_field():
+    return np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0)

@@ -1,0 +1,628 @@
+"""CUDA twins of the CPU kernels: same random streams, same arithmetic order, same chains.
+
+Importing this module imports :mod:`numba.cuda`; do it only through
+:class:`mme_numba.cuda_backend.CUDABackend` (which checks that CUDA or the CUDA
+simulator is usable first). Every device function below mirrors one function of
+:mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network` or
+:mod:`~mme_numba.kernels.sampler` statement for statement, so a chain advanced here
+draws the same numbers and takes the same accept decisions as on the CPU. The only
+differences are in the last bits of ``exp``/``log``/``tanh`` (libdevice instead of the
+C library) and fused multiply-adds that the CUDA compiler may contract; the simulator
+(``NUMBA_ENABLE_CUDASIM=1``) runs the device code as Python and is bit-identical.
+
+Threads and scratch
+-------------------
+Kernels launch a fixed number of threads ``T`` that walk the rows (or chains) in a
+grid-stride loop; row/chain ``c`` is handled by thread ``c mod T`` alone, which owns
+column ``t`` of the scratch arrays. Scratch lives in global memory, laid out
+``(2, width, T)`` (ping-pong buffer, activation index, thread), so the threads of a warp
+touching activation ``j`` read consecutive addresses (coalesced), and the network width
+has no compile-time limit. ``T`` is capped so that scratch stays below
+:data:`SCRATCH_BYTES`.
+
+Network evaluation convention: the input is copied into ``buf[0, :, t]``; row ``r``
+reads buffer ``p`` and writes buffer ``1 - p``; the function returns the final ``p``.
+"""
+
+import math
+
+import numpy as np
+from numba import cuda
+
+from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH,
+                      _check_term, max_width)
+from .sampler import (BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE,
+                      _check_inplace)
+
+__all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "draw",
+           "SCRATCH_BYTES", "THREADS_PER_BLOCK"]
+
+SCRATCH_BYTES = 1 << 30
+"""Upper bound on the global scratch one launch allocates (bytes)."""
+THREADS_PER_BLOCK = 128
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_U5 = np.uint64(5)
+_U7 = np.uint64(7)
+_U9 = np.uint64(9)
+_U11 = np.uint64(11)
+_U17 = np.uint64(17)
+_U45 = np.uint64(45)
+_U64 = np.uint64(64)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+_TWO_PI = 2.0 * math.pi
+_DRAW_KINDS = {"u64": 0, "uniform": 1, "normal": 2}
+
+
+# --- random streams (mirror kernels/rng.py; state is one chain's uint64[4]) ----------
+
+@cuda.jit(device=True)
+def _rotl(x, k):
+    return (x << k) | (x >> (_U64 - k))
+
+
+@cuda.jit(device=True)
+def _next_u64(st):
+    s0 = st[0]
+    s1 = st[1]
+    s2 = st[2]
+    s3 = st[3]
+    result = _rotl(s1 * _U5, _U7) * _U9
+    t = s1 << _U17
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, _U45)
+    st[0] = s0
+    st[1] = s1
+    st[2] = s2
+    st[3] = s3
+    return result
+
+
+@cuda.jit(device=True)
+def _uniform(st):
+    return np.float64(_next_u64(st) >> _U11) * _TWO_M53
+
+
+@cuda.jit(device=True)
+def _normal(st):
+    u1 = _uniform(st)
+    u2 = _uniform(st)
+    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(_TWO_PI * u2)
+
+
+# --- the spec interpreter, one input vector (mirror kernels/network.py) --------------
+
+@cuda.jit(device=True)
+def _softplus(z):
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@cuda.jit(device=True)
+def _sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@cuda.jit(device=True)
+def _dense(params, off, n_in, n_out, has_bias, buf, p, q, t):
+    b_off = off + n_out * n_in
+    for i in range(n_out):
+        s = params[b_off + i] if has_bias else 0.0
+        w = off + i * n_in
+        for j in range(n_in):
+            s += params[w + j] * buf[p, j, t]
+        buf[q, i, t] = s
+
+
+@cuda.jit(device=True)
+def _conv2d(params, off, c_in, h, w, k, c_out, buf, p, q, t):
+    pad = k // 2
+    b_off = off + c_out * c_in * k * k
+    hw = h * w
+    for co in range(c_out):
+        bias = params[b_off + co]
+        for y in range(h):
+            ky0 = max(0, pad - y)
+            ky1 = min(k, h + pad - y)
+            for x in range(w):
+                kx0 = max(0, pad - x)
+                kx1 = min(k, w + pad - x)
+                s = bias
+                for ci in range(c_in):
+                    w_ci = off + (co * c_in + ci) * k * k
+                    s_ci = ci * hw
+                    for ky in range(ky0, ky1):
+                        row = s_ci + (y + ky - pad) * w
+                        w_row = w_ci + ky * k
+                        for kx in range(kx0, kx1):
+                            s += params[w_row + kx] * buf[p, row + x + kx - pad, t]
+                buf[q, co * hw + y * w + x, t] = s
+
+
+@cuda.jit(device=True)
+def _logsoftmax(n, buf, p, q, t):
+    m = buf[p, 0, t]
+    for j in range(1, n):
+        if buf[p, j, t] > m:
+            m = buf[p, j, t]
+    s = 0.0
+    for j in range(n):
+        s += math.exp(buf[p, j, t] - m)
+    shift = m + math.log(s)
+    for j in range(n):
+        buf[q, j, t] = buf[p, j, t] - shift
+
+
+@cuda.jit(device=True)
+def _apply_row(spec, r, params, buf, p, t):
+    q = 1 - p
+    code = spec[r, 0]
+    n_in = spec[r, 1]
+    n_out = spec[r, 2]
+    if code == DENSE:
+        _dense(params, spec[r, 3], n_in, n_out, spec[r, 4] == 1, buf, p, q, t)
+    elif code == CONV2D:
+        _conv2d(params, spec[r, 3], spec[r, 4], spec[r, 5], spec[r, 6], spec[r, 7],
+                n_out // (spec[r, 5] * spec[r, 6]), buf, p, q, t)
+    elif code == TANH:
+        for j in range(n_in):
+            buf[q, j, t] = math.tanh(buf[p, j, t])
+    elif code == SOFTPLUS:
+        for j in range(n_in):
+            buf[q, j, t] = _softplus(buf[p, j, t])
+    elif code == SIGMOID:
+        for j in range(n_in):
+            buf[q, j, t] = _sigmoid(buf[p, j, t])
+    elif code == RELU:
+        for j in range(n_in):
+            v = buf[p, j, t]
+            buf[q, j, t] = v if v > 0.0 else 0.0
+    elif code == SQUARE:
+        for j in range(n_in):
+            v = buf[p, j, t]
+            buf[q, j, t] = v * v
+    elif code == POWERS:
+        degree = spec[r, 4]
+        for j in range(n_in):
+            v = buf[p, j, t]
+            pw = v
+            for e in range(degree):
+                buf[q, j * degree + e, t] = pw
+                pw *= v
+    else:  # LOGSOFTMAX (validate_spec rejects unknown codes)
+        _logsoftmax(n_in, buf, p, q, t)
+
+
+@cuda.jit(device=True)
+def _forward(spec, params, buf, first_row, t):
+    """Rows ``first_row ..`` on the input in ``buf[0, :, t]``; returns the output's buffer."""
+    p = 0
+    for r in range(first_row, spec.shape[0]):
+        _apply_row(spec, r, params, buf, p, t)
+        p = 1 - p
+    return p
+
+
+@cuda.jit(device=True)
+def _dot_out(spec, lam, buf, p, t):
+    s = 0.0
+    for k in range(spec[spec.shape[0] - 1, 2]):
+        s += lam[k] * buf[p, k, t]
+    return s
+
+
+@cuda.jit(device=True)
+def _load_row(x, c, buf, t):
+    for k in range(x.shape[1]):
+        buf[0, k, t] = x[c, k]
+
+
+@cuda.jit(device=True)
+def _energy_row(spec, params, lam, spec2, params2, lam2, x, c, buf, buf2, t):
+    """``H(x[c]) = lam . O(x[c]) + lam2 . O2(x[c])`` (mirror of ``energy_one``)."""
+    _load_row(x, c, buf, t)
+    h = _dot_out(spec, lam, buf, _forward(spec, params, buf, 0, t), t)
+    if spec2.shape[0] > 0:
+        _load_row(x, c, buf2, t)
+        h += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+    return h
+
+
+# --- Metropolis chains (mirror kernels/sampler.py) --------------------------------------
+
+@cuda.jit(device=True)
+def _propose(y, lo, hi, boundary):
+    """Boundary rule for one coordinate; returns (value, inside). See ``sampler._reflect``."""
+    if lo <= y <= hi:
+        return y, True
+    if boundary == BOUNDARY_REJECT:
+        return y, False
+    w = hi - lo
+    if w <= 0.0:
+        return lo, True
+    # Python's floored ``%`` (what the CPU kernel uses), written with fmod: bit-identical.
+    t = math.fmod(y - lo, 2.0 * w)
+    if t < 0.0:
+        t += 2.0 * w
+    if t > w:
+        t = 2.0 * w - t
+    return min(max(lo + t, lo), hi), True
+
+
+@cuda.jit(device=True)
+def _accept(st, h_old, h_new):
+    u = _uniform(st)
+    # log(0) = -inf accepts on the CPU; spelled out (the simulator's math.log(0) raises).
+    return u == 0.0 or math.log(u) < h_old - h_new
+
+
+@cuda.jit(device=True)
+def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+               n_sweeps, boundary, st, buf, buf2, ybuf):
+    d = x.shape[1]
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps):
+        inside = True
+        for k in range(d):
+            yk, ok = _propose(x[c, k] + step[c] * _normal(st), lo[k], hi[k], boundary)
+            ybuf[k, t] = yk
+            inside = inside and ok
+        if not inside:
+            continue
+        for k in range(d):
+            buf[0, k, t] = ybuf[k, t]
+        h_new = _dot_out(spec, lam, buf, _forward(spec, params, buf, 0, t), t)
+        if spec2.shape[0] > 0:
+            for k in range(d):
+                buf2[0, k, t] = ybuf[k, t]
+            h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+        if _accept(st, h, h_new):
+            for k in range(d):
+                x[c, k] = ybuf[k, t]
+            h = h_new
+            n_acc += 1
+    return h, n_acc
+
+
+@cuda.jit(device=True)
+def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                  n_sweeps, boundary, st, buf, buf2):
+    d = x.shape[1]
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps * d):
+        j = min(int(_uniform(st) * d), d - 1)
+        old = x[c, j]
+        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        if not inside:
+            continue
+        x[c, j] = yj  # own row only; restored below on rejection
+        h_new = _energy_row(spec, params, lam, spec2, params2, lam2, x, c, buf, buf2, t)
+        if _accept(st, h, h_new):
+            h = h_new
+            n_acc += 1
+        else:
+            x[c, j] = old
+    return h, n_acc
+
+
+@cuda.jit(device=True)
+def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                        step, n_sweeps, boundary, st, buf, buf2, zbuf):
+    # First row DENSE: keep z = W x + b in zbuf[zi, :, t] and update it by one column of W
+    # per proposal; the proposal's z' goes to zbuf[1 - zi] and to buf[0] (the input of
+    # rows 1..). Accepting flips zi. As on the CPU, z is rebuilt from x at every call.
+    d = x.shape[1]
+    n_hid = spec[0, 2]
+    off = spec[0, 3]
+    has_bias = spec[0, 4] == 1
+    _load_row(x, c, buf, t)
+    _dense(params, off, d, n_hid, has_bias, buf, 0, 1, t)
+    for i in range(n_hid):
+        zbuf[0, i, t] = buf[1, i, t]
+    zi = 0
+    has_second = spec2.shape[0] > 0
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps * d):
+        j = min(int(_uniform(st) * d), d - 1)
+        old = x[c, j]
+        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        if not inside:
+            continue
+        dx = yj - old
+        zn = 1 - zi
+        for i in range(n_hid):
+            v = zbuf[zi, i, t] + params[off + i * d + j] * dx
+            zbuf[zn, i, t] = v
+            buf[0, i, t] = v
+        h_new = _dot_out(spec, lam, buf, _forward(spec, params, buf, 1, t), t)
+        x[c, j] = yj  # own row only; restored below on rejection
+        if has_second:
+            _load_row(x, c, buf2, t)
+            h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+        if _accept(st, h, h_new):
+            h = h_new
+            zi = zn
+            n_acc += 1
+        else:
+            x[c, j] = old
+    return h, n_acc
+
+
+# --- kernels -----------------------------------------------------------------------------
+
+@cuda.jit(cache=True)
+def _observables_kernel(spec, params, X, out, buf):
+    t = cuda.grid(1)
+    for i in range(t, X.shape[0], cuda.gridsize(1)):
+        _load_row(X, i, buf, t)
+        p = _forward(spec, params, buf, 0, t)
+        for k in range(out.shape[1]):
+            out[i, k] = buf[p, k, t]
+
+
+@cuda.jit(cache=True)
+def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
+    t = cuda.grid(1)
+    for i in range(t, X.shape[0], cuda.gridsize(1)):
+        out[i] = _energy_row(spec, params, lam, spec2, params2, lam2, X, i, buf, buf2, t)
+
+
+@cuda.jit(cache=True)
+def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                  n_sweeps, move, boundary, rng_state, accepted, incremental,
+                  buf, buf2, ybuf, zbuf):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, x.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        if move == MOVE_ALL:
+            h, n_acc = _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy,
+                                  lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
+        elif incremental:
+            h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
+                                           energy, lo, hi, step, n_sweeps, boundary, st,
+                                           buf, buf2, zbuf)
+        else:
+            h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
+                                     energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2)
+        energy[c] = h
+        accepted[c] += n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+
+
+@cuda.jit(cache=True)
+def _draw_kernel(rng_state, kind, out_u64, out_f64):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, rng_state.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        for n in range(out_u64.shape[1]):
+            if kind == 0:
+                out_u64[c, n] = _next_u64(st)
+            elif kind == 1:
+                out_f64[c, n] = _uniform(st)
+            else:
+                out_f64[c, n] = _normal(st)
+        for k in range(4):
+            rng_state[c, k] = st[k]
+
+
+# --- host side: launch geometry, scratch, copies -----------------------------------------
+
+def _n_threads(n_items, bytes_per_thread):
+    """Threads for a grid-stride launch over ``n_items``, scratch capped by SCRATCH_BYTES."""
+    cap = max(THREADS_PER_BLOCK, SCRATCH_BYTES // max(1, bytes_per_thread))
+    return max(1, min(n_items, cap))
+
+
+def _launch(kernel, n_threads, *args):
+    tpb = min(THREADS_PER_BLOCK, n_threads)
+    kernel[(n_threads + tpb - 1) // tpb, tpb](*args)
+
+
+def _scratch(n_threads, *shape):
+    return cuda.device_array(shape + (n_threads,), dtype=np.float64)
+
+
+def _as_f64(a, name, ndim):
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
+    return a
+
+
+def observables_batch(spec, params, X):
+    """Observables ``O(x; θ)`` of every row of ``X``, computed on the GPU.
+
+    Same contract and results as :func:`mme_numba.kernels.observables_batch`.
+
+    Parameters
+    ----------
+    spec : ndarray of int64, shape (n_rows, 8)
+    params : ndarray of float64, shape (n_params,)
+    X : ndarray of float64, shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, n_observables)
+    """
+    X = _as_f64(X, "X", 2)
+    spec, params, _ = _check_term(spec, params, None, X.shape[1], ("spec", "params", None))
+    if spec.shape[0] == 0:
+        return X.copy()
+    n = X.shape[0]
+    out = np.empty((n, int(spec[-1, 2])))
+    if n == 0:
+        return out
+    width = max_width(spec)
+    n_threads = _n_threads(n, 2 * width * 8)
+    d_out = cuda.device_array(out.shape, dtype=np.float64)
+    _launch(_observables_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
+            cuda.to_device(X), d_out, _scratch(n_threads, 2, width))
+    return d_out.copy_to_host(out)
+
+
+def energy_batch(spec, params, lam, X, spec2, params2, lam2):
+    """Energies ``H(x) = lam . O(x) + lam2 . O2(x)`` of every row of ``X``, on the GPU.
+
+    Same contract and results as :func:`mme_numba.kernels.energy_batch`.
+
+    Parameters
+    ----------
+    spec : ndarray of int64, shape (n_rows, 8)
+    params : ndarray of float64, shape (n_params,)
+    lam : ndarray of float64, shape (n_observables,)
+    X : ndarray of float64, shape (n_samples, n_features)
+    spec2, params2, lam2 : ndarrays
+        Second energy term; ``spec2`` with zero rows means absent.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples,)
+    """
+    X = _as_f64(X, "X", 2)
+    spec, params, lam = _check_term(spec, params, lam, X.shape[1], ("spec", "params", "lam"))
+    spec2, params2, lam2 = _check_term(spec2, params2, lam2, X.shape[1],
+                                       ("spec2", "params2", "lam2"))
+    if spec.shape[0] == 0:
+        raise ValueError("spec must have at least one row")
+    n = X.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    width, width2 = max_width(spec), max_width(spec2)
+    n_threads = _n_threads(n, 2 * (width + width2) * 8)
+    d_out = cuda.device_array(n, dtype=np.float64)
+    _launch(_energy_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
+            cuda.to_device(lam), cuda.to_device(spec2), cuda.to_device(params2),
+            cuda.to_device(lam2), cuda.to_device(X), d_out,
+            _scratch(n_threads, 2, width), _scratch(n_threads, 2, width2))
+    return d_out.copy_to_host(out)
+
+
+def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                      n_sweeps, move, boundary, rng_state, accepted, incremental=True):
+    """Advance persistent Metropolis chains on the GPU, in place on the host arrays.
+
+    Same contract, draw order and results as :func:`mme_numba.kernels.metropolis_sweeps`
+    (one GPU thread per chain): ``x``, ``energy``, ``rng_state`` and ``accepted`` are
+    copied to the device, advanced, and copied back into the same arrays.
+
+    Parameters
+    ----------
+    spec, params, lam : ndarrays
+        First energy term: int64 ``(n_rows, 8)``, float64 ``(n_params,)``,
+        float64 ``(n_observables,)``.
+    spec2, params2, lam2 : ndarrays
+        Second energy term; ``spec2`` with zero rows means absent.
+    x : ndarray of float64, shape (n_chains, n_features)
+        Chain states inside the box; updated in place.
+    energy : ndarray of float64, shape (n_chains,)
+        Must equal ``H(x)`` on entry; updated in place.
+    lo, hi : array_like of float64, shape (n_features,) or scalar
+        The box.
+    step : array_like of float64, shape (n_chains,) or scalar
+        Per-chain Gaussian proposal std.
+    n_sweeps : int
+    move : int
+        ``MOVE_ALL`` (0) or ``MOVE_SINGLE`` (1).
+    boundary : int
+        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
+    rng_state : ndarray of uint64, shape (n_chains, 4)
+        Per-chain xoshiro256** states; advanced in place.
+    accepted : ndarray of int64, shape (n_chains,)
+        Incremented in place by the number of accepted proposals.
+    incremental : bool, optional
+        Incremental first DENSE layer for ``MOVE_SINGLE`` (default), as on the CPU.
+
+    Returns
+    -------
+    None
+    """
+    x_shape = np.shape(x)
+    if len(x_shape) != 2:
+        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
+    n_chains, d = x_shape
+    _check_inplace(x, "x", np.float64, (n_chains, d))
+    _check_inplace(energy, "energy", np.float64, (n_chains,))
+    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
+    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
+    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
+    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
+    if spec.shape[0] == 0:
+        raise ValueError("spec must have at least one row")
+    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
+    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
+    if not np.all(lo < hi):
+        raise ValueError("the box needs lo < hi in every coordinate")
+    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    if move not in (MOVE_ALL, MOVE_SINGLE):
+        raise ValueError(f"move must be MOVE_ALL (0) or MOVE_SINGLE (1), got {move!r}")
+    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
+        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
+                         f"got {boundary!r}")
+    n_sweeps = int(n_sweeps)
+    if n_sweeps < 0:
+        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
+    if n_chains == 0 or n_sweeps == 0:
+        return
+    incremental = bool(incremental) and move == MOVE_SINGLE and spec[0, 0] == DENSE
+    width, width2 = max_width(spec), max_width(spec2)
+    n_hid = int(spec[0, 2]) if incremental else 1
+    per_thread = 8 * (2 * width + 2 * width2 + d + 2 * n_hid)
+    n_threads = _n_threads(n_chains, per_thread)
+    d_x, d_energy = cuda.to_device(x), cuda.to_device(energy)
+    d_state, d_acc = cuda.to_device(rng_state), cuda.to_device(accepted)
+    _launch(_sweep_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
+            cuda.to_device(lam), cuda.to_device(spec2), cuda.to_device(params2),
+            cuda.to_device(lam2), d_x, d_energy, cuda.to_device(lo), cuda.to_device(hi),
+            cuda.to_device(step), np.int64(n_sweeps), np.int64(move), np.int64(boundary),
+            d_state, d_acc, incremental, _scratch(n_threads, 2, width),
+            _scratch(n_threads, 2, width2), _scratch(n_threads, d),
+            _scratch(n_threads, 2, n_hid))
+    d_x.copy_to_host(x)
+    d_energy.copy_to_host(energy)
+    d_state.copy_to_host(rng_state)
+    d_acc.copy_to_host(accepted)
+
+
+def draw(rng_state, n_draws, kind="uniform"):
+    """``n_draws`` numbers from every chain's stream on the GPU (to test the streams).
+
+    Parameters
+    ----------
+    rng_state : ndarray of uint64, shape (n_chains, 4)
+        Advanced in place, exactly as the CPU ``next_u64``/``uniform``/``normal`` would.
+    n_draws : int
+    kind : {"u64", "uniform", "normal"}
+
+    Returns
+    -------
+    ndarray, shape (n_chains, n_draws)
+        uint64 for ``"u64"``, float64 otherwise.
+    """
+    if kind not in _DRAW_KINDS:
+        raise ValueError(f"kind must be one of {sorted(_DRAW_KINDS)}, got {kind!r}")
+    _check_inplace(rng_state, "rng_state", np.uint64, (np.shape(rng_state)[0], 4))
+    n_chains, n_draws = rng_state.shape[0], int(n_draws)
+    code = _DRAW_KINDS[kind]
+    out_u64 = np.zeros((n_chains, n_draws), dtype=np.uint64)  # both the same shape: the
+    out_f64 = np.zeros((n_chains, n_draws))                    # kernel writes one of them
+    if n_chains == 0 or n_draws == 0:
+        return out_u64 if code == 0 else out_f64
+    d_state, d_u64, d_f64 = (cuda.to_device(a) for a in (rng_state, out_u64, out_f64))
+    _launch(_draw_kernel, n_chains, d_state, np.int64(code), d_u64, d_f64)
+    d_state.copy_to_host(rng_state)
+    return d_u64.copy_to_host() if code == 0 else d_f64.copy_to_host()

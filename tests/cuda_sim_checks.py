@@ -1,0 +1,299 @@
+"""CUDA kernels against the CPU kernels and the naive twins (``tests/naive.py``).
+
+Not collected by a plain ``pytest`` run (the file name has no ``test_`` prefix):
+``tests/test_cuda.py`` runs it in a subprocess with ``NUMBA_ENABLE_CUDASIM=1``, which must
+be set before numba is imported. On a machine with a GPU it can also be run directly,
+``pytest tests/cuda_sim_checks.py``, and then checks the real device.
+
+Tolerances: random states and accept counts must be identical everywhere. Positions,
+energies and observables must be bit-identical in the simulator (it runs the device code
+as Python, with the same math library as the CPU) and within 1e-12 (absolute and
+relative) on a GPU, whose libdevice ``exp``/``log``/``tanh`` and fused multiply-adds differ
+from the CPU in the last bits. Tests are tiny: the simulator runs each GPU thread as a
+Python thread.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numba import config
+
+sys.path.insert(0, os.path.dirname(__file__))
+import naive  # noqa: E402
+
+from mme_numba import kernels as K  # noqa: E402
+from mme_numba.backends import CPUBackend  # noqa: E402
+from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
+
+if cuda_unavailable_reason() is not None:
+    pytest.skip(cuda_unavailable_reason(), allow_module_level=True)
+
+from mme_numba.kernels import cuda as KC  # noqa: E402
+
+# The simulator multiplies numpy uint64 scalars, which warn on (intended) wrap-around.
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+
+SIM = bool(config.ENABLE_CUDASIM)
+EMPTY = K.empty_term()
+
+
+def assert_same(actual, desired, gpu_tol=1e-12):
+    """Bit-identical in the simulator, ``gpu_tol`` (relative and absolute) on a GPU."""
+    if SIM:
+        np.testing.assert_array_equal(actual, desired)
+    else:
+        np.testing.assert_allclose(actual, desired, rtol=gpu_tol, atol=gpu_tol)
+
+
+def build(d, layers, seed=0, scale=0.7):
+    """Spec and random params from layer tuples: ``("dense", n_out, bias)``,
+    ``("conv", c_in, h, w, k, c_out)``, ``("act", code)``, ``("powers", degree)``."""
+    rows, n_params, size = [], 0, d
+    for layer in layers:
+        kind = layer[0]
+        if kind == "dense":
+            rows.append([K.DENSE, size, layer[1], n_params, int(layer[2]), 0, 0, 0])
+            n_params += layer[1] * size + (layer[1] if layer[2] else 0)
+            size = layer[1]
+        elif kind == "conv":
+            _, c_in, h, w, k, c_out = layer
+            rows.append([K.CONV2D, size, c_out * h * w, n_params, c_in, h, w, k])
+            n_params += c_out * c_in * k * k + c_out
+            size = c_out * h * w
+        elif kind == "act":
+            rows.append([layer[1], size, size, 0, 0, 0, 0, 0])
+        else:  # powers
+            rows.append([K.POWERS, size, size * layer[1], 0, layer[1], 0, 0, 0])
+            size *= layer[1]
+    params = scale * np.random.default_rng(seed).standard_normal(n_params)
+    return np.array(rows, dtype=np.int64).reshape(-1, 8), params
+
+
+ACTS = [K.TANH, K.SOFTPLUS, K.SIGMOID, K.RELU, K.SQUARE, K.LOGSOFTMAX]
+NETS = {f"dense-{code}-bias{bias}": (3, [("dense", 5, bias), ("act", code), ("dense", 2, True)])
+        for code in ACTS for bias in (False, True)}
+NETS["powers"] = (2, [("powers", 3), ("dense", 2, False)])
+NETS["conv"] = (9, [("conv", 1, 3, 3, 3, 2), ("act", K.RELU), ("conv", 2, 3, 3, 1, 1),
+                    ("act", K.TANH), ("dense", 3, True), ("act", K.LOGSOFTMAX)])
+NETS["single-dense"] = (2, [("dense", 3, True)])
+SECOND = build(3, [("dense", 4, True), ("act", K.LOGSOFTMAX)], seed=9)
+
+
+# --------------------------------------------------------------------------- streams
+@pytest.mark.parametrize("kind", ["u64", "uniform", "normal"])
+def test_streams_match_cpu_and_naive_bit_for_bit(kind):
+    state0 = K.seed_states(12345, 5, first_chain=3)
+    state = state0.copy()
+    out = KC.draw(state, 9, kind)
+    cpu_state = state0.copy()
+    cpu_draw = {"u64": K.next_u64, "uniform": K.uniform, "normal": K.normal}[kind]
+    cpu = np.array([[cpu_draw(cpu_state, c) for _ in range(9)] for c in range(5)])
+    # Integer and uniform draws are exact everywhere; normals go through log/cos.
+    check = assert_same if kind == "normal" else np.testing.assert_array_equal
+    np.testing.assert_array_equal(state, cpu_state)
+    check(out, cpu)
+    for c in range(5):
+        rng = naive.Xoshiro(state0[c])
+        ref = [getattr(rng, "next_u64" if kind == "u64" else kind)() for _ in range(9)]
+        check(out[c], np.array(ref, dtype=out.dtype))
+        np.testing.assert_array_equal(state[c], rng.state())
+
+
+def test_draw_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="kind"):
+        KC.draw(K.seed_states(0, 2), 3, "gaussian")
+
+
+# --------------------------------------------------------------------------- networks
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_observables_and_energies_match_cpu_and_naive(name):
+    d, layers = NETS[name]
+    spec, params = build(d, layers, seed=len(name))
+    X = 2.0 * np.random.default_rng(1).standard_normal((5, d))
+    O = KC.observables_batch(spec, params, X)
+    assert_same(O, K.observables_batch(spec, params, X))
+    np.testing.assert_allclose(O, [naive.naive_forward(spec, params, x) for x in X],
+                               rtol=1e-12, atol=1e-12)
+    lam = np.linspace(-1.0, 1.5, O.shape[1])
+    terms = [EMPTY]
+    if d == 3:
+        terms.append((*SECOND, np.array([0.3, -1.0, 2.0, 0.5])))
+    for term in terms:
+        H = KC.energy_batch(spec, params, lam, X, *term)
+        assert_same(H, K.energy_batch(spec, params, lam, X, *term))
+        np.testing.assert_allclose(H, [naive.naive_energy(spec, params, lam, x, *term)
+                                       for x in X], rtol=1e-12, atol=1e-12)
+
+
+def test_batch_edge_cases_and_errors_follow_the_cpu():
+    spec, params = build(3, [("dense", 2, True)])
+    X = np.ones((4, 3))
+    np.testing.assert_array_equal(KC.observables_batch(EMPTY[0], EMPTY[1], X), X)
+    assert KC.observables_batch(spec, params, np.zeros((0, 3))).shape == (0, 2)
+    assert KC.energy_batch(spec, params, np.ones(2), np.zeros((0, 3)), *EMPTY).shape == (0,)
+    with pytest.raises(ValueError, match="expects 3 input features"):
+        KC.observables_batch(spec, params, np.ones((2, 4)))
+    with pytest.raises(ValueError, match="lam has 3 entries"):
+        KC.energy_batch(spec, params, np.ones(3), X, *EMPTY)
+    with pytest.raises(ValueError, match="at least one row"):
+        KC.energy_batch(EMPTY[0], EMPTY[1], np.ones(2), X, *EMPTY)
+
+
+# --------------------------------------------------------------------------- sampler
+def run_both(spec, params, lam, term, x0, lo, hi, step, n_sweeps, move, boundary, seed,
+             incremental=True):
+    """The same sweeps on CPU and CUDA from copies of the same inputs."""
+    energy0 = K.energy_batch(spec, params, lam, x0, *term)
+    state0 = K.seed_states(seed, len(x0))
+    out = []
+    for mod in (K, KC):
+        x, e, s, a = x0.copy(), energy0.copy(), state0.copy(), np.zeros(len(x0), np.int64)
+        mod.metropolis_sweeps(spec, params, lam, *term, x, e, lo, hi, step, n_sweeps, move,
+                              boundary, s, a, incremental=incremental)
+        out.append((x, e, s, a))
+    return out, (energy0, state0)
+
+
+def assert_chains_equal(cpu, gpu):
+    np.testing.assert_array_equal(gpu[2], cpu[2])  # rng states
+    np.testing.assert_array_equal(gpu[3], cpu[3])  # accept counts
+    assert_same(gpu[0], cpu[0])
+    assert_same(gpu[1], cpu[1])
+
+
+@pytest.mark.parametrize("move", [K.MOVE_ALL, K.MOVE_SINGLE])
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+@pytest.mark.parametrize("second", [False, True])
+@pytest.mark.parametrize("incremental", [True, False])
+def test_sweeps_match_cpu_step_for_step_and_the_naive_sampler(move, boundary, second,
+                                                              incremental):
+    spec, params = build(3, [("dense", 5, True), ("act", K.TANH), ("dense", 2, True)], seed=4)
+    lam = np.array([0.7, -1.2])
+    term = (*SECOND, np.array([0.3, -1.0, 2.0, 0.5])) if second else EMPTY
+    x0 = np.random.default_rng(2).uniform(-1.0, 1.0, (4, 3))
+    step = np.array([0.3, 0.8, 1.5, 3.0])  # large steps exercise the walls
+    (cpu, gpu), (e0, s0) = run_both(spec, params, lam, term, x0, -1.5, 1.5, step, 4, move,
+                                    boundary, seed=7, incremental=incremental)
+    assert_chains_equal(cpu, gpu)
+    assert 0 < gpu[3].sum() < 4 * 4 * (3 if move == K.MOVE_SINGLE else 1)  # some of each
+    nx, ne, ns, na = naive.naive_metropolis(spec, params, lam, *term, x0, e0,
+                                            np.full(3, -1.5), np.full(3, 1.5), step, 4, move,
+                                            boundary, s0, np.zeros(4, np.int64))
+    np.testing.assert_array_equal(gpu[2], ns)
+    np.testing.assert_array_equal(gpu[3], na)
+    np.testing.assert_allclose(gpu[0], nx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gpu[1], ne, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("move", [K.MOVE_ALL, K.MOVE_SINGLE])
+def test_conv_net_sweeps_match_cpu(move):
+    spec, params = build(9, NETS["conv"][1], seed=3)
+    lam = np.array([1.0, -0.5, 0.25])
+    x0 = np.random.default_rng(5).uniform(0.0, 1.0, (3, 9))
+    (cpu, gpu), _ = run_both(spec, params, lam, EMPTY, x0, 0.0, 1.0, np.full(3, 0.4), 2,
+                             move, K.BOUNDARY_REFLECT, seed=11)
+    assert_chains_equal(cpu, gpu)
+
+
+def test_fewer_threads_than_chains_gives_the_same_chains(monkeypatch):
+    """Grid-stride loop: with 2 threads for 5 chains each thread runs several chains."""
+    monkeypatch.setattr(KC, "SCRATCH_BYTES", 1)
+    monkeypatch.setattr(KC, "THREADS_PER_BLOCK", 2)
+    assert KC._n_threads(5, 1000) == 2
+    spec, params = build(2, [("dense", 3, True), ("act", K.SOFTPLUS), ("dense", 1, True)])
+    x0 = np.random.default_rng(0).uniform(-1.0, 1.0, (5, 2))
+    for move in (K.MOVE_ALL, K.MOVE_SINGLE):
+        (cpu, gpu), _ = run_both(spec, params, np.array([1.0]), EMPTY, x0, -2.0, 2.0,
+                                 np.full(5, 0.7), 3, move, K.BOUNDARY_REJECT, seed=1)
+        assert_chains_equal(cpu, gpu)
+    X = np.random.default_rng(1).standard_normal((5, 2))
+    assert_same(KC.observables_batch(spec, params, X), K.observables_batch(spec, params, X))
+    assert_same(KC.energy_batch(spec, params, np.ones(1), X, *EMPTY),
+                K.energy_batch(spec, params, np.ones(1), X, *EMPTY))
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_chains=st.integers(1, 3), d=st.integers(1, 3),
+       hidden=st.integers(1, 4), move=st.sampled_from([K.MOVE_ALL, K.MOVE_SINGLE]),
+       boundary=st.sampled_from([K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT]),
+       step=st.floats(0.05, 5.0))
+def test_random_small_problems_match_cpu(seed, n_chains, d, hidden, move, boundary, step):
+    spec, params = build(d, [("dense", hidden, True), ("act", K.SIGMOID), ("dense", 2, True)],
+                         seed=seed % 1000)
+    x0 = np.random.default_rng(seed).uniform(-1.0, 1.0, (n_chains, d))
+    (cpu, gpu), _ = run_both(spec, params, np.array([2.0, -1.0]), EMPTY, x0, -1.0, 1.0,
+                             np.full(n_chains, step), 3, move, boundary, seed=seed)
+    assert_chains_equal(cpu, gpu)
+
+
+def test_sweep_argument_checks_and_no_ops():
+    spec, params = build(2, [("dense", 1, True)])
+    lam = np.ones(1)
+    x = np.zeros((2, 2))
+    e = K.energy_batch(spec, params, lam, x, *EMPTY)
+    s, a = K.seed_states(0, 2), np.zeros(2, np.int64)
+    args = lambda **kw: dict(dict(x=x, energy=e, lo=-1.0, hi=1.0, step=0.5, n_sweeps=1,  # noqa
+                                  move=0, boundary=0, rng_state=s, accepted=a), **kw)
+    for bad, match in [(dict(x=x.astype(np.float32)), "x must be"),
+                       (dict(rng_state=s.astype(np.int64)), "rng_state must be"),
+                       (dict(lo=1.0), "lo < hi"), (dict(move=2), "move"),
+                       (dict(boundary=5), "boundary"), (dict(n_sweeps=-1), "non-negative")]:
+        with pytest.raises(ValueError, match=match):
+            KC.metropolis_sweeps(spec, params, lam, *EMPTY, **args(**bad))
+    s0 = s.copy()
+    KC.metropolis_sweeps(spec, params, lam, *EMPTY, **args(n_sweeps=0))
+    np.testing.assert_array_equal(s, s0)
+    np.testing.assert_array_equal(a, 0)
+
+
+# --------------------------------------------------------------------------- backend
+def test_backend_matches_cpu_backend():
+    cpu, gpu = CPUBackend(), CUDABackend()
+    assert gpu.name == "cuda"
+    spec, params = build(3, [("dense", 4, True), ("act", K.TANH), ("dense", 2, True)])
+    lam = np.array([1.0, -0.5])
+    field = (*SECOND, np.array([0.3, -1.0, 2.0, 0.5]))
+    X = np.random.default_rng(3).uniform(-1.0, 1.0, (4, 3))
+    assert_same(gpu.observe(spec, params, X), cpu.observe(spec, params, X))
+    assert_same(gpu.energy(spec, params, lam, X), cpu.energy(spec, params, lam, X))
+    assert_same(gpu.energy(spec, params, lam, X, field), cpu.energy(spec, params, lam, X, field))
+    runs = []
+    for be in (cpu, gpu):
+        x, s, a = X.copy(), K.seed_states(2, 4), np.zeros(4, np.int64)
+        e = be.energy(spec, params, lam, x, field)
+        be.sweep(spec, params, lam, field, x, e, -1.0, 1.0, np.full(4, 0.5), 3, "single",
+                 "reflect", s, a)
+        runs.append((x, e, s, a))
+    assert_chains_equal(*runs)
+    with pytest.raises(ValueError, match="move"):
+        gpu.sweep(spec, params, lam, field, x, e, -1.0, 1.0, 0.5, 1, "gibbs", "reject", s, a)
+    with pytest.raises(ValueError, match="boundary"):
+        gpu.sweep(spec, params, lam, field, x, e, -1.0, 1.0, 0.5, 1, "all", "wrap", s, a)
+
+
+@pytest.mark.parametrize("move", ["all", "single"])
+def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
+    """Three MinMaxEnt epochs (burn-in, λ and θ steps) give identical chains, λ, θ, streams."""
+    import mme_numba as mme
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    models = []
+    for backend in ("cpu", "cuda"):
+        m = mme.MinMaxEnt(mme.nn.mlp([2, 5, 2], random_state=0), support=(-4.0, 4.0),
+                          n_chains=5, sweeps=3, burn_in=10, step_size=0.8, move=move,
+                          random_state=0)
+        if backend == "cuda":  # inject the backend: independent of get_backend's wiring
+            m.backend, m._backend_obj = "cuda", CUDABackend()
+        models.append(m.fit(X, epochs=3))
+    cpu, gpu = models
+    assert gpu._backend_obj.name == "cuda"
+    np.testing.assert_array_equal(gpu.rng_state_, cpu.rng_state_)
+    # On a GPU, last-bit differences pass through the λ solves and θ steps: 1e-9 there.
+    assert_same(gpu.chains_, cpu.chains_, gpu_tol=1e-9)
+    assert_same(gpu.lambda_, cpu.lambda_, gpu_tol=1e-9)
+    assert_same(gpu.observables.theta, cpu.observables.theta, gpu_tol=1e-9)
+    assert [h["acceptance"] for h in gpu.history_] == [h["acceptance"] for h in cpu.history_]

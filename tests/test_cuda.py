@@ -1,0 +1,65 @@
+"""The CUDA backend, without a GPU: ``tests/cuda_sim_checks.py`` in the numba CUDA simulator.
+
+``NUMBA_ENABLE_CUDASIM=1`` only takes effect if it is set before numba is imported, so the
+simulator checks run in a subprocess with that environment. They compare the CUDA kernels
+with the CPU kernels and ``tests/naive.py``: random states and accept counts identical,
+positions, energies and observables bit-identical (see that file's docstring).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(code_or_args, sim, timeout):
+    env = dict(os.environ)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if sim:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    args = code_or_args if isinstance(code_or_args, list) else ["-c", code_or_args]
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cuda_kernels_match_cpu_in_the_simulator():
+    probe = _run("from numba import cuda; assert cuda.is_available()", sim=True, timeout=120)
+    if probe.returncode != 0:
+        pytest.skip("the numba CUDA simulator cannot start here:\n" + probe.stderr[-2000:])
+    res = _run(["-m", "pytest", "tests/cuda_sim_checks.py", "-q", "-p", "no:cacheprovider"],
+               sim=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
+    assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-3000:]
+
+
+def test_importing_the_backend_module_does_not_import_numba_cuda():
+    res = _run(textwrap.dedent("""
+        import sys
+        import mme_numba.cuda_backend
+        assert "numba.cuda" not in sys.modules, "numba.cuda imported eagerly"
+    """), sim=False, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_without_gpu_or_simulator_the_backend_says_how_to_enable_the_simulator():
+    res = _run(textwrap.dedent("""
+        from numba import cuda
+        from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason
+        if cuda.is_available():
+            print("GPU")
+        else:
+            assert "NUMBA_ENABLE_CUDASIM=1" in cuda_unavailable_reason()
+            try:
+                CUDABackend()
+            except RuntimeError as exc:
+                assert "NUMBA_ENABLE_CUDASIM=1" in str(exc), str(exc)
+                print("RAISED")
+    """), sim=False, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    if res.stdout.strip() == "GPU":
+        pytest.skip("a GPU is available here: the error path cannot be exercised")
+    assert res.stdout.strip() == "RAISED"

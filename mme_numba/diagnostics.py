@@ -107,7 +107,8 @@ def integrated_time(trace, c=5.0, pooled=False):
     Returns
     -------
     tau : ndarray, shape (n_chains,), or float
-        A float when ``trace`` is 1-d or ``pooled`` is True. Estimates are
+        A float when ``trace`` is 1-d or ``pooled`` is True. At least
+        ``1 / log10(n_steps)`` (Stan's cap on the ESS of antithetic chains). Estimates are
         reliable only when ``n_steps`` exceeds about ``50 τ``;
         :func:`mixing_report` warns otherwise.
     """
@@ -118,8 +119,9 @@ def integrated_time(trace, c=5.0, pooled=False):
     taus = 2.0 * np.cumsum(rho, axis=0) - 1.0
     window = _auto_window(taus, c)
     tau = taus[window, np.arange(taus.shape[1])]
-    # A strongly anticorrelated chain can give τ < 1/n; keep ESS <= n_steps·O(1) finite.
-    tau = np.maximum(tau, 1.0 / x.shape[0])
+    # Anticorrelated (or very short) chains can give τ near 0; cap the ESS at
+    # n log10(n) as Stan does, so a handful of steps cannot claim many draws.
+    tau = np.maximum(tau, 1.0 / np.log10(max(x.shape[0], 2)))
     if flat or pooled:
         return float(tau[0])
     return tau

@@ -1,0 +1,157 @@
+"""Incremental single-pixel Metropolis for conv observables (mme_numba.kernels.images).
+
+Oracles: the full-recompute single-move kernel (same draw order, so the same chain step for
+step), a fresh full forward for the carried energies, and an exact 2-pixel density by
+quadrature on a grid.
+"""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mme_numba import kernels as K
+from mme_numba.kernels import images as I
+from mme_numba.nn import Conv2D, Dense, Sequential, activation, paper_cnn
+
+EMPTY = K.empty_term()
+
+
+def _state(spec, params, lam, term2, n, d, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d))
+    x[:, ::3] = 0.0  # many pixels exactly at the face, as in the digits
+    energy = K.energy_batch(spec, params, lam, x, *term2)
+    return x, energy, K.seed_states(seed, n), np.zeros(n, np.int64)
+
+
+def _run(kernel, spec, params, lam, term2, state, step, n_sweeps, boundary):
+    x, energy, rs, acc = (a.copy() for a in state)
+    d = x.shape[1]
+    if kernel == "incremental":
+        I.single_pixel_sweeps(spec, params, lam, *term2, x, energy, 0.0, 1.0, step, n_sweeps,
+                              boundary, rs, acc)
+    else:
+        K.metropolis_sweeps(spec, params, lam, *term2, x, energy, np.zeros(d), np.ones(d),
+                            step, n_sweeps, K.MOVE_SINGLE, boundary, rs, acc, incremental=False)
+    return x, energy, rs, acc
+
+
+def _conv_net(shape, c1, c2, k, act, n_out, seed, tail=()):
+    H, W = shape
+    layers = [Conv2D(1, c1, k, shape), activation(act), Conv2D(c1, c2, k, shape),
+              activation(act), Dense(c2 * H * W, n_out)] + list(tail)
+    net = Sequential(layers, random_state=seed)
+    # non-zero biases so every term of the update is exercised
+    net.set_theta(net.theta + 0.1 * np.random.default_rng(seed).standard_normal(net.n_params))
+    return net
+
+
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+def test_equals_full_recompute_step_for_step(boundary):
+    net = paper_cnn(16, random_state=3)
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.random.default_rng(1).normal(size=16)
+    state = _state(spec, params, lam, EMPTY, 24, 64, seed=5)
+    step = np.linspace(0.05, 0.8, 24)
+    inc = _run("incremental", spec, params, lam, EMPTY, state, step, 6, boundary)
+    full = _run("full", spec, params, lam, EMPTY, state, step, 6, boundary)
+    np.testing.assert_array_equal(inc[2], full[2])  # same random numbers consumed
+    np.testing.assert_array_equal(inc[3], full[3])  # same accept/reject decisions
+    np.testing.assert_array_equal(inc[0], full[0])
+    np.testing.assert_allclose(inc[1], full[1], rtol=0, atol=1e-10)
+    assert 0.2 < inc[3].mean() / (6 * 64) < 0.99
+
+
+def test_carried_energy_equals_fresh_forward_after_many_moves():
+    net = paper_cnn(16, random_state=4)
+    spec, params = net.describe(), net.kernel_params()
+    lam = 3.0 * np.random.default_rng(2).normal(size=16)
+    state = _state(spec, params, lam, EMPTY, 8, 64, seed=6)
+    x, energy, rs, acc = _run("incremental", spec, params, lam, EMPTY, state, 0.3, 60,
+                              K.BOUNDARY_REFLECT)
+    assert acc.min() > 1000  # thousands of accepted incremental updates per chain
+    fresh = K.energy_batch(spec, params, lam, x, *EMPTY)
+    np.testing.assert_allclose(energy, fresh, rtol=0, atol=1e-9)
+
+
+@settings(deadline=None, max_examples=6)
+@given(h=st.integers(2, 6), w=st.integers(1, 6), c1=st.integers(1, 3), c2=st.integers(1, 3),
+       k=st.sampled_from([1, 3, 5]), act=st.sampled_from(["tanh", "softplus", "relu"]),
+       head=st.booleans(), seed=st.integers(0, 100))
+def test_random_conv_nets_and_second_term_equal_full_recompute(h, w, c1, c2, k, act, head,
+                                                               seed):
+    tail = [activation("tanh"), Dense(3, 2)] if head else []
+    net = _conv_net((h, w), c1, c2, k, act, 3, seed, tail)
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.random.default_rng(seed).normal(size=net.n_observables)
+    # second term: a conv classifier-like head (incremental too) ending in log-softmax
+    clf = _conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")])
+    term2 = (clf.describe(), clf.kernel_params(), np.array([-1.5, 0.0, 0.0]))
+    d = h * w
+    state = _state(spec, params, lam, term2, 5, d, seed)
+    inc = _run("incremental", spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT)
+    full = _run("full", spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT)
+    np.testing.assert_array_equal(inc[3], full[3])
+    np.testing.assert_allclose(inc[0], full[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(inc[1], K.energy_batch(spec, params, lam, inc[0], *term2),
+                               rtol=0, atol=1e-10)
+
+
+def test_prefix_detection():
+    net = paper_cnn(16)
+    assert I.incremental_prefix(net.describe()) == 5  # conv, tanh, conv, tanh, dense
+    assert I.supports_incremental(net.describe())
+    tail = _conv_net((4, 4), 2, 2, 3, "tanh", 3, 0, [activation("tanh"), Dense(3, 2)])
+    assert I.incremental_prefix(tail.describe()) == 5  # the rows after DENSE run in full
+    dense_first = Sequential([Dense(4, 3)])
+    assert not I.supports_incremental(dense_first.describe())
+    assert I.incremental_prefix(dense_first.describe()) == 0
+    with pytest.raises(ValueError, match="CONV2D"):
+        x = np.zeros((2, 4))
+        I.single_pixel_sweeps(dense_first.describe(), dense_first.theta, np.ones(3), *EMPTY, x,
+                              np.zeros(2), 0.0, 1.0, 0.1, 1, 1, K.seed_states(0, 2),
+                              np.zeros(2, np.int64))
+
+
+def test_thread_count_independent():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 threads")
+    net = paper_cnn(4, channels=(2, 3), random_state=7)
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.array([1.0, -2.0, 0.5, 0.3])
+    state = _state(spec, params, lam, EMPTY, 33, 64, seed=9)
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for n_threads in (1, 2):
+            numba.set_num_threads(n_threads)
+            runs.append(_run("incremental", spec, params, lam, EMPTY, state, 0.3, 3,
+                             K.BOUNDARY_REFLECT))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_two_pixel_image_matches_quadrature():
+    # A 1x2 "image" through a 3x3 conv net: d = 2, so the exact density is a 2-d grid.
+    net = _conv_net((1, 2), 3, 2, 3, "tanh", 3, seed=11)
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.array([2.5, -3.0, 1.5])
+    n = 4000
+    x, energy, rs, acc = _state(spec, params, lam, EMPTY, n, 2, seed=12)
+    I.single_pixel_sweeps(spec, params, lam, *EMPTY, x, energy, 0.0, 1.0, 0.5, 60,
+                          K.BOUNDARY_REFLECT, rs, acc)
+    nb, sub = 6, 40
+    g = (np.arange(nb * sub) + 0.5) / (nb * sub)
+    G = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    dens = np.exp(-K.energy_batch(spec, params, lam, G, *EMPTY)).reshape(nb, sub, nb, sub)
+    expected = dens.sum(axis=(1, 3))
+    expected = expected / expected.sum() * n
+    observed, _, _ = np.histogram2d(x[:, 0], x[:, 1], bins=nb, range=[[0, 1], [0, 1]])
+    chi2 = np.sum((observed - expected) ** 2 / expected)
+    # 35 degrees of freedom: P(chi2 > 75) ~ 1e-4 under the null
+    assert chi2 < 75.0, chi2
+    assert expected.max() / expected.min() > 3.0  # the target is far from uniform

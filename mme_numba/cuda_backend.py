@@ -34,21 +34,29 @@ def cuda_unavailable_reason():
         is enabled (``NUMBA_ENABLE_CUDASIM=1`` set before numba was first imported).
     """
     try:
-        from numba import config, cuda
+        from numba import cuda
     except Exception as exc:  # a broken numba.cuda install
         return f"numba.cuda cannot be imported ({exc})"
-    if config.ENABLE_CUDASIM:
+    if _simulator_enabled():
         return None
     if not cuda.is_available():
         return ("numba.cuda finds no usable NVIDIA GPU or driver (numba.cuda.is_available() "
                 "is False); to run the CUDA kernels without a GPU, set NUMBA_ENABLE_CUDASIM=1 "
                 "in the environment before Python imports numba")
-    from numba.cuda.cudadrv import nvvm
-
+    try:  # the module's location differs between numba's built-in CUDA and numba-cuda
+        from numba.cuda.cudadrv import nvvm
+    except ImportError:
+        return None
     if not nvvm.is_available():
         return ("a GPU is present but numba.cuda cannot find libNVVM (install the CUDA "
                 "toolkit, or the pip/conda package providing cuda-nvcc, and set CUDA_HOME)")
     return None
+
+
+def _simulator_enabled():
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
 
 
 class CUDABackend:
@@ -74,9 +82,7 @@ class CUDABackend:
         from .kernels import cuda as kernels_cuda
 
         self._k = kernels_cuda
-        from numba import config
-
-        if config.ENABLE_CUDASIM:
+        if _simulator_enabled():
             logger.info("CUDA backend running in the numba CUDA simulator (slow)")
 
     def observe(self, spec, params, X):

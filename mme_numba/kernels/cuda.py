@@ -41,7 +41,6 @@ SCRATCH_BYTES = 1 << 30
 """Upper bound on the global scratch one launch allocates (bytes)."""
 THREADS_PER_BLOCK = 128
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _U5 = np.uint64(5)
 _U7 = np.uint64(7)
 _U9 = np.uint64(9)

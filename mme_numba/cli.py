@@ -112,17 +112,24 @@ def _load_data(spec, model_path):
     return cfgmod.build_data({"source": "file", "path": str(path)}), None
 
 
-def _true_logpdf(data_spec, model):
-    """The exact density of a synthetic data source, truncated to the model's box."""
+def _true_logpdf(data_spec, lo, hi):
+    """The exact density of a synthetic data source truncated to the box, or None (d > 2)."""
     from mme_numba.datasets import truncated_logpdf
 
-    if data_spec is None or model.n_features_in_ > 2:
+    lo, hi = np.atleast_1d(lo), np.atleast_1d(hi)
+    logpdf = None if data_spec is None else cfgmod.true_logpdf(data_spec)
+    if logpdf is None or len(lo) > 2:
         return None
-    logpdf = cfgmod.true_logpdf(data_spec)
-    if logpdf is None:
-        return None
-    lo, hi = model.support_
     return truncated_logpdf(logpdf, lo, hi, n_grid=4001 if len(lo) == 1 else 401)
+
+
+def _progress_bar(total, desc):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # optional dependency (extra "progress")
+        logger.info("tqdm is not installed: no progress bar")
+        return None
+    return tqdm(total=total, desc=desc, unit="epoch")
 
 
 def _quad_grid(model):
@@ -206,18 +213,9 @@ def train_run(cfg, out, resume=False, overwrite=False, progress=False):
     true_logpdf = None
     if eval_every and X.shape[1] <= 2:
         lo, hi = cfgmod.model_kwargs(cfg["model"])[1]["support"]
-        from mme_numba.datasets import truncated_logpdf
-
-        logpdf = cfgmod.true_logpdf(cfg["data"])
-        if logpdf is not None:
-            true_logpdf = truncated_logpdf(logpdf, np.broadcast_to(lo, X.shape[1]),
-                                           np.broadcast_to(hi, X.shape[1]),
-                                           n_grid=4001 if X.shape[1] == 1 else 401)
-    bar = None
-    if progress and remaining:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=remaining, desc=f"train {out.name}", unit="epoch")
+        d = X.shape[1]
+        true_logpdf = _true_logpdf(cfg["data"], np.broadcast_to(lo, d), np.broadcast_to(hi, d))
+    bar = _progress_bar(remaining, f"train {out.name}") if progress and remaining else None
     fh = open(metrics, "a")
 
     def callback(model, record):
@@ -274,19 +272,15 @@ def _write_plots(model, X, out, true_logpdf=None, n_images=64):
 
 
 def _cmd_train(args):
-    overrides = list(args.set or [])
-    if args.epochs is not None:
-        overrides.append(f"train.epochs={args.epochs}")
-    if args.checkpoint_every is not None:
-        overrides.append(f"train.checkpoint_every={args.checkpoint_every}")
-    if args.out is not None:
-        overrides.append(f'train.out="{Path(args.out).as_posix()}"')
-    cfg = cfgmod.load_config(args.config, overrides)
+    cfg = cfgmod.load_config(args.config, args.set or [])
+    for key in ("epochs", "checkpoint_every", "out"):   # explicit flags win over --set
+        if getattr(args, key) is not None:
+            cfg["train"][key] = getattr(args, key)
     out = Path(cfg["train"]["out"])
     model, X, seconds = train_run(cfg, out, resume=args.resume, overwrite=args.overwrite,
                                   progress=_want_progress(args))
     plots = [] if args.no_plots else _write_plots(model, X, out,
-                                                  _true_logpdf(cfg["data"], model))
+                                                  _true_logpdf(cfg["data"], *model.support_))
     last = model.history_[-1] if model.history_ else {}
     _echo(f"trained {type(model).__name__} to epoch {model.epoch_} in {seconds:.1f} s")
     if last:
@@ -379,7 +373,7 @@ def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0):
         O_data = model.observe(X)
         residual = o_sum / (steps * n_chains) - O_data.mean(axis=0)
         report["chi2"] = diagnostics.chi2(residual, O_data.var(axis=0))
-    report.update(_quality(model, X, _true_logpdf(data_spec, model)))
+    report.update(_quality(model, X, _true_logpdf(data_spec, *model.support_)))
     if positions is not None:
         threshold = float(np.median(X)) if X is not None else 0.0
         report["mode_crossing_threshold"] = threshold
@@ -437,7 +431,7 @@ def _cmd_plot(args):
     X, data_spec = _load_data(args.data, args.model)
     out = Path(args.out) if args.out else Path(args.model).parent
     out.mkdir(parents=True, exist_ok=True)
-    for p in _write_plots(model, X, out, _true_logpdf(data_spec, model), args.n_images):
+    for p in _write_plots(model, X, out, _true_logpdf(data_spec, *model.support_), args.n_images):
         _echo(f"wrote {p}")
     return 0
 
@@ -451,7 +445,7 @@ def _cmd_demo(args):
     _echo("Min-MaxEnt demo: 1000 points from 0.5 N(-2, 0.5²) + 0.5 N(2, 0.5²), "
           f"MLP 1-32-32-2 observables, {cfg['train']['epochs']} epochs")
     model, X, seconds = train_run(cfg, out, overwrite=True, progress=_want_progress(args))
-    true_logpdf = _true_logpdf(cfg["data"], model)
+    true_logpdf = _true_logpdf(cfg["data"], *model.support_)
     plots = _write_plots(model, X, out, true_logpdf)
     q = _quality(model, X, true_logpdf)
     from mme_numba import quadrature

@@ -208,7 +208,8 @@ def test_evaluate_table_and_json(trained, workdir):
 
 def test_evaluate_with_explicit_data_file(trained, workdir):
     run, _ = trained
-    np.save(workdir / "data.npy", cfgmod.build_data(cfgmod.load_config(workdir / "tiny.toml")["data"]))
+    X = cfgmod.build_data(cfgmod.load_config(workdir / "tiny.toml")["data"])
+    np.save(workdir / "data.npy", X)
     res = cli("evaluate", run / "model.npz", "--steps", 20, "--data", "data.npy", cwd=workdir)
     assert "chi2 (Eq. 5)" in res.stdout and "KL" not in res.stdout  # no known true density
 

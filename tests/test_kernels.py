@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import naive  # noqa: E402
 
 from mme_numba import kernels as K  # noqa: E402
+from mme_numba.kernels import network as N  # noqa: E402
 from mme_numba.kernels import rng as R  # noqa: E402
 
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -423,3 +424,64 @@ def test_box_gaussian_matches_quadrature(move, boundary):
     chi2 = np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep])
     pvalue = stats.chi2.sf(chi2, keep.sum() - 1)
     assert pvalue > 1e-3, (chi2, keep.sum())
+
+
+# --- lock-step kernels against the one-at-a-time kernels, bit for bit --------------------
+
+def _one_at_a_time(spec, params, lam, term2, X):
+    w = max(K.max_width(spec), K.max_width(term2[0]))
+    bufs = [np.empty(w) for _ in range(4)]
+    O = np.array([K.forward_one(spec, params, x, bufs[0], bufs[1]).copy() for x in X])
+    H = np.array([N.energy_one(spec, params, lam, *term2, x, *bufs) for x in X])
+    return O, H
+
+
+@settings(deadline=None, max_examples=20)
+@given(d=st.integers(1, 5), layers=st.lists(_LAYER, min_size=1, max_size=5),
+       conv=st.booleans(), n=st.integers(1, 70), seed=st.integers(0, 2 ** 16))
+def test_lockstep_batches_equal_one_at_a_time(d, layers, conv, n, seed):
+    # observables_batch / energy_batch evaluate rows in lock-step blocks; every row must
+    # get the exact arithmetic of forward_one / energy_one, for any block fill.
+    if conv:
+        layers = [("conv", d, 3, 2, 3, 2)] + layers
+        d = 6 * d
+    spec, params = build(d, layers, seed=seed)
+    term2 = build(d, [("dense", 3, True), ("act", K.LOGSOFTMAX)], seed=seed + 1) \
+        + (np.array([0.2, -1.0, 0.4]),)
+    X = np.random.default_rng(seed).uniform(-1.5, 1.5, (n, d))
+    lam = np.linspace(-1.0, 1.5, spec[-1, 2])
+    O, H = _one_at_a_time(spec, params, lam, term2, X)
+    np.testing.assert_array_equal(K.observables_batch(spec, params, X), O)
+    np.testing.assert_array_equal(K.energy_batch(spec, params, lam, X, *term2), H)
+
+
+@pytest.mark.parametrize("net", sorted(SMALL_NETS))
+@pytest.mark.parametrize("move", [K.MOVE_ALL, K.MOVE_SINGLE])
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+def test_lockstep_sampler_equals_one_chain_kernel(net, move, boundary):
+    # 21 chains: full and partial blocks for every lane count; lanes=1 is the one-chain
+    # kernel. States, draws, accept counts and energies identical bit for bit.
+    layers, term2 = SMALL_NETS[net]
+    spec, params = build(3, layers, seed=2)
+    lam = np.linspace(0.5, 1.5, spec[-1, 2])
+    lo, hi = np.array([-1.0, -0.5, 0.0]), np.array([1.0, 1.5, 0.5])
+    state = _chains(spec, params, lam, term2, 21, 3, lo, hi, seed=12)
+    step = np.linspace(0.2, 3.0, 21)
+    runs = []
+    for lanes in (1, 3, 8, 64):
+        x, energy, rs, acc = (a.copy() for a in state)
+        K.metropolis_sweeps(spec, params, lam, *term2, x, energy, lo, hi, step, 9, move,
+                            boundary, rs, acc, lanes=lanes)
+        runs.append((x, energy, rs, acc))
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)
+    assert 0 < runs[0][3].sum() < 9 * (3 if move else 1) * 21
+
+
+def test_lockstep_sampler_rejects_bad_lanes():
+    spec, params = build(2, [("dense", 2, True)])
+    x, energy, rs, acc = _chains(spec, params, np.ones(2), EMPTY, 3, 2, -1.0, 1.0, seed=0)
+    with pytest.raises(ValueError, match="lanes"):
+        K.metropolis_sweeps(spec, params, np.ones(2), *EMPTY, x, energy, -np.ones(2),
+                            np.ones(2), np.ones(3), 1, 0, 0, rs, acc, lanes=0)

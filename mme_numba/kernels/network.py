@@ -23,6 +23,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from . import settings
+from .fastmath import tanh as _fast_tanh
+
 __all__ = [
     "DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
     "LOGSOFTMAX", "SPEC_WIDTH", "forward_one", "observables_batch", "energy_batch",
@@ -39,9 +42,10 @@ _CODE_NAMES = ("DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE
 # Small scalar helpers: LLVM inlines them into the loops below, and a faster exact
 # version (or a CUDA twin) can be swapped in at one place.
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _tanh(z):
-    return math.tanh(z)
+    # Exact (4e-16 relative) and vectorizable; libm tanh was most of the sampler's time.
+    return _fast_tanh(z)
 
 
 @njit(cache=True)
@@ -229,41 +233,330 @@ def energy_one(spec, params, lam, spec2, params2, lam2, x, wa, wb, wa2, wb2):
     return h
 
 
-def _chunk_size(n):
-    # Results never depend on the chunking (each row is computed alone); chunks only
-    # amortize scratch allocation while leaving several chunks per thread. Computed in
-    # Python: numba.get_num_threads() inside a kernel would defeat on-disk caching.
-    return max(1, min(64, n // (4 * numba.get_num_threads())))
+# --- lock-step evaluation: several inputs at once, input index innermost --------------
+# Activations are (width, lanes) arrays: row j holds activation j of every lane. Each
+# loop below runs over lanes innermost, so LLVM turns it into SIMD code, and every lane
+# gets exactly the arithmetic of the one-input functions above (same operations, same
+# order, no contraction into fused multiply-adds): a lock-step result is bit-identical to
+# forward_rows / energy_one on that input, whatever the number of lanes.
+
+@njit(cache=True)
+def _dense_row_ls(params, w, bias, n_in, src, z):
+    # one output row: z = bias, then += w_j * src_j for j in order (the order of _dense)
+    n_lanes = src.shape[1]
+    for lane in range(n_lanes):
+        z[lane] = bias
+    for j in range(n_in):
+        wj = params[w + j]
+        a = src[j]
+        for lane in range(n_lanes):
+            z[lane] += wj * a[lane]
+
+
+@njit(cache=True)
+def _dense_ls(params, off, n_in, n_out, has_bias, src, dst):
+    # Register blocking: four output rows and four inputs per pass, so each loaded input
+    # vector serves four rows and each accumulator load/store serves four inputs. Sums
+    # stay left to right in j, the order of _dense.
+    n_lanes = src.shape[1]
+    b_off = off + n_out * n_in
+    i = 0
+    while i + 4 <= n_out:
+        z0, z1, z2, z3 = dst[i], dst[i + 1], dst[i + 2], dst[i + 3]
+        r0 = off + i * n_in
+        r1 = r0 + n_in
+        r2 = r1 + n_in
+        r3 = r2 + n_in
+        b0 = params[b_off + i] if has_bias else 0.0
+        b1 = params[b_off + i + 1] if has_bias else 0.0
+        b2 = params[b_off + i + 2] if has_bias else 0.0
+        b3 = params[b_off + i + 3] if has_bias else 0.0
+        for lane in range(n_lanes):
+            z0[lane] = b0
+            z1[lane] = b1
+            z2[lane] = b2
+            z3[lane] = b3
+        j = 0
+        while j + 4 <= n_in:
+            a0, a1, a2, a3 = src[j], src[j + 1], src[j + 2], src[j + 3]
+            u0, u1, u2, u3 = params[r0 + j], params[r0 + j + 1], params[r0 + j + 2], params[r0 + j + 3]
+            v0, v1, v2, v3 = params[r1 + j], params[r1 + j + 1], params[r1 + j + 2], params[r1 + j + 3]
+            s0, s1, s2, s3 = params[r2 + j], params[r2 + j + 1], params[r2 + j + 2], params[r2 + j + 3]
+            t0, t1, t2, t3 = params[r3 + j], params[r3 + j + 1], params[r3 + j + 2], params[r3 + j + 3]
+            for lane in range(n_lanes):
+                x0 = a0[lane]
+                x1 = a1[lane]
+                x2 = a2[lane]
+                x3 = a3[lane]
+                z0[lane] = z0[lane] + u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3
+                z1[lane] = z1[lane] + v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
+                z2[lane] = z2[lane] + s0 * x0 + s1 * x1 + s2 * x2 + s3 * x3
+                z3[lane] = z3[lane] + t0 * x0 + t1 * x1 + t2 * x2 + t3 * x3
+            j += 4
+        while j < n_in:
+            a = src[j]
+            u, v, s, t = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
+            for lane in range(n_lanes):
+                x = a[lane]
+                z0[lane] += u * x
+                z1[lane] += v * x
+                z2[lane] += s * x
+                z3[lane] += t * x
+            j += 1
+        i += 4
+    while i < n_out:
+        _dense_row_ls(params, off + i * n_in, params[b_off + i] if has_bias else 0.0, n_in,
+                      src, dst[i])
+        i += 1
+
+
+@njit(cache=True)
+def _conv2d_ls(params, off, c_in, h, w, k, c_out, src, dst):
+    n_lanes = src.shape[1]
+    pad = k // 2
+    b_off = off + c_out * c_in * k * k
+    hw = h * w
+    for co in range(c_out):
+        bias = params[b_off + co]
+        for y in range(h):
+            ky0 = max(0, pad - y)
+            ky1 = min(k, h + pad - y)
+            for x in range(w):
+                kx0 = max(0, pad - x)
+                kx1 = min(k, w + pad - x)
+                z = dst[co * hw + y * w + x]
+                for lane in range(n_lanes):
+                    z[lane] = bias
+                for ci in range(c_in):
+                    w_ci = off + (co * c_in + ci) * k * k
+                    s_ci = ci * hw
+                    for ky in range(ky0, ky1):
+                        row = s_ci + (y + ky - pad) * w
+                        w_row = w_ci + ky * k
+                        for kx in range(kx0, kx1):
+                            wt = params[w_row + kx]
+                            a = src[row + x + kx - pad]
+                            for lane in range(n_lanes):
+                                z[lane] += wt * a[lane]
+
+
+@njit(cache=True)
+def _logsoftmax_ls(n, src, dst, tmp):
+    n_lanes = src.shape[1]
+    m = tmp[0]
+    s = tmp[1]
+    for lane in range(n_lanes):
+        m[lane] = src[0, lane]
+        s[lane] = 0.0
+    for j in range(1, n):
+        a = src[j]
+        for lane in range(n_lanes):
+            if a[lane] > m[lane]:
+                m[lane] = a[lane]
+    for j in range(n):
+        a = src[j]
+        for lane in range(n_lanes):
+            s[lane] += math.exp(a[lane] - m[lane])
+    for lane in range(n_lanes):
+        m[lane] = m[lane] + math.log(s[lane])        # the shift
+    for j in range(n):
+        a = src[j]
+        b = dst[j]
+        for lane in range(n_lanes):
+            b[lane] = a[lane] - m[lane]
+
+
+@njit(cache=True, error_model="numpy")
+def _apply_row_ls(row, params, src, dst, tmp):
+    code = row[0]
+    n_in = row[1]
+    n_out = row[2]
+    n_lanes = src.shape[1]
+    if code == DENSE:
+        _dense_ls(params, row[3], n_in, n_out, row[4] == 1, src, dst)
+    elif code == CONV2D:
+        _conv2d_ls(params, row[3], row[4], row[5], row[6], row[7],
+                   n_out // (row[5] * row[6]), src, dst)
+    elif code == POWERS:
+        degree = row[4]
+        for j in range(n_in):
+            a = src[j]
+            for lane in range(n_lanes):
+                v = a[lane]
+                p = v
+                for q in range(degree):
+                    dst[j * degree + q, lane] = p
+                    p *= v
+    elif code == LOGSOFTMAX:
+        _logsoftmax_ls(n_in, src, dst, tmp)
+    else:  # elementwise
+        for j in range(n_in):
+            a = src[j]
+            b = dst[j]
+            if code == TANH:
+                for lane in range(n_lanes):
+                    b[lane] = _tanh(a[lane])
+            elif code == SOFTPLUS:
+                for lane in range(n_lanes):
+                    b[lane] = _softplus(a[lane])
+            elif code == SIGMOID:
+                for lane in range(n_lanes):
+                    b[lane] = _sigmoid(a[lane])
+            elif code == RELU:
+                for lane in range(n_lanes):
+                    b[lane] = _relu(a[lane])
+            else:  # SQUARE
+                for lane in range(n_lanes):
+                    b[lane] = a[lane] * a[lane]
+
+
+@njit(cache=True)
+def forward_lockstep(spec, params, x, first_row, work_a, work_b, tmp):
+    """Evaluate rows ``first_row ..`` of ``spec`` on several inputs at once.
+
+    Lane ``l`` of the result is bit-identical to ``forward_rows(spec, params, x[:, l],
+    first_row, ...)``; the lanes only let the loops vectorize.
+
+    Parameters
+    ----------
+    spec : ndarray of int64, shape (n_rows, 8)
+    params : ndarray of float64, shape (n_params,)
+    x : ndarray of float64, shape (>= n_in, n_lanes)
+        Column ``l`` is input ``l`` (the first ``spec[first_row, 1]`` rows are read); must
+        not alias the scratch buffers.
+    first_row : int
+    work_a, work_b : ndarray of float64, shape (>= max_width(spec), n_lanes)
+        Scratch buffers, overwritten.
+    tmp : ndarray of float64, shape (2, n_lanes)
+        Scratch, overwritten.
+
+    Returns
+    -------
+    ndarray of float64, shape (>= n_outputs, n_lanes)
+        A view into ``work_a`` or ``work_b`` (``x`` if no rows run); rows ``0 ..
+        n_outputs - 1`` hold the outputs.
+    """
+    cur = x
+    use_a = True
+    for r in range(first_row, spec.shape[0]):
+        dst = work_a if use_a else work_b
+        _apply_row_ls(spec[r], params, cur, dst, tmp)
+        cur = dst
+        use_a = not use_a
+    return cur
+
+
+@njit(cache=True)
+def _dot_ls(lam, out, h):
+    # h[l] = lam . out[:, l], summed in the order of _dot
+    n_lanes = h.shape[0]
+    for lane in range(n_lanes):
+        h[lane] = 0.0
+    for k in range(lam.shape[0]):
+        lk = lam[k]
+        o = out[k]
+        for lane in range(n_lanes):
+            h[lane] += lk * o[lane]
+
+
+@njit(cache=True)
+def energy_lockstep(spec, params, lam, spec2, params2, lam2, x, first_row, x2, scratch, h):
+    """``H = lam . O + lam2 . O2`` of several inputs at once; lane-wise equal to :func:`energy_one`.
+
+    Parameters
+    ----------
+    spec, params, lam, spec2, params2, lam2 : ndarrays
+        The two energy terms (``spec2`` with no rows: no second term).
+    x : ndarray of float64, shape (>= n_in, n_lanes)
+        Input of row ``first_row`` of ``spec`` (the features when ``first_row == 0``).
+    first_row : int
+        Rows of ``spec`` before it have already been applied (incremental first layers).
+    x2 : ndarray of float64, shape (n_features, n_lanes)
+        Input of ``spec2`` (the features); unused without a second term.
+    scratch : ndarray of float64, shape (5, max(widths), n_lanes)
+        From :func:`lockstep_scratch`; overwritten.
+    h : ndarray of float64, shape (n_lanes,)
+        Output.
+    """
+    tmp = scratch[4, :2]
+    out = forward_lockstep(spec, params, x, first_row, scratch[0], scratch[1], tmp)
+    _dot_ls(lam, out, h)
+    if spec2.shape[0] > 0:
+        h2 = scratch[4, 2]
+        out2 = forward_lockstep(spec2, params2, x2, 0, scratch[2], scratch[3], tmp)
+        _dot_ls(lam2, out2, h2)
+        for lane in range(h.shape[0]):
+            h[lane] += h2[lane]
+
+
+def lockstep_scratch(n_lanes, *specs):
+    """Scratch for :func:`energy_lockstep`: float64 ``(5, width, n_lanes)``.
+
+    ``width`` is the widest activation of ``specs`` (at least 3, for the per-lane
+    temporaries in the last slot).
+    """
+    width = max([3] + [max_width(s) for s in specs])
+    return np.empty((5, width, n_lanes))
+
+
+def lanes_for(*specs, n_items=None):
+    """Number of lock-step lanes for networks ``specs``: ``settings.LANES_MIN .. LANES_MAX``.
+
+    Wider networks get fewer lanes so that an activation buffer ``(width, lanes)`` stays
+    near ``settings.TILE_BYTES``; fewer than ``n_items`` inputs need no more lanes than
+    that (rounded up to a multiple of 8). Results never depend on the number of lanes.
+    """
+    width = max([1] + [max_width(s) for s in specs if s.shape[0]])
+    lanes = settings.TILE_BYTES // (8 * width)
+    if n_items is not None:
+        lanes = min(lanes, -(-max(int(n_items), 1) // 8) * 8)
+    lanes = max(settings.LANES_MIN, min(settings.LANES_MAX, lanes))
+    return int(lanes - lanes % 8) if lanes >= 8 else int(lanes)
+
+
+@njit(cache=True)
+def _load_lanes(X, start, stop, xs):
+    # rows start..stop-1 of X into the columns of xs; padding lanes are zeros
+    d = X.shape[1]
+    for lane in range(xs.shape[1]):
+        i = start + lane
+        for k in range(d):
+            xs[k, lane] = X[i, k] if i < stop else 0.0
 
 
 @njit(parallel=True, cache=True)
-def _observables_batch(spec, params, X, out, chunk):
-    n = X.shape[0]
+def _observables_batch(spec, params, X, out, n_lanes):
+    n, d = X.shape
     m = out.shape[1]
-    width = _max_width(spec)
-    n_chunks = (n + chunk - 1) // chunk
-    for c in prange(n_chunks):
-        wa = np.empty(width)
-        wb = np.empty(width)
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            o = forward_rows(spec, params, X[i], 0, wa, wb)
+    width = max(3, _max_width(spec))
+    n_blocks = (n + n_lanes - 1) // n_lanes
+    for b in prange(n_blocks):
+        xs = np.empty((d, n_lanes))
+        scratch = np.empty((3, width, n_lanes))
+        start = b * n_lanes
+        stop = min(n, start + n_lanes)
+        _load_lanes(X, start, stop, xs)
+        o = forward_lockstep(spec, params, xs, 0, scratch[0], scratch[1], scratch[2, :2])
+        for i in range(start, stop):
             for k in range(m):
-                out[i, k] = o[k]
+                out[i, k] = o[k, i - start]
 
 
 @njit(parallel=True, cache=True)
-def _energy_batch(spec, params, lam, X, spec2, params2, lam2, out, chunk):
-    n = X.shape[0]
-    width = _max_width(spec)
-    width2 = _max_width(spec2)
-    n_chunks = (n + chunk - 1) // chunk
-    for c in prange(n_chunks):
-        wa = np.empty(width)
-        wb = np.empty(width)
-        wa2 = np.empty(width2)
-        wb2 = np.empty(width2)
-        for i in range(c * chunk, min(n, (c + 1) * chunk)):
-            out[i] = energy_one(spec, params, lam, spec2, params2, lam2, X[i], wa, wb, wa2, wb2)
+def _energy_batch(spec, params, lam, X, spec2, params2, lam2, out, n_lanes):
+    n, d = X.shape
+    width = max(3, _max_width(spec), _max_width(spec2))
+    n_blocks = (n + n_lanes - 1) // n_lanes
+    for b in prange(n_blocks):
+        xs = np.empty((d, n_lanes))
+        scratch = np.empty((5, width, n_lanes))
+        h = np.empty(n_lanes)
+        start = b * n_lanes
+        stop = min(n, start + n_lanes)
+        _load_lanes(X, start, stop, xs)
+        energy_lockstep(spec, params, lam, spec2, params2, lam2, xs, 0, xs, scratch, h)
+        for i in range(start, stop):
+            out[i] = h[i - start]
 
 
 # --- Python entry points (cheap checks, then the compiled kernels) --------------------
@@ -310,7 +603,7 @@ def observables_batch(spec, params, X):
     if spec.shape[0] == 0:
         return X.copy()
     out = np.empty((X.shape[0], _n_outputs(spec, X.shape[1])))
-    _observables_batch(spec, params, X, out, _chunk_size(X.shape[0]))
+    _observables_batch(spec, params, X, out, lanes_for(spec, n_items=X.shape[0]))
     return out
 
 
@@ -338,8 +631,7 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     if spec.shape[0] == 0:
         raise ValueError("spec must have at least one row")
     out = np.empty(X.shape[0])
-    _energy_batch(spec, params, lam, X, spec2, params2, lam2, out,
-                  _chunk_size(X.shape[0]))
+    _energy_batch(spec, params, lam, X, spec2, params2, lam2, out, lanes_for(spec, spec2, n_items=X.shape[0]))
     return out
 
 

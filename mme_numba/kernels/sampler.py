@@ -28,7 +28,8 @@ first DENSE layer) or use a common scale when the ranges are equal.
 import numpy as np
 from numba import njit, prange
 
-from .network import DENSE, _check_term, _dense, _dot, _max_width, energy_one, forward_rows
+from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width, energy_lockstep,
+                      energy_one, forward_rows, lanes_for)
 from .rng import normal, uniform
 
 __all__ = ["MOVE_ALL", "MOVE_SINGLE", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
@@ -189,6 +190,153 @@ def _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, h
                           step, n_sweeps, boundary, rng_state, accepted, wa, wb, wa2, wb2)
 
 
+# --- lock-step chains -----------------------------------------------------------------
+# A block of n_lanes consecutive chains advances together: each chain draws its own
+# proposal from its own stream (the draw order above, unchanged), then one lock-step
+# network evaluation scores every proposal of the block (network.energy_lockstep: lanes
+# innermost, so it vectorizes), then each chain draws its own acceptance uniform. Every
+# chain sees exactly the arithmetic and draws of the one-chain functions above, so the
+# result is bit-identical to them for any block size and thread count. Lanes past the
+# last chain (a partial last block) hold the box corner ``lo`` and draw nothing.
+
+@njit(cache=True)
+def _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+               step, n_sweeps, boundary, rng_state, accepted, y, scratch, h_old, h_new,
+               inside):
+    d = x.shape[1]
+    n_lanes = y.shape[1]
+    for lane in range(n_lanes):
+        for k in range(d):
+            y[k, lane] = lo[k]
+    for lane in range(n_live):
+        h_old[lane] = energy[c0 + lane]
+    n_acc = np.zeros(n_lanes, np.int64)
+    for _ in range(n_sweeps):
+        for lane in range(n_live):
+            c = c0 + lane
+            ok_all = True
+            for k in range(d):
+                v, ok = _propose(x[c, k] + step[c] * normal(rng_state, c), lo[k], hi[k],
+                                 boundary)
+                y[k, lane] = v
+                ok_all = ok_all and ok
+            inside[lane] = ok_all
+        energy_lockstep(spec, params, lam, spec2, params2, lam2, y, 0, y, scratch, h_new)
+        for lane in range(n_live):
+            c = c0 + lane
+            if inside[lane] and _accept(rng_state, c, h_old[lane], h_new[lane]):
+                for k in range(d):
+                    x[c, k] = y[k, lane]
+                h_old[lane] = h_new[lane]
+                n_acc[lane] += 1
+    for lane in range(n_live):
+        energy[c0 + lane] = h_old[lane]
+        accepted[c0 + lane] += n_acc[lane]
+
+
+@njit(cache=True)
+def _block_single(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                  step, n_sweeps, boundary, rng_state, accepted, xb, scratch, h_old, h_new,
+                  inside, incremental):
+    # Random-scan single-coordinate moves. xb (d, lanes) holds the block's states. With
+    # ``incremental`` (first row DENSE) the first layer's pre-activation z = W x + b is
+    # kept per lane and updated by z' = z + W[:, j] (y_j - x_j), as in
+    # _chain_single_dense; z is rebuilt from x at every call.
+    d = x.shape[1]
+    n_lanes = xb.shape[1]
+    for lane in range(n_lanes):
+        c = c0 + lane
+        for k in range(d):
+            xb[k, lane] = x[c, k] if lane < n_live else lo[k]
+    for lane in range(n_live):
+        h_old[lane] = energy[c0 + lane]
+    n_acc = np.zeros(n_lanes, np.int64)
+    j_of = np.zeros(n_lanes, np.int64)
+    old = np.empty(n_lanes)
+    new = np.empty(n_lanes)
+    n_hid = spec[0, 2] if incremental else 1
+    off = spec[0, 3]
+    z = np.empty((n_hid, n_lanes))
+    z_new = np.empty((n_hid, n_lanes))
+    dx = np.zeros(n_lanes)
+    if incremental:
+        _dense_ls(params, off, d, n_hid, spec[0, 4] == 1, xb, z)
+    has_second = spec2.shape[0] > 0
+    for _ in range(n_sweeps * d):
+        for lane in range(n_live):
+            c = c0 + lane
+            j = min(int(uniform(rng_state, c) * d), d - 1)
+            yj, ok = _propose(xb[j, lane] + step[c] * normal(rng_state, c), lo[j], hi[j],
+                              boundary)
+            j_of[lane] = j
+            new[lane] = yj
+            inside[lane] = ok
+        for lane in range(n_live):
+            j = j_of[lane]
+            old[lane] = xb[j, lane]
+            dx[lane] = new[lane] - old[lane]
+        if incremental:
+            for i in range(n_hid):
+                zi = z[i]
+                zn = z_new[i]
+                w = off + i * d
+                for lane in range(n_lanes):
+                    zn[lane] = zi[lane] + params[w + j_of[lane]] * dx[lane]
+            if has_second:
+                for lane in range(n_live):
+                    xb[j_of[lane], lane] = new[lane]
+            energy_lockstep(spec, params, lam, spec2, params2, lam2, z_new, 1, xb, scratch,
+                            h_new)
+        else:
+            for lane in range(n_live):
+                xb[j_of[lane], lane] = new[lane]
+            energy_lockstep(spec, params, lam, spec2, params2, lam2, xb, 0, xb, scratch,
+                            h_new)
+        for lane in range(n_live):
+            c = c0 + lane
+            j = j_of[lane]
+            if inside[lane] and _accept(rng_state, c, h_old[lane], h_new[lane]):
+                xb[j, lane] = new[lane]
+                h_old[lane] = h_new[lane]
+                n_acc[lane] += 1
+                if incremental:
+                    for i in range(n_hid):
+                        z[i, lane] = z_new[i, lane]
+            else:
+                xb[j, lane] = old[lane]
+    for lane in range(n_live):
+        c = c0 + lane
+        for k in range(d):
+            x[c, k] = xb[k, lane]
+        energy[c] = h_old[lane]
+        accepted[c] += n_acc[lane]
+
+
+@njit(parallel=True, cache=True)
+def _metropolis_lockstep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                         n_sweeps, move, boundary, rng_state, accepted, incremental,
+                         n_lanes):
+    n_chains, d = x.shape
+    width = max(3, _max_width(spec), _max_width(spec2))
+    n_blocks = (n_chains + n_lanes - 1) // n_lanes
+    for b in prange(n_blocks):
+        c0 = b * n_lanes
+        n_live = min(n_chains, c0 + n_lanes) - c0
+        xb = np.empty((d, n_lanes))
+        scratch = np.empty((5, width, n_lanes))
+        h_old = np.empty(n_lanes)
+        h_new = np.empty(n_lanes)
+        inside = np.zeros(n_lanes, np.bool_)
+        if move == MOVE_ALL:
+            _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, lo,
+                       hi, step, n_sweeps, boundary, rng_state, accepted, xb, scratch,
+                       h_old, h_new, inside)
+        else:
+            _block_single(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy,
+                          lo, hi, step, n_sweeps, boundary, rng_state, accepted, xb,
+                          scratch, h_old, h_new, inside, incremental)
+
+
 def _check_inplace(a, name, dtype, shape):
     if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape \
             or not a.flags.c_contiguous or not a.flags.writeable:
@@ -198,7 +346,8 @@ def _check_inplace(a, name, dtype, shape):
 
 
 def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                      n_sweeps, move, boundary, rng_state, accepted, incremental=True):
+                      n_sweeps, move, boundary, rng_state, accepted, incremental=True,
+                      lanes=None):
     """Advance persistent Metropolis chains on ``exp(-H)`` restricted to ``[lo, hi]``, in place.
 
     ``H(x) = lam . O(x) + lam2 . O2(x)``; see the module docstring for the exact
@@ -235,6 +384,10 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
         With ``MOVE_SINGLE`` and a DENSE first row of ``spec``, update that layer's
         pre-activation incrementally (default). ``False`` forces full forwards
         (same chain up to rounding; used to test one path against the other).
+    lanes : int, optional
+        Chains advanced in lock-step by one thread (default: ``lanes_for`` the networks,
+        8 to 64). ``1`` runs the one-chain-at-a-time kernel. Results are bit-identical for
+        every value; it only changes speed.
 
     Returns
     -------
@@ -268,6 +421,14 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     if n_chains == 0 or n_sweeps == 0:
         return
     use_incremental = bool(incremental) and spec[0, 0] == DENSE
-    _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                       n_sweeps, int(move), int(boundary), rng_state, accepted,
-                       use_incremental)
+    lanes = lanes_for(spec, spec2, n_items=n_chains) if lanes is None else int(lanes)
+    if lanes < 1:
+        raise ValueError(f"lanes must be a positive integer, got {lanes}")
+    if lanes == 1:
+        _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                           n_sweeps, int(move), int(boundary), rng_state, accepted,
+                           use_incremental)
+    else:
+        _metropolis_lockstep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                             step, n_sweeps, int(move), int(boundary), rng_state, accepted,
+                             use_incremental, lanes)

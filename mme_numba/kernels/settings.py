@@ -1,0 +1,18 @@
+"""Tunables of the CPU kernels, in one place.
+
+None of these changes results: a lock-step kernel computes every chain (or row) with
+exactly the arithmetic of the one-at-a-time kernel, whatever the number of lanes, so they
+only trade speed for memory. Measured with ``benchmarks/run.py`` (``docs/performance.md``).
+"""
+
+__all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES"]
+
+#: Fewest and most inputs (chains or rows) evaluated in lock-step by one thread. Lanes are
+#: the innermost loop index, so LLVM vectorizes across them; a multiple of 8 fills
+#: AVX-512 registers of float64 exactly.
+LANES_MIN = 8
+LANES_MAX = 64
+
+#: Bytes of one lock-step activation buffer ``(width, lanes)`` float64 to aim for, so that
+#: the two ping-pong buffers stay in a core's L1/L2 cache; wide networks get fewer lanes.
+TILE_BYTES = 64 * 1024

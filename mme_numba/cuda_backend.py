@@ -19,8 +19,8 @@ __all__ = ["CUDABackend", "cuda_unavailable_reason"]
 logger = logging.getLogger(__name__)
 
 # The same names as ``mme_numba.backends.MOVES``/``BOUNDARIES`` (not imported from there so
-# that ``backends`` may import this module at its top).
-_MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE}
+# that ``backends`` may import this module at its top). "mala" has its own kernel.
+_MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE, "mala": None}
 _BOUNDARIES = {"reject": BOUNDARY_REJECT, "reflect": BOUNDARY_REFLECT}
 
 
@@ -97,13 +97,23 @@ class CUDABackend:
 
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):
-        """In-place Metropolis sweeps; ``move`` in {"all", "single"}, ``boundary`` in
-        {"reject", "reflect"}; ``x, energy, rng_state, accepted`` are updated in place."""
+        """In-place sweeps of the persistent chains; ``x, energy, rng_state, accepted`` are
+        updated in place.
+
+        ``move``: ``"all"``, ``"single"`` or ``"mala"`` (see ``mme_numba.backends``);
+        ``boundary``: ``"reject"`` or ``"reflect"``. ``"single"`` on a network whose first row
+        is CONV2D recomputes the whole network per proposal, where the CPU updates the conv
+        windows incrementally: the same chain up to rounding (last bits of the energies).
+        """
         if move not in _MOVES:
             raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {sorted(_BOUNDARIES)}, got {boundary!r}")
         spec2, params2, lam2 = _no_field() if field is None else field
+        if move == "mala":
+            self._k.mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                                int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted)
+            return
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],
                                   rng_state, accepted)

@@ -27,6 +27,7 @@ import naive  # noqa: E402
 
 from mme_numba import kernels as K  # noqa: E402
 from mme_numba.backends import CPUBackend  # noqa: E402
+from mme_numba.kernels import mala as M  # noqa: E402
 from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
 
 if cuda_unavailable_reason() is not None:
@@ -230,6 +231,36 @@ def test_random_small_problems_match_cpu(seed, n_chains, d, hidden, move, bounda
     assert_chains_equal(cpu, gpu)
 
 
+@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+def test_mala_matches_cpu_step_for_step(name, boundary):
+    """Every op code through the backward pass; the second term where the input is 3-d."""
+    d, layers = NETS[name]
+    spec, params = build(d, layers, seed=len(name))
+    lam = np.linspace(-1.0, 1.5, int(spec[-1, 2]))
+    term = (*SECOND, np.array([0.3, -1.0, 2.0, 0.5])) if d == 3 else EMPTY
+    x0 = np.random.default_rng(1).uniform(-1.0, 1.0, (3, d))
+    e0 = K.energy_batch(spec, params, lam, x0, *term)
+    step = np.array([0.2, 0.8, 2.0])  # small, medium, and large enough to hit the walls
+    runs = []
+    for mod in (M, KC):
+        x, e, s, a = x0.copy(), e0.copy(), K.seed_states(5, 3), np.zeros(3, np.int64)
+        mod.mala_sweeps(spec, params, lam, *term, x, e, -1.5, 1.5, step, 4, boundary, s, a)
+        runs.append((x, e, s, a))
+    assert_chains_equal(*runs)
+    assert runs[1][3].sum() > 0
+
+
+def test_mala_argument_checks():
+    spec, params = build(2, [("dense", 1, True)])
+    x, e = np.zeros((2, 2)), np.zeros(2)
+    s, a = K.seed_states(0, 2), np.zeros(2, np.int64)
+    with pytest.raises(ValueError, match="positive step"):
+        KC.mala_sweeps(spec, params, np.ones(1), *EMPTY, x, e, -1.0, 1.0, 0.0, 1, 1, s, a)
+    with pytest.raises(ValueError, match="boundary"):
+        KC.mala_sweeps(spec, params, np.ones(1), *EMPTY, x, e, -1.0, 1.0, 0.5, 1, 3, s, a)
+
+
 def test_sweep_argument_checks_and_no_ops():
     spec, params = build(2, [("dense", 1, True)])
     lam = np.ones(1)
@@ -261,21 +292,42 @@ def test_backend_matches_cpu_backend():
     assert_same(gpu.observe(spec, params, X), cpu.observe(spec, params, X))
     assert_same(gpu.energy(spec, params, lam, X), cpu.energy(spec, params, lam, X))
     assert_same(gpu.energy(spec, params, lam, X, field), cpu.energy(spec, params, lam, X, field))
-    runs = []
-    for be in (cpu, gpu):
-        x, s, a = X.copy(), K.seed_states(2, 4), np.zeros(4, np.int64)
-        e = be.energy(spec, params, lam, x, field)
-        be.sweep(spec, params, lam, field, x, e, -1.0, 1.0, np.full(4, 0.5), 3, "single",
-                 "reflect", s, a)
-        runs.append((x, e, s, a))
-    assert_chains_equal(*runs)
+    for move in ("all", "single", "mala"):
+        runs = []
+        for be in (cpu, gpu):
+            x, s, a = X.copy(), K.seed_states(2, 4), np.zeros(4, np.int64)
+            e = be.energy(spec, params, lam, x, field)
+            be.sweep(spec, params, lam, field, x, e, -1.0, 1.0, np.full(4, 0.5), 3, move,
+                     "reflect", s, a)
+            runs.append((x, e, s, a))
+        assert_chains_equal(*runs)
     with pytest.raises(ValueError, match="move"):
         gpu.sweep(spec, params, lam, field, x, e, -1.0, 1.0, 0.5, 1, "gibbs", "reject", s, a)
     with pytest.raises(ValueError, match="boundary"):
         gpu.sweep(spec, params, lam, field, x, e, -1.0, 1.0, 0.5, 1, "all", "wrap", s, a)
 
 
-@pytest.mark.parametrize("move", ["all", "single"])
+def test_backend_single_moves_on_a_conv_net_follow_the_cpu_image_kernel():
+    """The CPU updates conv windows incrementally, CUDA recomputes: same draws and accept
+    decisions, energies equal up to rounding (1e-12)."""
+    spec, params = build(9, NETS["conv"][1], seed=3)
+    lam = np.array([1.0, -0.5, 0.25])
+    X = np.random.default_rng(5).uniform(0.0, 1.0, (3, 9))
+    runs = []
+    for be in (CPUBackend(), CUDABackend()):
+        x, s, a = X.copy(), K.seed_states(4, 3), np.zeros(3, np.int64)
+        e = be.energy(spec, params, lam, x)
+        be.sweep(spec, params, lam, EMPTY, x, e, 0.0, 1.0, np.full(3, 0.4), 2, "single",
+                 "reflect", s, a)
+        runs.append((x, e, s, a))
+    (xc, ec, sc, ac), (xg, eg, sg, ag) = runs
+    np.testing.assert_array_equal(sg, sc)
+    np.testing.assert_array_equal(ag, ac)
+    np.testing.assert_allclose(xg, xc, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(eg, ec, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("move", ["all", "single", "mala"])
 def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
     """Three MinMaxEnt epochs (burn-in, λ and θ steps) give identical chains, λ, θ, streams."""
     import mme_numba as mme

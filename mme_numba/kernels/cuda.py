@@ -34,7 +34,7 @@ from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TA
 from .sampler import (BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE,
                       _check_inplace)
 
-__all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "draw",
+__all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "mala_sweeps", "draw",
            "SCRATCH_BYTES", "THREADS_PER_BLOCK"]
 
 SCRATCH_BYTES = 1 << 30
@@ -96,6 +96,11 @@ def _normal(st):
 # --- the spec interpreter, one input vector (mirror kernels/network.py) --------------
 
 @cuda.jit(device=True)
+def _tanh(z):
+    return math.tanh(z)
+
+
+@cuda.jit(device=True)
 def _softplus(z):
     return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
@@ -108,19 +113,23 @@ def _sigmoid(z):
     return e / (1.0 + e)
 
 
+# Addressing: a vector lives in a 3-D global array ``a`` as ``a[slot, offset + j, t]``
+# (``t`` the thread's column), so one row function serves the ping-pong buffers of the
+# forward pass and the stored activations of the MALA backward pass.
+
 @cuda.jit(device=True)
-def _dense(params, off, n_in, n_out, has_bias, buf, p, q, t):
+def _dense(params, off, n_in, n_out, has_bias, src, si, so, dst, di, do, t):
     b_off = off + n_out * n_in
     for i in range(n_out):
         s = params[b_off + i] if has_bias else 0.0
         w = off + i * n_in
         for j in range(n_in):
-            s += params[w + j] * buf[p, j, t]
-        buf[q, i, t] = s
+            s += params[w + j] * src[si, so + j, t]
+        dst[di, do + i, t] = s
 
 
 @cuda.jit(device=True)
-def _conv2d(params, off, c_in, h, w, k, c_out, buf, p, q, t):
+def _conv2d(params, off, c_in, h, w, k, c_out, src, si, so, dst, di, do, t):
     pad = k // 2
     b_off = off + c_out * c_in * k * k
     hw = h * w
@@ -135,67 +144,67 @@ def _conv2d(params, off, c_in, h, w, k, c_out, buf, p, q, t):
                 s = bias
                 for ci in range(c_in):
                     w_ci = off + (co * c_in + ci) * k * k
-                    s_ci = ci * hw
+                    s_ci = so + ci * hw
                     for ky in range(ky0, ky1):
                         row = s_ci + (y + ky - pad) * w
                         w_row = w_ci + ky * k
                         for kx in range(kx0, kx1):
-                            s += params[w_row + kx] * buf[p, row + x + kx - pad, t]
-                buf[q, co * hw + y * w + x, t] = s
+                            s += params[w_row + kx] * src[si, row + x + kx - pad, t]
+                dst[di, do + co * hw + y * w + x, t] = s
 
 
 @cuda.jit(device=True)
-def _logsoftmax(n, buf, p, q, t):
-    m = buf[p, 0, t]
+def _logsoftmax(n, src, si, so, dst, di, do, t):
+    m = src[si, so, t]
     for j in range(1, n):
-        if buf[p, j, t] > m:
-            m = buf[p, j, t]
+        if src[si, so + j, t] > m:
+            m = src[si, so + j, t]
     s = 0.0
     for j in range(n):
-        s += math.exp(buf[p, j, t] - m)
+        s += math.exp(src[si, so + j, t] - m)
     shift = m + math.log(s)
     for j in range(n):
-        buf[q, j, t] = buf[p, j, t] - shift
+        dst[di, do + j, t] = src[si, so + j, t] - shift
 
 
 @cuda.jit(device=True)
-def _apply_row(spec, r, params, buf, p, t):
-    q = 1 - p
+def _apply_row(spec, r, params, src, si, so, dst, di, do, t):
+    """Row ``r`` of ``spec`` from ``src[si, so:, t]`` into ``dst[di, do:, t]``."""
     code = spec[r, 0]
     n_in = spec[r, 1]
     n_out = spec[r, 2]
     if code == DENSE:
-        _dense(params, spec[r, 3], n_in, n_out, spec[r, 4] == 1, buf, p, q, t)
+        _dense(params, spec[r, 3], n_in, n_out, spec[r, 4] == 1, src, si, so, dst, di, do, t)
     elif code == CONV2D:
         _conv2d(params, spec[r, 3], spec[r, 4], spec[r, 5], spec[r, 6], spec[r, 7],
-                n_out // (spec[r, 5] * spec[r, 6]), buf, p, q, t)
+                n_out // (spec[r, 5] * spec[r, 6]), src, si, so, dst, di, do, t)
     elif code == TANH:
         for j in range(n_in):
-            buf[q, j, t] = math.tanh(buf[p, j, t])
+            dst[di, do + j, t] = _tanh(src[si, so + j, t])
     elif code == SOFTPLUS:
         for j in range(n_in):
-            buf[q, j, t] = _softplus(buf[p, j, t])
+            dst[di, do + j, t] = _softplus(src[si, so + j, t])
     elif code == SIGMOID:
         for j in range(n_in):
-            buf[q, j, t] = _sigmoid(buf[p, j, t])
+            dst[di, do + j, t] = _sigmoid(src[si, so + j, t])
     elif code == RELU:
         for j in range(n_in):
-            v = buf[p, j, t]
-            buf[q, j, t] = v if v > 0.0 else 0.0
+            v = src[si, so + j, t]
+            dst[di, do + j, t] = v if v > 0.0 else 0.0
     elif code == SQUARE:
         for j in range(n_in):
-            v = buf[p, j, t]
-            buf[q, j, t] = v * v
+            v = src[si, so + j, t]
+            dst[di, do + j, t] = v * v
     elif code == POWERS:
         degree = spec[r, 4]
         for j in range(n_in):
-            v = buf[p, j, t]
+            v = src[si, so + j, t]
             pw = v
             for e in range(degree):
-                buf[q, j * degree + e, t] = pw
+                dst[di, do + j * degree + e, t] = pw
                 pw *= v
     else:  # LOGSOFTMAX (validate_spec rejects unknown codes)
-        _logsoftmax(n_in, buf, p, q, t)
+        _logsoftmax(n_in, src, si, so, dst, di, do, t)
 
 
 @cuda.jit(device=True)
@@ -203,7 +212,7 @@ def _forward(spec, params, buf, first_row, t):
     """Rows ``first_row ..`` on the input in ``buf[0, :, t]``; returns the output's buffer."""
     p = 0
     for r in range(first_row, spec.shape[0]):
-        _apply_row(spec, r, params, buf, p, t)
+        _apply_row(spec, r, params, buf, p, 0, buf, 1 - p, 0, t)
         p = 1 - p
     return p
 
@@ -257,8 +266,8 @@ def _propose(y, lo, hi, boundary):
 @cuda.jit(device=True)
 def _accept(st, h_old, h_new):
     u = _uniform(st)
-    # log(0) = -inf accepts on the CPU; spelled out (the simulator's math.log(0) raises).
-    return u == 0.0 or math.log(u) < h_old - h_new
+    # log(0) = -inf as on the CPU, spelled out (the simulator's math.log(0) raises).
+    return (-math.inf if u == 0.0 else math.log(u)) < h_old - h_new
 
 
 @cuda.jit(device=True)
@@ -323,7 +332,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     off = spec[0, 3]
     has_bias = spec[0, 4] == 1
     _load_row(x, c, buf, t)
-    _dense(params, off, d, n_hid, has_bias, buf, 0, 1, t)
+    _dense(params, off, d, n_hid, has_bias, buf, 0, 0, buf, 1, 0, t)
     for i in range(n_hid):
         zbuf[0, i, t] = buf[1, i, t]
     zi = 0
@@ -353,6 +362,213 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
             n_acc += 1
         else:
             x[c, j] = old
+    return h, n_acc
+
+
+# --- MALA (mirror kernels/mala.py) -----------------------------------------------------------
+# Per-thread scratch: ``vec (4, d, T)`` holds the chain's x, ∂H/∂x, the proposal y and ∂H/∂y
+# (slots _X, _G, _Y, _GY); ``acts (1, n_act, T)`` every row's output of one term (row r at
+# the sum of the previous rows' out_size); ``grads (2, width, T)`` the backward ping-pong.
+
+_X, _G, _Y, _GY = 0, 1, 2, 3
+
+
+@cuda.jit(device=True)
+def _backward_row(spec, r, params, src, si, so, acts, oo, grads, gi, t):
+    """``grads[1-gi] = (∂out/∂src)ᵀ grads[gi]`` for row ``r`` (output at ``acts[0, oo:]``)."""
+    gj = 1 - gi
+    code = spec[r, 0]
+    n_in = spec[r, 1]
+    n_out = spec[r, 2]
+    off = spec[r, 3]
+    if code == DENSE:
+        for j in range(n_in):
+            grads[gj, j, t] = 0.0
+        for i in range(n_out):
+            g = grads[gi, i, t]
+            if g == 0.0:
+                continue
+            w = off + i * n_in
+            for j in range(n_in):
+                grads[gj, j, t] += params[w + j] * g
+    elif code == CONV2D:
+        c_in = spec[r, 4]
+        h = spec[r, 5]
+        w = spec[r, 6]
+        k = spec[r, 7]
+        pad = k // 2
+        hw = h * w
+        c_out = n_out // hw
+        for j in range(n_in):
+            grads[gj, j, t] = 0.0
+        for co in range(c_out):
+            for y in range(h):
+                ky0 = max(0, pad - y)
+                ky1 = min(k, h + pad - y)
+                for x in range(w):
+                    g = grads[gi, co * hw + y * w + x, t]
+                    if g == 0.0:
+                        continue
+                    kx0 = max(0, pad - x)
+                    kx1 = min(k, w + pad - x)
+                    for ci in range(c_in):
+                        w_ci = off + (co * c_in + ci) * k * k
+                        s_ci = ci * hw
+                        for ky in range(ky0, ky1):
+                            d_row = s_ci + (y + ky - pad) * w + x - pad
+                            w_row = w_ci + ky * k
+                            for kx in range(kx0, kx1):
+                                grads[gj, d_row + kx, t] += params[w_row + kx] * g
+    elif code == TANH:
+        for j in range(n_in):
+            o = acts[0, oo + j, t]
+            grads[gj, j, t] = grads[gi, j, t] * (1.0 - o * o)
+    elif code == SOFTPLUS:
+        for j in range(n_in):
+            grads[gj, j, t] = grads[gi, j, t] * _sigmoid(src[si, so + j, t])
+    elif code == SIGMOID:
+        for j in range(n_in):
+            o = acts[0, oo + j, t]
+            grads[gj, j, t] = grads[gi, j, t] * o * (1.0 - o)
+    elif code == RELU:
+        for j in range(n_in):
+            grads[gj, j, t] = grads[gi, j, t] if src[si, so + j, t] > 0.0 else 0.0
+    elif code == SQUARE:
+        for j in range(n_in):
+            grads[gj, j, t] = 2.0 * src[si, so + j, t] * grads[gi, j, t]
+    elif code == POWERS:
+        degree = spec[r, 4]
+        for j in range(n_in):
+            v = src[si, so + j, t]
+            s = 0.0
+            p = 1.0  # v ** (q - 1)
+            for q in range(1, degree + 1):
+                s += grads[gi, j * degree + q - 1, t] * q * p
+                p *= v
+            grads[gj, j, t] = s
+    else:  # LOGSOFTMAX: out = z - logsumexp(z)
+        total = 0.0
+        for j in range(n_in):
+            total += grads[gi, j, t]
+        for j in range(n_in):
+            grads[gj, j, t] = grads[gi, j, t] - math.exp(acts[0, oo + j, t]) * total
+
+
+@cuda.jit(device=True)
+def _term_energy_grad(spec, params, lam, vec, xs, acts, grads, gs, accumulate, t):
+    """``lam . O(x)`` with ``x = vec[xs]``; writes (or adds) ``lam . ∂O/∂x`` to ``vec[gs]``."""
+    n_rows = spec.shape[0]
+    o_prev = 0
+    o_cur = 0
+    for r in range(n_rows):
+        if r == 0:
+            _apply_row(spec, 0, params, vec, xs, 0, acts, 0, 0, t)
+        else:
+            _apply_row(spec, r, params, acts, 0, o_prev, acts, 0, o_cur, t)
+        o_prev = o_cur
+        o_cur += spec[r, 2]
+    m = spec[n_rows - 1, 2]
+    h = 0.0
+    for i in range(m):
+        h += lam[i] * acts[0, o_prev + i, t]
+        grads[0, i, t] = lam[i]
+    gi = 0
+    o_out = o_prev  # output offset of row r
+    for r in range(n_rows - 1, -1, -1):
+        o_in = o_out - spec[r, 1]  # output offset of row r - 1 (unused for r == 0)
+        if r == 0:
+            _backward_row(spec, 0, params, vec, xs, 0, acts, o_out, grads, gi, t)
+        else:
+            _backward_row(spec, r, params, acts, 0, o_in, acts, o_out, grads, gi, t)
+        gi = 1 - gi
+        o_out = o_in
+    if accumulate:
+        for k in range(vec.shape[1]):
+            vec[gs, k, t] += grads[gi, k, t]
+    else:
+        for k in range(vec.shape[1]):
+            vec[gs, k, t] = grads[gi, k, t]
+    return h
+
+
+@cuda.jit(device=True)
+def _energy_grad(spec, params, lam, spec2, params2, lam2, vec, xs, gs, acts, acts2, grads, t):
+    """``H(x)`` and ``∂H/∂x`` into ``vec[gs]`` for ``x = vec[xs]`` (``energy_grad_one``)."""
+    h = _term_energy_grad(spec, params, lam, vec, xs, acts, grads, gs, False, t)
+    if spec2.shape[0] > 0:
+        h += _term_energy_grad(spec2, params2, lam2, vec, xs, acts2, grads, gs, True, t)
+    return h
+
+
+@cuda.jit(device=True)
+def _log_gauss_images(y, mu, eps, lo, hi, boundary):
+    inv = 0.5 / (eps * eps)
+    if boundary != BOUNDARY_REFLECT:
+        return -(y - mu) * (y - mu) * inv
+    w = hi - lo
+    period = 2.0 * w
+    n_side = int(10.0 * eps / period) + 2
+    best = -math.inf
+    for fam in range(2):
+        base = y if fam == 0 else 2.0 * lo - y
+        nc = int(math.floor((mu - base) / period + 0.5))
+        for n in range(nc - n_side, nc + n_side + 1):
+            z = base + n * period - mu
+            e = -z * z * inv
+            if e > best:
+                best = e
+    s = 0.0
+    for fam in range(2):
+        base = y if fam == 0 else 2.0 * lo - y
+        nc = int(math.floor((mu - base) / period + 0.5))
+        for n in range(nc - n_side, nc + n_side + 1):
+            z = base + n * period - mu
+            s += math.exp(-z * z * inv - best)
+    return best + math.log(s)
+
+
+@cuda.jit(device=True)
+def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
+    s = 0.0
+    for k in range(vec.shape[1]):
+        s += _log_gauss_images(vec[ys, k, t], vec[xs, k, t] - half * vec[gs, k, t], eps,
+                               lo[k], hi[k], boundary)
+    return s
+
+
+@cuda.jit(device=True)
+def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                n_sweeps, boundary, st, vec, acts, acts2, grads):
+    d = x.shape[1]
+    for k in range(d):
+        vec[_X, k, t] = x[c, k]
+    _energy_grad(spec, params, lam, spec2, params2, lam2, vec, _X, _G, acts, acts2, grads, t)
+    h = energy[c]
+    eps = step[c]
+    half = 0.5 * eps * eps
+    n_acc = 0
+    for _ in range(n_sweeps):
+        inside = True
+        for k in range(d):
+            yk, ok = _propose(vec[_X, k, t] - half * vec[_G, k, t] + eps * _normal(st),
+                              lo[k], hi[k], boundary)
+            vec[_Y, k, t] = yk
+            inside = inside and ok
+        if not inside:
+            continue
+        h_y = _energy_grad(spec, params, lam, spec2, params2, lam2, vec, _Y, _GY, acts, acts2,
+                           grads, t)
+        log_ratio = (h - h_y + _log_q(vec, _X, _Y, _GY, half, eps, lo, hi, boundary, t)
+                     - _log_q(vec, _Y, _X, _G, half, eps, lo, hi, boundary, t))
+        u = _uniform(st)
+        if (-math.inf if u == 0.0 else math.log(u)) < log_ratio:
+            for k in range(d):
+                vec[_X, k, t] = vec[_Y, k, t]
+                vec[_G, k, t] = vec[_GY, k, t]
+            h = h_y
+            n_acc += 1
+    for k in range(d):
+        x[c, k] = vec[_X, k, t]
     return h, n_acc
 
 
@@ -394,6 +610,22 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
         else:
             h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
                                      energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2)
+        energy[c] = h
+        accepted[c] += n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+
+
+@cuda.jit(cache=True)
+def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                 boundary, rng_state, accepted, vec, acts, acts2, grads):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, x.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,
+                               hi, step, n_sweeps, boundary, st, vec, acts, acts2, grads)
         energy[c] = h
         accepted[c] += n_acc
         for k in range(4):
@@ -591,6 +823,79 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
             d_state, d_acc, incremental, _scratch(n_threads, 2, width),
             _scratch(n_threads, 2, width2), _scratch(n_threads, d),
             _scratch(n_threads, 2, n_hid))
+    d_x.copy_to_host(x)
+    d_energy.copy_to_host(energy)
+    d_state.copy_to_host(rng_state)
+    d_acc.copy_to_host(accepted)
+
+
+def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                boundary, rng_state, accepted):
+    """MALA sweeps on the GPU, in place on the host arrays.
+
+    Same contract, draw order and results as :func:`mme_numba.kernels.mala.mala_sweeps`
+    (one GPU thread per chain, input gradients by a backward pass through the spec).
+
+    Parameters
+    ----------
+    spec, params, lam, spec2, params2, lam2 : ndarrays
+        The energy ``H = lam . O + lam2 . O2`` (``spec2`` with zero rows: absent).
+    x : ndarray of float64, shape (n_chains, n_features)
+        Chain states inside the box; updated in place.
+    energy : ndarray of float64, shape (n_chains,)
+        ``H(x)`` on entry; updated in place.
+    lo, hi : array_like, shape (n_features,) or scalars
+    step : array_like, shape (n_chains,) or scalar
+        Langevin step ``eps`` per chain (positive).
+    n_sweeps : int
+        Proposals per chain.
+    boundary : int
+        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
+    rng_state : ndarray of uint64, shape (n_chains, 4)
+    accepted : ndarray of int64, shape (n_chains,)
+
+    Returns
+    -------
+    None
+    """
+    x_shape = np.shape(x)
+    if len(x_shape) != 2:
+        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
+    n_chains, d = x_shape
+    _check_inplace(x, "x", np.float64, (n_chains, d))
+    _check_inplace(energy, "energy", np.float64, (n_chains,))
+    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
+    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
+    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
+    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
+    if spec.shape[0] == 0:
+        raise ValueError("spec must have at least one row")
+    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
+    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
+    if not np.all(lo < hi):
+        raise ValueError("the box needs lo < hi in every coordinate")
+    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    if not np.all(step > 0):
+        raise ValueError("MALA needs a positive step in every chain")
+    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
+        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
+                         f"got {boundary!r}")
+    n_sweeps = int(n_sweeps)
+    if n_sweeps < 0:
+        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
+    if n_chains == 0 or n_sweeps == 0:
+        return
+    width = max(max_width(spec), max_width(spec2))
+    n_act, n_act2 = int(spec[:, 2].sum()), max(1, int(spec2[:, 2].sum()))
+    n_threads = _n_threads(n_chains, 8 * (4 * d + n_act + n_act2 + 2 * width))
+    d_x, d_energy = cuda.to_device(x), cuda.to_device(energy)
+    d_state, d_acc = cuda.to_device(rng_state), cuda.to_device(accepted)
+    _launch(_mala_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
+            cuda.to_device(lam), cuda.to_device(spec2), cuda.to_device(params2),
+            cuda.to_device(lam2), d_x, d_energy, cuda.to_device(lo), cuda.to_device(hi),
+            cuda.to_device(step), np.int64(n_sweeps), np.int64(boundary), d_state, d_acc,
+            _scratch(n_threads, 4, d), _scratch(n_threads, 1, n_act),
+            _scratch(n_threads, 1, n_act2), _scratch(n_threads, 2, width))
     d_x.copy_to_host(x)
     d_energy.copy_to_host(energy)
     d_state.copy_to_host(rng_state)

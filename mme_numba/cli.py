@@ -123,13 +123,13 @@ def _true_logpdf(data_spec, lo, hi):
     return truncated_logpdf(logpdf, lo, hi, n_grid=4001 if len(lo) == 1 else 401)
 
 
-def _progress_bar(total, desc):
+def _progress_bar(total, desc, unit="epoch"):
     try:
         from tqdm.auto import tqdm
     except ImportError:  # optional dependency (extra "progress")
         logger.info("tqdm is not installed: no progress bar")
         return None
-    return tqdm(total=total, desc=desc, unit="epoch")
+    return tqdm(total=total, desc=desc, unit=unit)
 
 
 def _quad_grid(model):
@@ -311,7 +311,7 @@ def _cmd_sample(args):
 
 
 # ----------------------------------------------------------------------------- evaluate
-def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0):
+def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0, progress=False):
     """Diagnostics and quality numbers of a fitted model, as a JSON-able dict.
 
     Runs a :func:`mme_numba.testing.seeded_copy` of the chains ``steps``
@@ -329,6 +329,8 @@ def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0):
         Sweeps recorded.
     seed : int
         Seed of the evaluation chains.
+    progress : bool
+        Show a tqdm bar over the sweeps.
 
     Returns
     -------
@@ -350,7 +352,10 @@ def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0):
     o_sum = None
     moved = 0.0
     prev = clone.chains_.copy()
+    bar = _progress_bar(steps, "evaluate", unit="sweep") if progress else None
     for t in range(steps):
+        if bar is not None:
+            bar.update(1)
         xs = clone.sample(n_chains, sweeps=1)
         moved += np.mean(np.any(xs != prev, axis=1))
         prev = xs
@@ -360,6 +365,8 @@ def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0):
         if X is not None:
             o = clone.observe(xs).sum(axis=0)
             o_sum = o if o_sum is None else o_sum + o
+    if bar is not None:
+        bar.close()
     last = model.history_[-1] if model.history_ else {}
     report = {
         "epoch": int(model.epoch_),
@@ -415,7 +422,8 @@ def _cmd_evaluate(args):
 
     model = mme.load(args.model)
     X, data_spec = _load_data(args.data, args.model)
-    rep = evaluate_model(model, X, data_spec, steps=args.steps, seed=args.seed)
+    rep = evaluate_model(model, X, data_spec, steps=args.steps, seed=args.seed,
+                         progress=_want_progress(args))
     _echo(_format_report(rep))
     if args.json:
         _write_json(args.json, rep)
@@ -523,6 +531,7 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation chains")
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if not mixed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("plot", help="figures for a trained model",

@@ -38,34 +38,52 @@ import numpy as np
 __all__ = ["samples", "seeded_copy"]
 
 
-def seeded_copy(model, seed):
+def seeded_copy(model, seed, n_chains=None):
     """A sampling copy of a fitted model whose chains run on a fresh random stream.
 
-    The copy shares the fitted parameters (λ, θ, support, step sizes) with
-    ``model`` but owns its chain states, started from ``model``'s current chains,
-    and per-chain RNG states derived from ``seed``. Sampling from the copy leaves
-    ``model`` untouched, and the same ``seed`` always gives the same draws.
+    The copy shares the fitted parameters (λ, θ, support) with ``model`` but owns
+    its chain states, started from ``model``'s current chains, and per-chain RNG
+    states derived from ``seed``. Sampling from the copy leaves ``model``
+    untouched, and the same ``seed`` always gives the same draws.
 
     Parameters
     ----------
     model : MaxEnt or MinMaxEnt
         A fitted model.
     seed : int
-        Seed of the per-chain random streams, in ``[0, 2**64)``.
+        Seed of the per-chain random streams, in ``[0, 2**63)``.
+    n_chains : int, optional
+        Keep only this many chains, picked at random (by ``seed``) from the
+        model's: sampling cost scales with the chain count, and a few rows need
+        only a few chains. Default: all of them, in order.
 
     Returns
     -------
     clone : same class as ``model``
         For sampling only: do not fit it (its optimizer state is shared).
+
+    Notes
+    -----
+    This reads the model's per-chain state (``chains_``, ``step_``,
+    ``rng_state_``), the arrays Metropolis sweeps replace; a model method
+    (``model.sample(n, random_state=seed)`` without advancing) would make it
+    unnecessary.
     """
     from mme_numba.kernels import seed_states
 
     if not getattr(model, "is_fitted", False):
         raise RuntimeError("seeded_copy needs a fitted model")
+    total = len(model.chains_)
+    if n_chains is None or int(n_chains) >= total:
+        idx = np.arange(total)
+    else:
+        if int(n_chains) < 1:
+            raise ValueError(f"n_chains must be >= 1, got {n_chains}")
+        idx = np.sort(np.random.default_rng(seed).choice(total, int(n_chains), replace=False))
     clone = copy.copy(model)
-    # Sampling mutates exactly these two arrays in place; everything else is read-only there.
-    clone.chains_ = np.array(model.chains_, dtype=np.float64, copy=True)
-    clone.rng_state_ = seed_states(int(seed), len(model.chains_))
+    clone.chains_ = np.array(model.chains_[idx], dtype=np.float64)
+    clone.step_ = np.array(np.broadcast_to(model.step_, (total,))[idx], dtype=np.float64)
+    clone.rng_state_ = seed_states(int(seed), len(idx))
     return clone
 
 
@@ -73,8 +91,10 @@ def samples(model, n=None, sweeps=None):
     """Hypothesis strategy of samples drawn from a trained model.
 
     Each example draws an integer seed (hypothesis controls and shrinks it),
-    runs a :func:`seeded_copy` of the model's chains on that seed, and returns
-    its states. Draws are reproducible and ``model`` is not mutated.
+    picks ``n`` of the model's chains with it (all of them, repeatedly, when
+    ``n`` exceeds the chain count), runs a :func:`seeded_copy` of them on that
+    seed, and returns their states. Draws are reproducible and ``model`` is
+    not mutated.
 
     Parameters
     ----------
@@ -102,11 +122,9 @@ def samples(model, n=None, sweeps=None):
         raise ValueError(f"n must be >= 1 or None, got {n}")
 
     def draw(seed):
-        clone = seeded_copy(model, seed)
-        if n is None:
-            # Which chain to read is part of the seed, so single draws vary across chains.
-            x = clone.sample(len(clone.chains_), sweeps=sweeps)
-            return x[seed % len(x)].copy()
-        return clone.sample(int(n), sweeps=sweeps)
+        # Only as many chains as rows are needed (picked by the seed), so examples stay cheap.
+        clone = seeded_copy(model, seed, n_chains=1 if n is None else int(n))
+        x = clone.sample(1 if n is None else int(n), sweeps=sweeps)
+        return x[0] if n is None else x
 
     return st.integers(min_value=0, max_value=2**32 - 1).map(draw)

@@ -30,6 +30,17 @@ def test_seeded_copy_is_reproducible_and_leaves_model_alone(model):
         seeded_copy(mme.MaxEnt(mme.nn.mlp([1, 2]), support=(-1, 1)), 0)
 
 
+def test_seeded_copy_with_a_chain_subset(model):
+    sub = seeded_copy(model, 3, n_chains=10)
+    assert sub.chains_.shape == (10, 1) and sub.rng_state_.shape[0] == 10
+    rows = [np.flatnonzero(model.chains_[:, 0] == v)[0] for v in sub.chains_[:, 0]]
+    assert len(set(rows)) == 10                       # distinct chains of the model
+    np.testing.assert_array_equal(sub.sample(10), seeded_copy(model, 3, n_chains=10).sample(10))
+    assert seeded_copy(model, 3, n_chains=10**6).chains_.shape == model.chains_.shape
+    with pytest.raises(ValueError):
+        seeded_copy(model, 3, n_chains=0)
+
+
 def test_strategy_in_a_property_test(model):
     chains, rng_state = model.chains_.copy(), model.rng_state_.copy()
     lo, hi = model.support_

@@ -17,37 +17,12 @@ import time
 import numpy as np
 
 from . import parallel, solvers
+from ._validation import as_generator, parse_support
 from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MaxEnt", "MinMaxEnt"]
-
-
-def _as_generator(random_state):
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        return np.random.default_rng(random_state)
-    raise ValueError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
-
-
-def _parse_support(support, d):
-    """``(lo, hi)`` as float64 arrays of shape ``(d,)``, validated."""
-    if support is None:
-        raise ValueError("support is required: a pair (lo, hi) of scalars or (d,) arrays; "
-                         "bounded observables make p(x) non-normalizable on an unbounded domain")
-    try:
-        lo, hi = support
-    except (TypeError, ValueError):
-        raise ValueError(f"support must be a pair (lo, hi), got {support!r}") from None
-    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), (d,)).copy()
-    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), (d,)).copy()
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        raise ValueError("support bounds must be finite")
-    if np.any(hi <= lo):
-        raise ValueError(f"support must have lo < hi in every feature, got lo={lo}, hi={hi}")
-    return lo, hi
 
 
 class MaxEnt:
@@ -210,12 +185,12 @@ class MaxEnt:
             obs_d = self.observables.n_features
         if obs_d != d:
             raise ValueError(f"observables expect {obs_d} features, X has {d}")
-        lo, hi = _parse_support(self.support, d)
+        lo, hi = parse_support(self.support, d)
         outside = np.any((X < lo) | (X > hi), axis=1)
         if np.any(outside):
             raise ValueError(f"{int(outside.sum())} of {len(X)} data rows lie outside the support "
                              f"box [{lo}, {hi}]; widen the support or clip the data")
-        rng = _as_generator(self.random_state)
+        rng = as_generator(self.random_state)
         self.n_features_in_ = d
         self.support_ = (lo, hi)
         self._rng = rng
@@ -610,17 +585,10 @@ class MinMaxEnt(MaxEnt):
         -------
         ndarray (n_params,)
         """
-        lam = self.lambda_ if lam is None else lam
-        N, M = len(X), len(samples)
-        if sample_logw is None:
-            w = np.full(M, 1.0 / M)
-        else:
-            w = np.exp(sample_logw - sample_logw.max())
-            w /= w.sum()
-        rows = np.concatenate([X, samples])
-        upstream = np.concatenate([np.full(N, 1.0 / N), -w])[:, None] * lam[None, :]
-        dtheta, _ = self.observables.backward(rows, upstream)
-        return dtheta
+        from .core import entropy_gradient
+
+        return entropy_gradient(self.observables, self.lambda_ if lam is None else lam, X,
+                                samples, sample_logw)
 
     def _theta_step(self, X, samples, O_model, delta_lambda):
         if self.observables.n_params == 0:

@@ -155,3 +155,19 @@ def test_two_pixel_image_matches_quadrature():
     # 35 degrees of freedom: P(chi2 > 75) ~ 1e-4 under the null
     assert chi2 < 75.0, chi2
     assert expected.max() / expected.min() > 3.0  # the target is far from uniform
+
+
+def test_backend_routes_single_moves_on_conv_specs_to_the_incremental_kernel():
+    from mme_numba.backends import MOVES, get_backend
+
+    assert "single" in MOVES and "mala" in MOVES
+    net = paper_cnn(3, channels=(2, 2), random_state=2)
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.array([1.0, -1.0, 0.5])
+    state = _state(spec, params, lam, EMPTY, 6, 64, seed=3)
+    direct = _run("incremental", spec, params, lam, EMPTY, state, 0.2, 2, K.BOUNDARY_REFLECT)
+    x, energy, rs, acc = (a.copy() for a in state)
+    get_backend("cpu").sweep(spec, params, lam, EMPTY, x, energy, np.zeros(64), np.ones(64),
+                             np.full(6, 0.2), 2, "single", "reflect", rs, acc)
+    for a, b in zip(direct, (x, energy, rs, acc)):
+        np.testing.assert_array_equal(a, b)

@@ -180,3 +180,20 @@ def test_rejects_bad_arguments():
     with pytest.raises(ValueError, match="boundary"):
         M.mala_sweeps(*args, x, np.zeros(2), 0.0, 1.0, 0.1, 1, 7, K.seed_states(0, 2),
                       np.zeros(2, np.int64))
+
+
+def test_model_trains_with_mala_moves():
+    import mme_numba as mme
+
+    X, _ = mme.datasets.digits(n=30, seed=0)
+    model = mme.MinMaxEnt(paper_cnn(3, channels=(2, 2), random_state=0), support=(0.0, 1.0),
+                          n_chains=16, sweeps=3, burn_in=6, move="mala", step_size=0.05,
+                          random_state=0)
+    model.fit(X, epochs=3)
+    assert len(model.history_) == 3
+    assert all(0.0 < r["acceptance"] <= 1.0 for r in model.history_)
+    assert np.all((model.chains_ >= 0.0) & (model.chains_ <= 1.0))
+    np.testing.assert_allclose(model.energy(model.chains_),
+                               M.energy_grad_batch(model.observables.describe(),
+                                                   model.observables.theta, model.lambda_,
+                                                   model.chains_, *EMPTY)[0], rtol=1e-12)

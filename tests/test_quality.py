@@ -70,3 +70,17 @@ def test_small_classifier_learns_digits_and_is_less_sure_of_noise():
     assert report["noise_nn"]["ratio"] > 1.5 > report["nn"]["ratio"]
     with pytest.raises(ValueError, match="labels"):
         quality.train_classifier(X[:5], np.array([0, 1, 2, 3, 10]), epochs=1)
+
+
+def test_image_vae_baseline_trains_and_samples_in_the_box():
+    from mme_numba.baselines.image_vae import ImageVAE
+
+    X, _ = datasets.digits(n=100, seed=0)
+    vae = ImageVAE(hidden=(32,), latent_dim=4, random_state=0).fit(X, epochs=40)
+    losses = [r["loss"] for r in vae.history_]
+    assert losses[-1] < 0.8 * losses[0]
+    s = vae.sample(50, random_state=1)
+    assert s.shape == (50, 64) and s.min() >= 0.0 and s.max() <= 1.0
+    np.testing.assert_array_equal(s, vae.sample(50, random_state=1))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ImageVAE().fit(X * 2.0 - 0.5, epochs=1)

@@ -171,3 +171,20 @@ def test_backend_routes_single_moves_on_conv_specs_to_the_incremental_kernel():
                              np.full(6, 0.2), 2, "single", "reflect", rs, acc)
     for a, b in zip(direct, (x, energy, rs, acc)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_conv_only_network_without_dense_head():
+    # The prefix ends on a conv activation: the observables are read channel-major from the
+    # channel-last state, and the rows after the prefix (here a square) run in full.
+    net = Sequential([Conv2D(1, 2, 3, (3, 4)), activation("tanh"), Conv2D(2, 2, 3, (3, 4)),
+                      activation("tanh")], random_state=4)
+    net.set_theta(net.theta + 0.2)
+    spec = np.vstack([net.describe(), [[K.SQUARE, 24, 24, 0, 0, 0, 0, 0]]])
+    params = net.kernel_params()
+    lam = np.random.default_rng(0).normal(size=24)
+    state = _state(spec, params, lam, EMPTY, 6, 12, seed=2)
+    inc = _run("incremental", spec, params, lam, EMPTY, state, 0.4, 8, K.BOUNDARY_REFLECT)
+    full = _run("full", spec, params, lam, EMPTY, state, 0.4, 8, K.BOUNDARY_REFLECT)
+    np.testing.assert_array_equal(inc[3], full[3])
+    np.testing.assert_allclose(inc[0], full[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(inc[1], full[1], rtol=0, atol=1e-10)

@@ -6,11 +6,12 @@ be set before numba is imported. On a machine with a GPU it can also be run dire
 ``pytest tests/cuda_sim_checks.py``, and then checks the real device.
 
 Tolerances: random states and accept counts must be identical everywhere. Positions,
-energies and observables must be bit-identical in the simulator (it runs the device code
-as Python, with the same math library as the CPU) and within 1e-12 (absolute and
-relative) on a GPU, whose libdevice ``exp``/``log``/``tanh`` and fused multiply-adds differ
-from the CPU in the last bits. Tests are tiny: the simulator runs each GPU thread as a
-Python thread.
+energies and observables agree to 1e-12 (absolute and relative; 1e-9 after three training
+epochs, where λ solves and θ steps pass rounding on): the device code performs the CPU's
+operations in the CPU's order, but compilers may fuse multiply-adds (LLVM where a CPU kernel
+allows contraction, NVVM on the GPU) and libdevice's ``exp``/``log``/``cos`` differ from the
+C library in the last bit, so last-bit differences are expected and not a bug. Tests are
+tiny: the simulator runs each GPU thread as a Python thread.
 """
 
 import os
@@ -20,7 +21,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numba import config
 
 sys.path.insert(0, os.path.dirname(__file__))
 import naive  # noqa: E402
@@ -38,16 +38,12 @@ from mme_numba.kernels import cuda as KC  # noqa: E402
 # The simulator multiplies numpy uint64 scalars, which warn on (intended) wrap-around.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 
-SIM = bool(config.ENABLE_CUDASIM)
 EMPTY = K.empty_term()
 
 
-def assert_same(actual, desired, gpu_tol=1e-12):
-    """Bit-identical in the simulator, ``gpu_tol`` (relative and absolute) on a GPU."""
-    if SIM:
-        np.testing.assert_array_equal(actual, desired)
-    else:
-        np.testing.assert_allclose(actual, desired, rtol=gpu_tol, atol=gpu_tol)
+def assert_same(actual, desired, tol=1e-12):
+    """Floats equal up to rounding (relative and absolute ``tol``)."""
+    np.testing.assert_allclose(actual, desired, rtol=tol, atol=tol)
 
 
 def build(d, layers, seed=0, scale=0.7):
@@ -344,8 +340,7 @@ def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
     cpu, gpu = models
     assert gpu._backend_obj.name == "cuda"
     np.testing.assert_array_equal(gpu.rng_state_, cpu.rng_state_)
-    # On a GPU, last-bit differences pass through the λ solves and θ steps: 1e-9 there.
-    assert_same(gpu.chains_, cpu.chains_, gpu_tol=1e-9)
-    assert_same(gpu.lambda_, cpu.lambda_, gpu_tol=1e-9)
-    assert_same(gpu.observables.theta, cpu.observables.theta, gpu_tol=1e-9)
+    assert_same(gpu.chains_, cpu.chains_, tol=1e-9)
+    assert_same(gpu.lambda_, cpu.lambda_, tol=1e-9)
+    assert_same(gpu.observables.theta, cpu.observables.theta, tol=1e-9)
     assert [h["acceptance"] for h in gpu.history_] == [h["acceptance"] for h in cpu.history_]

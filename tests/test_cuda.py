@@ -1,9 +1,12 @@
-"""The CUDA backend, without a GPU: ``tests/cuda_sim_checks.py`` in the numba CUDA simulator.
+"""The CUDA backend without a GPU: the kernels in the numba CUDA simulator, and compiled to PTX.
 
 ``NUMBA_ENABLE_CUDASIM=1`` only takes effect if it is set before numba is imported, so the
-simulator checks run in a subprocess with that environment. They compare the CUDA kernels
-with the CPU kernels and ``tests/naive.py``: random states and accept counts identical,
-positions, energies and observables bit-identical (see that file's docstring).
+simulator checks (``tests/cuda_sim_checks.py``) run in a subprocess with that environment.
+They compare the CUDA kernels with the CPU kernels and ``tests/naive.py``: random states and
+accept counts identical, positions, energies and observables within 1e-12 (see that file's
+docstring). The simulator cannot tell whether numba's CUDA target compiles the kernels, so
+``tests/cuda_ptx_check.py`` compiles every kernel to PTX with libNVVM (skipped without a CUDA
+toolkit).
 """
 
 import os
@@ -34,6 +37,14 @@ def test_cuda_kernels_match_cpu_in_the_simulator():
                sim=True, timeout=900)
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
     assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-3000:]
+
+
+def test_every_kernel_compiles_to_ptx_for_a_real_gpu():
+    res = _run(["tests/cuda_ptx_check.py"], sim=False, timeout=600)
+    if res.returncode == 2:
+        pytest.skip("no libNVVM (CUDA toolkit) here: " + res.stdout.strip())
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    assert res.stdout.count(": ok,") == 5, res.stdout
 
 
 def test_importing_the_backend_module_does_not_import_numba_cuda():

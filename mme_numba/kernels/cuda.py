@@ -6,8 +6,8 @@ simulator is usable first). Every device function below mirrors one function of
 :mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network` or
 :mod:`~mme_numba.kernels.sampler` statement for statement, so a chain advanced here
 draws the same numbers and takes the same accept decisions as on the CPU. The only
-differences are in the last bits of ``exp``/``log``/``tanh`` (libdevice instead of the
-C library) and fused multiply-adds that the CUDA compiler may contract; the simulator
+differences are in the last bits of ``exp``/``log``/``cos`` (libdevice instead of the
+C library; ``tanh`` is the CPU's own polynomial, :mod:`~mme_numba.kernels.fastmath`) and fused multiply-adds that the CUDA compiler may contract; the simulator
 (``NUMBA_ENABLE_CUDASIM=1``) runs the device code as Python and is bit-identical.
 
 Threads and scratch
@@ -27,8 +27,10 @@ reads buffer ``p`` and writes buffer ``1 - p``; the function returns the final `
 import math
 
 import numpy as np
-from numba import cuda
+from numba import config, cuda
 
+from .fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
+                       _ROUND, _SMALL, _T_MAX, _TP0, _TP1, _TP2, _TQ0, _TQ1, _TQ2)
 from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH,
                       _check_term, max_width)
 from .sampler import (BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE,
@@ -41,6 +43,9 @@ SCRATCH_BYTES = 1 << 30
 """Upper bound on the global scratch one launch allocates (bytes)."""
 THREADS_PER_BLOCK = 128
 
+# ldexp's exponent: an int32 on the device; the simulator's math.ldexp wants a Python int.
+_INT = int if config.ENABLE_CUDASIM else np.int32
+
 _U5 = np.uint64(5)
 _U7 = np.uint64(7)
 _U9 = np.uint64(9)
@@ -51,6 +56,20 @@ _U64 = np.uint64(64)
 _TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
 _TWO_PI = 2.0 * math.pi
 _DRAW_KINDS = {"u64": 0, "uniform": 1, "normal": 2}
+
+
+# --- builtins ---------------------------------------------------------------------------
+# numba 0.68's built-in CUDA target cannot compile the builtin min/max (a varargs overload),
+# so these spell out Python's semantics: the first argument wins ties (and NaN first).
+
+@cuda.jit(device=True)
+def _min(a, b):
+    return b if b < a else a
+
+
+@cuda.jit(device=True)
+def _max(a, b):
+    return b if b > a else a
 
 
 # --- random streams (mirror kernels/rng.py; state is one chain's uint64[4]) ----------
@@ -97,12 +116,31 @@ def _normal(st):
 
 @cuda.jit(device=True)
 def _tanh(z):
-    return math.tanh(z)
+    # Twin of fastmath.tanh (the CPU's tanh), same operations in the same order; 2^k by
+    # ldexp instead of building its bit pattern (exact either way).
+    a = abs(z)
+    a2 = a * a
+    num_small = a2 * ((_TP0 * a2 + _TP1) * a2 + _TP2)
+    den_small = ((a2 + _TQ0) * a2 + _TQ1) * a2 + _TQ2
+    t = _min(a + a, _T_MAX)
+    shifted = t * _LOG2E + _ROUND
+    k = shifted - _ROUND
+    r = t - k * _LN2_HI - k * _LN2_LO
+    r2 = r * r
+    p = r * ((_EP0 * r2 + _EP1) * r2 + _EP2)
+    q = ((_EQ0 * r2 + _EQ1) * r2 + _EQ2) * r2 + _EQ3
+    two_k = math.ldexp(1.0, _INT(k) if k == k else _INT(0))  # NaN in, NaN out
+    q_minus_p = q - p
+    small = a < _SMALL
+    f = ((num_small if small else 2.0 * q_minus_p)
+         / (den_small if small else two_k * (q + p) + q_minus_p))
+    v = a + a * f if small else 1.0 - f
+    return math.copysign(v, z)
 
 
 @cuda.jit(device=True)
 def _softplus(z):
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    return _max(z, 0.0) + math.log1p(math.exp(-abs(z)))
 
 
 @cuda.jit(device=True)
@@ -136,11 +174,11 @@ def _conv2d(params, off, c_in, h, w, k, c_out, src, si, so, dst, di, do, t):
     for co in range(c_out):
         bias = params[b_off + co]
         for y in range(h):
-            ky0 = max(0, pad - y)
-            ky1 = min(k, h + pad - y)
+            ky0 = _max(0, pad - y)
+            ky1 = _min(k, h + pad - y)
             for x in range(w):
-                kx0 = max(0, pad - x)
-                kx1 = min(k, w + pad - x)
+                kx0 = _max(0, pad - x)
+                kx1 = _min(k, w + pad - x)
                 s = bias
                 for ci in range(c_in):
                     w_ci = off + (co * c_in + ci) * k * k
@@ -260,7 +298,7 @@ def _propose(y, lo, hi, boundary):
         t += 2.0 * w
     if t > w:
         t = 2.0 * w - t
-    return min(max(lo + t, lo), hi), True
+    return _min(_max(lo + t, lo), hi), True
 
 
 @cuda.jit(device=True)
@@ -306,7 +344,7 @@ def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps * d):
-        j = min(int(_uniform(st) * d), d - 1)
+        j = _min(int(_uniform(st) * d), d - 1)
         old = x[c, j]
         yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
         if not inside:
@@ -340,7 +378,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps * d):
-        j = min(int(_uniform(st) * d), d - 1)
+        j = _min(int(_uniform(st) * d), d - 1)
         old = x[c, j]
         yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
         if not inside:
@@ -403,14 +441,14 @@ def _backward_row(spec, r, params, src, si, so, acts, oo, grads, gi, t):
             grads[gj, j, t] = 0.0
         for co in range(c_out):
             for y in range(h):
-                ky0 = max(0, pad - y)
-                ky1 = min(k, h + pad - y)
+                ky0 = _max(0, pad - y)
+                ky1 = _min(k, h + pad - y)
                 for x in range(w):
                     g = grads[gi, co * hw + y * w + x, t]
                     if g == 0.0:
                         continue
-                    kx0 = max(0, pad - x)
-                    kx1 = min(k, w + pad - x)
+                    kx0 = _max(0, pad - x)
+                    kx1 = _min(k, w + pad - x)
                     for ci in range(c_in):
                         w_ci = off + (co * c_in + ci) * k * k
                         s_ci = ci * hw

@@ -1,0 +1,289 @@
+"""The benchmark suite in one command: sampler throughput against batched PyTorch, FLOP/s
+against the machine's peak, thread scaling, training time and compile cost.
+
+    python benchmarks/run.py [--rounds 15] [--train-epochs 1000] [--json PATH] [--quick]
+
+Every contender (``benchmarks/workers.py``) lives in its own process and does a fixed
+amount of work per repetition; repetitions are interleaved round by round (in a rotating
+order), so a burst of load from other processes hits every contender alike. Reported per
+contender: the median rate over rounds by CPU time (``process_time``: what the code costs,
+steady on a shared machine) and by wall time. Ratios are medians of per-round ratios.
+Thread scaling is by wall time (CPU time cannot show it). PyTorch columns are skipped when
+torch is not installed. Results are printed as a table and written as JSON.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from workers import CONTENDERS  # noqa: E402
+
+ONE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+class Worker:
+    """A contender's process: ``run(threads)`` returns one measurement dict."""
+
+    def __init__(self, name, env):
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "workers.py"), name],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=ROOT, env=env)
+        self.hello = json.loads(self.proc.stdout.readline() or '{"skip": "worker died"}')
+        if "skip" in self.hello:
+            self.close()
+
+    @property
+    def alive(self):
+        return "skip" not in self.hello
+
+    def run(self, threads=1):
+        self.proc.stdin.write(f"run {threads}\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass
+            self.proc.wait(timeout=60)
+
+
+def _env(extra):
+    env = dict(os.environ)
+    env.update(extra)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def throughput(rounds, max_threads):
+    """Interleaved repetitions of every contender; returns ``{label: [measurements]}``."""
+    workers, skipped = {}, {}
+    for name in CONTENDERS:
+        is_mme = name.startswith(("mlp/mme", "cnn/mme"))
+        extra = {"NUMBA_NUM_THREADS": str(max_threads)} if is_mme else dict(ONE_THREAD_ENV)
+        if is_mme:
+            extra["OPENBLAS_NUM_THREADS"] = "1"
+        if name == "mlp/mme-passive":
+            extra["OMP_WAIT_POLICY"] = "passive"
+        w = Worker(name, _env(extra))
+        if w.alive:
+            workers[name] = w
+        else:
+            skipped[name] = w.hello["skip"]
+    schedule = [(name, 1) for name in workers]
+    if max_threads > 1:
+        schedule += [(name, max_threads) for name in ("mlp/mme", "mlp/mme-passive")
+                     if name in workers]
+    results = {f"{n}@{t}" if t > 1 else n: [] for n, t in schedule}
+    try:
+        for r in range(rounds):
+            shift = r % len(schedule)
+            for name, threads in schedule[shift:] + schedule[:shift]:
+                label = f"{name}@{threads}" if threads > 1 else name
+                results[label].append(workers[name].run(threads))
+    finally:
+        for w in workers.values():
+            w.close()
+    return results, skipped
+
+
+def summarize(results):
+    """Median rates per label and median paired ratios."""
+    rate = {}
+    for label, ms in results.items():
+        if label == "peak":
+            rate[label] = {"gflops_cpu": [m["flops"] / m["cpu"] / 1e9 for m in ms],
+                           "gflops_wall": [m["flops"] / m["wall"] / 1e9 for m in ms]}
+        else:
+            rate[label] = {"rate_cpu": [m["proposals"] / m["cpu"] for m in ms],
+                           "rate_wall": [m["proposals"] / m["wall"] for m in ms],
+                           "flops": ms[0]["flops"]}
+    summary = {label: {k: (float(np.median(v)) if isinstance(v, list) else v)
+                       for k, v in r.items()} for label, r in rate.items()}
+
+    def ratio(a, b, key="rate_cpu"):
+        if a not in rate or b not in rate:
+            return None
+        return float(np.median(np.array(rate[a][key]) / np.array(rate[b][key])))
+
+    peak = summary.get("peak", {}).get("gflops_cpu")
+    for label, s in summary.items():
+        if "flops" in s:
+            s["gflops_cpu"] = s["rate_cpu"] * s["flops"] / 1e9
+            s["percent_of_peak"] = 100 * s["gflops_cpu"] / peak if peak else None
+    ratios = {}
+    for problem, ours in (("mlp", ["mlp/mme", "mlp/mme-one-chain"]),
+                          ("cnn", ["cnn/mme-incremental", "cnn/mme-lockstep"])):
+        for a in ours:
+            for b in (f"{problem}/torch-f64", f"{problem}/torch-f32"):
+                value = ratio(a, b)
+                if value is not None:
+                    ratios[f"{a} / {b}"] = value
+                value = ratio(a, b, "rate_wall")
+                if value is not None:
+                    ratios[f"{a} / {b} (wall)"] = value
+    lock, one = ratio("mlp/mme", "mlp/mme-one-chain"), None
+    if lock is not None:
+        ratios["mlp/mme / mlp/mme-one-chain"] = lock
+    for label in summary:
+        if "@" in label:
+            one = label.split("@")[0]
+            ratios[f"{label} / {one} (wall)"] = ratio(label, one, "rate_wall")
+    return summary, ratios
+
+
+def train(epochs, variants):
+    """The 1-d experiment once per environment variant (fresh process each)."""
+    out = []
+    for name, extra in variants:
+        res = subprocess.run([sys.executable, os.path.join(HERE, "train_1d.py"), str(epochs)],
+                             capture_output=True, text=True, cwd=ROOT, env=_env(extra))
+        if res.returncode != 0:
+            out.append({"variant": name, "env": extra, "error": res.stderr[-2000:]})
+            continue
+        out.append({"variant": name, "env": extra, **json.loads(res.stdout.splitlines()[-1])})
+    return out
+
+
+def compile_cost():
+    """Cold start (empty numba cache) and warm start (the cache that run wrote)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for label in ("cold (compiles: no cache)", "warm (loads cache=True files)"):
+            res = subprocess.run([sys.executable, os.path.join(HERE, "compile_cost.py")],
+                                 capture_output=True, text=True, cwd=ROOT,
+                                 env=_env({"NUMBA_CACHE_DIR": cache}))
+            out[label] = (json.loads(res.stdout.splitlines()[-1]) if res.returncode == 0
+                          else {"error": res.stderr[-2000:]})
+    return out
+
+
+def _fmt(v, scale=1.0, digits=2):
+    return "-" if v is None else f"{v / scale:.{digits}f}"
+
+
+def print_report(summary, ratios, skipped, trains, compiles, max_threads):
+    print("\nSampler throughput, one thread, float64 unless stated (median over rounds)")
+    print(f"{'contender':26s} {'prop/s (cpu)':>13s} {'prop/s (wall)':>14s} {'GFLOP/s':>8s} "
+          f"{'% peak':>7s}")
+    for label, s in summary.items():
+        if label == "peak" or "@" in label:
+            continue
+        print(f"{label:26s} {s['rate_cpu']:13.4g} {s['rate_wall']:14.4g} "
+              f"{_fmt(s['gflops_cpu'])+'':>8s} {_fmt(s['percent_of_peak'], digits=1):>7s}")
+    if "peak" in summary:
+        print(f"{'peak (1024^3 dgemm)':26s} {'':13s} {'':14s} "
+              f"{summary['peak']['gflops_cpu']:8.2f} {'100.0':>7s}")
+    for name, why in skipped.items():
+        print(f"{name:26s} skipped: {why}")
+    scaled = [label for label in summary if "@" in label]
+    if scaled:
+        print(f"\nThread scaling (wall time, MLP sampler, 1 -> {max_threads} threads)")
+        for label in scaled:
+            base = label.split("@")[0]
+            print(f"  {base:24s} {summary[base]['rate_wall']:10.4g} -> "
+                  f"{summary[label]['rate_wall']:10.4g} prop/s: "
+                  f"{_fmt(ratios.get(f'{label} / {base} (wall)'))}x")
+    print("\nRatios (median of per-round ratios; CPU time unless marked wall)")
+    for key, value in ratios.items():
+        print(f"  {key:60s} {_fmt(value)}x")
+    if trains:
+        print("\nTraining: 1-d experiment (MinMaxEnt, MLP 1-32-32-2, 1000 points, 1024 chains)")
+        for t in trains:
+            if "error" in t:
+                print(f"  {t['variant']:44s} failed: {t['error'][-300:]}")
+                continue
+            print(f"  {t['variant']:44s} {t['epochs']} epochs: wall {t['wall']:.1f} s, "
+                  f"cpu {t['cpu']:.1f} s (sample {t['t_sample']:.1f}, lambda "
+                  f"{t['t_lambda']:.1f}, theta {t['t_theta']:.1f} s wall)")
+    if compiles:
+        print("\nCold start: import + first call of each kernel entry point")
+        for label, c in compiles.items():
+            if "error" in c:
+                print(f"  {label:32s} failed: {c['error'][-300:]}")
+            else:
+                print(f"  {label:32s} total {c['total']:.1f} s (import {c['import']:.1f} s, "
+                      f"sweeps_all {c['sweeps_all']:.1f} s, sweeps_single "
+                      f"{c['sweeps_single']:.1f} s)")
+
+
+def _machine():
+    info = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "platform": platform.platform()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        info["cpu"] = names[0] if names else None
+    except OSError:
+        pass
+    if hasattr(os, "getloadavg"):
+        info["loadavg_start"] = os.getloadavg()
+    import numba
+
+    info["numba"], info["numpy"] = numba.__version__, np.__version__
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+    except ImportError:
+        info["torch"] = None
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="thread count for the scaling row (default: 2)")
+    parser.add_argument("--train-epochs", type=int, default=1000)
+    parser.add_argument("--no-train", action="store_true")
+    parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 rounds, 50 training epochs, no compile test: a smoke run")
+    parser.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.train_epochs, args.no_compile = 3, 50, True
+    started = time.time()
+    meta = {"command": "python benchmarks/run.py " + " ".join(argv or sys.argv[1:]),
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "rounds": args.rounds, **_machine()}
+    results, skipped = throughput(args.rounds, args.threads)
+    summary, ratios = summarize(results)
+    trains = [] if args.no_train else train(args.train_epochs, [
+        (f"{args.threads} threads, default environment",
+         {"NUMBA_NUM_THREADS": str(args.threads)}),
+        (f"{args.threads} threads, passive OpenMP wait, 1 BLAS thread",
+         {"NUMBA_NUM_THREADS": str(args.threads), "OMP_WAIT_POLICY": "passive",
+          "OPENBLAS_NUM_THREADS": "1"}),
+        ("1 thread", {"NUMBA_NUM_THREADS": "1", **ONE_THREAD_ENV}),
+    ])
+    compiles = {} if args.no_compile else compile_cost()
+    if hasattr(os, "getloadavg"):
+        meta["loadavg_end"] = os.getloadavg()
+    meta["seconds"] = time.time() - started
+    print_report(summary, ratios, skipped, trains, compiles, args.threads)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, "w") as f:
+        json.dump({"meta": meta, "throughput": summary, "ratios": ratios, "skipped": skipped,
+                   "raw": results, "train": trains, "compile": compiles}, f, indent=1)
+    print(f"\nwrote {args.json} ({meta['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The batched PyTorch reference: every chain in one tensor, one network call per step.
+
+This is how one would write the sampler in a deep-learning framework: a proposal for all
+chains at once, one forward pass of the whole batch (``torch.no_grad``), a vectorised
+accept/reject. The network is read from the same ``(spec, params)`` description that the
+compiled kernels interpret, so both sides evaluate exactly the same energy. PyTorch is not
+a dependency of mme_numba; this module is imported only by the benchmark workers.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
+
+
+def energy_function(spec, params, lam, dtype):
+    """``H(X) = lam · O(X)`` for a batch ``X (n, d)`` as a closure over torch tensors."""
+    ops = []
+    for code, n_in, n_out, off, a, b, c, d in np.asarray(spec).tolist():
+        if code == DENSE:
+            W = torch.tensor(params[off:off + n_in * n_out].reshape(n_out, n_in), dtype=dtype)
+            bias = (torch.tensor(params[off + n_in * n_out:off + n_in * n_out + n_out],
+                                 dtype=dtype) if a else torch.zeros(n_out, dtype=dtype))
+            ops.append(lambda h, W=W, bias=bias: torch.addmm(bias, h, W.T))
+        elif code == CONV2D:
+            c_out = n_out // (b * c)
+            n_w = c_out * a * d * d
+            W = torch.tensor(params[off:off + n_w].reshape(c_out, a, d, d), dtype=dtype)
+            bias = torch.tensor(params[off + n_w:off + n_w + c_out], dtype=dtype)
+            ops.append(lambda h, W=W, bias=bias, shape=(a, b, c), pad=d // 2:
+                       F.conv2d(h.reshape(-1, *shape), W, bias, padding=pad).flatten(1))
+        elif code == TANH:
+            ops.append(torch.tanh)
+        elif code == SOFTPLUS:
+            ops.append(F.softplus)
+        elif code == SIGMOID:
+            ops.append(torch.sigmoid)
+        elif code == RELU:
+            ops.append(torch.relu)
+        elif code == SQUARE:
+            ops.append(torch.square)
+        elif code == LOGSOFTMAX:
+            ops.append(lambda h: torch.log_softmax(h, dim=1))
+        else:
+            raise ValueError(f"op code {code} has no torch twin here")
+    lam_t = torch.tensor(lam, dtype=dtype)
+
+    def energy(X):
+        h = X
+        for op in ops:
+            h = op(h)
+        return h @ lam_t
+
+    return energy
+
+
+def _reflect(y, lo, hi):
+    # fold into [lo, hi] by mirror reflections (the kernels' closed form)
+    w = hi - lo
+    t = torch.remainder(y - lo, 2.0 * w)
+    return lo + torch.where(t > w, 2.0 * w - t, t)
+
+
+class BatchedSampler:
+    """Metropolis chains on ``exp(-H)`` in a box, all chains advanced as one tensor.
+
+    Parameters
+    ----------
+    spec, params, lam : ndarrays
+        The energy, as for ``mme_numba.kernels.metropolis_sweeps``.
+    x0 : ndarray (n_chains, d)
+        Initial states, inside the box.
+    lo, hi : float
+        The box (the same in every coordinate).
+    step : float
+        Gaussian proposal std.
+    move : {"all", "single"}
+        All-coordinate proposals, or one random coordinate per chain per step.
+    dtype : torch.dtype
+    seed : int
+    """
+
+    def __init__(self, spec, params, lam, x0, lo, hi, step, move="all", dtype=torch.float64,
+                 seed=0):
+        self.energy = energy_function(spec, params, lam, dtype)
+        self.dtype, self.move = dtype, move
+        self.lo, self.hi, self.step = float(lo), float(hi), float(step)
+        self.gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.x = torch.tensor(x0, dtype=dtype)
+            self.h = self.energy(self.x)
+        self.rows = torch.arange(self.x.shape[0])
+
+    @torch.no_grad()
+    def steps(self, n_steps):
+        """``n_steps`` proposals per chain; returns the number of proposals made."""
+        n, d = self.x.shape
+        for _ in range(n_steps):
+            noise = self.step * torch.randn(n, dtype=self.dtype, generator=self.gen)
+            if self.move == "all":
+                y = _reflect(self.x + noise[:, None] if d == 1 else
+                             self.x + self.step * torch.randn(n, d, dtype=self.dtype,
+                                                              generator=self.gen),
+                             self.lo, self.hi)
+            else:
+                j = torch.randint(d, (n,), generator=self.gen)
+                y = self.x.clone()
+                y[self.rows, j] = _reflect(y[self.rows, j] + noise, self.lo, self.hi)
+            h_new = self.energy(y)
+            u = torch.rand(n, dtype=self.dtype, generator=self.gen)
+            accept = torch.log(u) < self.h - h_new
+            self.x = torch.where(accept[:, None], y, self.x)
+            self.h = torch.where(accept, h_new, self.h)
+        return n * n_steps

@@ -1,0 +1,150 @@
+"""One benchmark contender per process, driven line by line from ``benchmarks/run.py``.
+
+    python benchmarks/workers.py CONTENDER
+
+The worker builds its problem, warms up (compiles), prints ``{"ready": ...}`` and then
+answers each ``run THREADS`` line on stdin with one JSON line ``{"proposals", "flops",
+"wall", "cpu"}`` for one fixed amount of work. ``quit`` ends it. Keeping each contender
+in its own process keeps PyTorch's and numba's thread pools apart and lets ``run.py``
+interleave the contenders' repetitions, so that load from other processes hits all of
+them alike.
+
+Contenders (``CONTENDERS``): ``mlp/*`` sample the MLP problem with all-coordinate moves,
+``cnn/*`` the CNN problem with single-pixel moves, ``peak`` multiplies two large float64
+matrices (the machine's attainable FLOP/s).
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import problems  # noqa: E402
+
+CONTENDERS = {
+    # name: (problem, implementation, options)
+    "mlp/mme": ("mlp", "mme", {}),
+    "mlp/mme-one-chain": ("mlp", "mme", {"lanes": 1}),
+    "mlp/mme-passive": ("mlp", "mme", {}),   # run.py starts it with OMP_WAIT_POLICY=passive
+    "mlp/torch-f64": ("mlp", "torch", {"dtype": "float64"}),
+    "mlp/torch-f32": ("mlp", "torch", {"dtype": "float32"}),
+    "cnn/mme-incremental": ("cnn", "images", {}),
+    "cnn/mme-lockstep": ("cnn", "mme", {}),
+    "cnn/torch-f64": ("cnn", "torch", {"dtype": "float64"}),
+    "cnn/torch-f32": ("cnn", "torch", {"dtype": "float32"}),
+    "peak": ("peak", "numpy", {}),
+}
+
+# Work per "run": enough for tens of milliseconds on one core.
+MLP_SWEEPS = 20          # x 1024 chains
+CNN_SWEEPS = 1           # x 64 pixels x 512 chains (compiled kernels)
+CNN_TORCH_STEPS = 8      # x 512 chains (one proposal per chain per step)
+PEAK_N = 1024            # (n x n) @ (n x n)
+
+
+def _mme_runner(prob, impl, options):
+    import numba
+
+    from mme_numba import kernels as K
+
+    p = prob
+    n, d = p["x0"].shape
+    x = p["x0"].copy()
+    term2 = K.empty_term()
+    energy = K.energy_batch(p["spec"], p["params"], p["lam"], x, *term2)
+    state = K.seed_states(0, n)
+    accepted = np.zeros(n, np.int64)
+    step = np.full(n, p["step"])
+    lo, hi = np.full(d, p["lo"]), np.full(d, p["hi"])
+    if impl == "images":
+        from mme_numba.kernels import images  # the incremental conv kernel (digits issue)
+
+        def work():
+            images.single_pixel_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo,
+                                       hi, step, CNN_SWEEPS, K.BOUNDARY_REFLECT, state,
+                                       accepted)
+            return n * d * CNN_SWEEPS
+    elif d == 1:
+        def work():
+            K.metropolis_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo, hi,
+                                step, MLP_SWEEPS, K.MOVE_ALL, K.BOUNDARY_REFLECT, state,
+                                accepted, **options)
+            return n * MLP_SWEEPS
+    else:
+        def work():
+            K.metropolis_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo, hi,
+                                step, CNN_SWEEPS, K.MOVE_SINGLE, K.BOUNDARY_REFLECT, state,
+                                accepted, **options)
+            return n * d * CNN_SWEEPS
+
+    def run(threads):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        return work()
+
+    return run
+
+
+def _torch_runner(prob, options):
+    import torch
+
+    import torch_ref
+
+    torch.set_num_threads(1)
+    dtype = getattr(torch, options["dtype"])
+    p = prob
+    move = "all" if p["x0"].shape[1] == 1 else "single"
+    sampler = torch_ref.BatchedSampler(p["spec"], p["params"], p["lam"], p["x0"], p["lo"],
+                                       p["hi"], p["step"], move=move, dtype=dtype)
+    n_steps = MLP_SWEEPS if move == "all" else CNN_TORCH_STEPS
+    return lambda threads: sampler.steps(n_steps)
+
+
+def _peak_runner():
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((PEAK_N, PEAK_N)), rng.standard_normal((PEAK_N, PEAK_N))
+
+    def run(threads):
+        A @ B
+        return 0
+
+    return run
+
+
+def make(name):
+    """The contender ``name``: ``(run(threads) -> proposals, flops per proposal or per run)``."""
+    kind, impl, options = CONTENDERS[name]
+    if kind == "peak":
+        return _peak_runner(), 2 * PEAK_N ** 3
+    prob = problems.mlp_problem() if kind == "mlp" else problems.cnn_problem()
+    flops = problems.flops_per_evaluation(prob["spec"])
+    if impl == "torch":
+        return _torch_runner(prob, options), flops
+    return _mme_runner(prob, impl, options), flops
+
+
+def main(name):
+    t0 = time.perf_counter()
+    try:
+        run, flops = make(name)
+        run(1)  # compile / warm up
+    except ImportError as exc:
+        print(json.dumps({"skip": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return
+    print(json.dumps({"ready": time.perf_counter() - t0}), flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        threads = int(words[1]) if len(words) > 1 else 1
+        wall, cpu = time.perf_counter(), time.process_time()
+        proposals = run(threads)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(json.dumps({"proposals": proposals, "flops": flops, "wall": wall, "cpu": cpu}),
+              flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,8 +1,8 @@
 """The CUDA backend: the CPU backend's three operations, run by ``@cuda.jit`` kernels.
 
 Results match :class:`mme_numba.backends.CPUBackend` for the same seeds: the same random
-streams and accept decisions, positions and energies equal up to the last bits of the
-device math library (bit-identical in the CUDA simulator). See ``docs/gpu.md``.
+streams and accept decisions, positions and energies equal up to the last bits (fused
+multiply-adds, the device math library). See ``docs/gpu.md``.
 
 ``numba.cuda`` is imported only when a :class:`CUDABackend` is created, so importing this
 module never touches a GPU driver.

@@ -3,12 +3,14 @@
 Importing this module imports :mod:`numba.cuda`; do it only through
 :class:`mme_numba.cuda_backend.CUDABackend` (which checks that CUDA or the CUDA
 simulator is usable first). Every device function below mirrors one function of
-:mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network` or
-:mod:`~mme_numba.kernels.sampler` statement for statement, so a chain advanced here
-draws the same numbers and takes the same accept decisions as on the CPU. The only
-differences are in the last bits of ``exp``/``log``/``cos`` (libdevice instead of the
-C library; ``tanh`` is the CPU's own polynomial, :mod:`~mme_numba.kernels.fastmath`) and fused multiply-adds that the CUDA compiler may contract; the simulator
-(``NUMBA_ENABLE_CUDASIM=1``) runs the device code as Python and is bit-identical.
+:mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network`,
+:mod:`~mme_numba.kernels.sampler` or :mod:`~mme_numba.kernels.mala` statement for
+statement, so a chain advanced here draws the same numbers and takes the same accept
+decisions as on the CPU. Floats may differ in the last bits: NVVM fuses multiply-adds (as
+LLVM does where a CPU kernel allows contraction) and libdevice's ``exp``/``log``/``cos``
+are not the C library's; ``tanh`` is the CPU's own polynomial
+(:mod:`~mme_numba.kernels.fastmath`). The simulator (``NUMBA_ENABLE_CUDASIM=1``) runs the
+device code as Python, without fusion.
 
 Threads and scratch
 -------------------

@@ -71,8 +71,9 @@ def run_mme(cfg, seed, epochs, every):
     def callback(m, record):
         tracker(m, record)
         if record["epoch"] % every == 0:
+            tracker.stop()
             val.append(_val_ce(tracker, m.energy))
-            tracker._t = time.perf_counter()
+            tracker.start()
 
     tracker.start()
     model.fit(X, epochs=epochs, callback=callback)
@@ -88,13 +89,13 @@ def run_vae(cfg, seed, epochs, every):
     val = []
 
     def callback(v, record):
-        tracker._train_time += time.perf_counter() - tracker._t
+        tracker.stop()
         energy = lambda x: -v.log_density(x)
         if record["epoch"] == 1 or record["epoch"] % every == 0 or record["epoch"] == epochs:
             tracker.measure(energy, record["epoch"])
         if record["epoch"] % every == 0:
             val.append(_val_ce(tracker, energy))
-        tracker._t = time.perf_counter()
+        tracker.start()
 
     tracker.start()
     vae.fit(X, epochs=epochs, callback=callback)
@@ -108,7 +109,8 @@ def summary(tracker, val):
             "kl_min": float(tracker.column("kl").min()),
             "val_ce_late": float(np.mean(val[-tail:])), "ce_test_late": tracker.late("ce_test")[0],
             "ce_train_late": tracker.late("ce_train")[0], "entropy_late": tracker.late("entropy")[0],
-            "true_entropy": tracker.true_entropy, "wall": tracker.records[-1]["wall"]}
+            "true_entropy": tracker.true_entropy, "wall": tracker.records[-1]["wall"],
+            "cpu": tracker.records[-1]["cpu"]}
 
 
 def tune(epochs, every, seed=0):
@@ -128,20 +130,35 @@ def tune(epochs, every, seed=0):
     return results, best
 
 
-def compare(mme_cfg, vae_cfg, seeds, epochs, every):
-    out = {"mme": [], "vae": [], "mme_cfg": mme_cfg, "vae_cfg": vae_cfg}
+def kl_at(run, key, budget, window=0.2):
+    """Mean KL over the measurements with ``key`` (epoch or cpu) in ``[(1−window)·budget, budget]``."""
+    x, kl = np.array(run[key + "_curve"]), np.array(run["kl_curve"])
+    sel = (x >= (1 - window) * budget) & (x <= budget)
+    return float(kl[sel].mean()) if np.any(sel) and x.max() >= budget * (1 - window / 2) else None
+
+
+def compare(mme_cfg, vae_cfg, seeds, epochs, every, vae_epochs=None):
+    """Both models on the same data; the VAE may run more epochs to span the same CPU time."""
+    vae_epochs = epochs if vae_epochs is None else vae_epochs
+    out = {"mme": [], "vae": [], "mme_cfg": mme_cfg, "vae_cfg": vae_cfg, "epochs": epochs,
+           "vae_epochs": vae_epochs}
     trackers = {}
     for seed in seeds:
-        for name, fn, cfg in (("mme", run_mme, mme_cfg), ("vae", run_vae, vae_cfg)):
-            tr, val = fn(cfg, seed, epochs, every)
+        for name, fn, cfg, n_ep in (("mme", run_mme, mme_cfg, epochs),
+                                    ("vae", run_vae, vae_cfg, vae_epochs)):
+            # the same number of measurements per run: the VAE measures less often if longer
+            tr, val = fn(cfg, seed, n_ep, every * max(1, n_ep // epochs))
             trackers.setdefault(name, []).append(tr)
             out[name].append({"seed": seed, **summary(tr, val),
-                              "epoch": tr.column("epoch").tolist(), "wall_curve": tr.column("wall").tolist(),
+                              "epoch_curve": tr.column("epoch").tolist(),
+                              "cpu_curve": tr.column("cpu").tolist(),
+                              "wall_curve": tr.column("wall").tolist(),
                               "kl_curve": tr.column("kl").tolist()})
             s = out[name][-1]
-            print(f"{name} seed={seed}: KL late {s['kl_late']:.4f}±{s['kl_late_sd']:.4f} "
+            print(f"{name} seed={seed} {n_ep} epochs: KL late {s['kl_late']:.4f}±{s['kl_late_sd']:.4f} "
                   f"last {s['kl_last']:.4f} min {s['kl_min']:.4f}; CE_test {s['ce_test_late']:.4f} "
-                  f"(true S {s['true_entropy']:.4f}); wall {s['wall']:.1f}s", flush=True)
+                  f"(true S {s['true_entropy']:.4f}); wall {s['wall']:.1f}s cpu {s['cpu']:.1f}s",
+                  flush=True)
     return out, trackers
 
 
@@ -153,9 +170,10 @@ def figure(out, trackers, path):
     for name in ("mme", "vae"):
         for i, run in enumerate(out[name]):
             lab = labels[name] if i == 0 else None
-            axes[0, 0].plot(run["epoch"], run["kl_curve"], color=colors[name], lw=0.8, label=lab)
-            axes[0, 1].plot(run["wall_curve"], run["kl_curve"], color=colors[name], lw=0.8, label=lab)
-    for ax, xl in ((axes[0, 0], "epoch"), (axes[0, 1], "training wall time (s)")):
+            axes[0, 0].plot(run["epoch_curve"], run["kl_curve"], color=colors[name], lw=0.8, label=lab)
+            axes[0, 1].plot(run["cpu_curve"], run["kl_curve"], color=colors[name], lw=0.8, label=lab)
+    axes[0, 0].set_xlim(0, out["epochs"])
+    for ax, xl in ((axes[0, 0], "epoch"), (axes[0, 1], "training CPU time (s, all threads)")):
         ax.set_yscale("log")
         ax.set_xlabel(xl)
         ax.set_ylabel("KL(true ‖ model)")
@@ -184,6 +202,8 @@ def main():
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--vae-epochs", type=int, default=None,
+                        help="VAE epochs (default: --epochs); more to match the CPU time")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mme", type=json.loads, default={"lr_theta": 1e-2, "theta_steps": 1})
     parser.add_argument("--vae", type=json.loads, default={"lr": 3e-3, "batch_size": 100})
@@ -194,15 +214,20 @@ def main():
         results, best = tune(args.epochs, args.every)
         (RUN_DIR / "cauchy_vs_vae_tuning.json").write_text(json.dumps({"results": results, "best": best}, indent=1))
         return
-    out, trackers = compare(args.mme, args.vae, args.seeds, args.epochs, args.every)
+    out, trackers = compare(args.mme, args.vae, args.seeds, args.epochs, args.every, args.vae_epochs)
     (RUN_DIR / "cauchy_vs_vae.json").write_text(json.dumps(out))
     figure(out, trackers, FIG_DIR / "cauchy_vs_vae.png")
+    budget_cpu = float(np.mean([r["cpu"] for r in out["mme"]]))
+    print(f"equal epochs ({args.epochs}) and equal CPU ({budget_cpu:.0f} s = Min-MaxEnt's "
+          f"{args.epochs} epochs): KL averaged over the last 20 % of each budget")
     for name in ("mme", "vae"):
-        kl = np.array([r["kl_late"] for r in out[name]])
-        ce = np.array([r["ce_test_late"] for r in out[name]])
-        wall = np.array([r["wall"] for r in out[name]])
-        print(f"{name}: KL late-20% mean over seeds {kl.mean():.4f} (per seed {np.round(kl, 4).tolist()}), "
-              f"CE_test {ce.mean():.4f}, wall {wall.mean():.1f}s / {args.epochs} epochs")
+        at_ep = [kl_at(r, "epoch", args.epochs) for r in out[name]]
+        at_cpu = [kl_at(r, "cpu", budget_cpu) for r in out[name]]
+        ce = np.mean([r["ce_test_late"] for r in out[name]])
+        fmt = lambda v: "n/a" if any(x is None for x in v) else f"{np.mean(v):.4f} {np.round(v, 4).tolist()}"
+        print(f"  {name}: at {args.epochs} epochs {fmt(at_ep)}; at {budget_cpu:.0f} CPU-s {fmt(at_cpu)}; "
+              f"CE_test(late) {ce:.4f}; CPU-s per epoch "
+              f"{np.mean([r['cpu'] / r['epoch_curve'][-1] for r in out[name]]):.4f}")
 
 
 if __name__ == "__main__":

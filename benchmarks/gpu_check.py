@@ -11,9 +11,10 @@ It smoke-tests anywhere with the CUDA simulator (tiny sizes, no timings worth re
 Correctness: the same chains (same seeds, states, steps) advanced by the CPU and the CUDA
 backends, for an MLP (all-coordinate moves; single-coordinate moves with the incremental
 first layer; MALA) and the digits CNN with a classifier steering field (single-coordinate
-moves, which the CPU updates incrementally and the GPU recomputes; MALA). It reports the fraction of chains whose random state and accept count are
-identical (expected 1.0) and the largest position/energy difference (expected below 1e-9:
-libdevice and fused multiply-adds change the last bits only). Observables and energies of
+moves, incremental conv windows on both; MALA). It reports the fraction of chains whose
+random state and accept count are identical (expected 1.0) and the largest position/energy
+difference (expected below 1e-9: libdevice and fused multiply-adds change the last bits
+only). Observables and energies of
 random points are compared too. The exit status is 1 if any check fails.
 
 Throughput: proposals per second of the CPU backend (all cores) and of the CUDA backend (one
@@ -159,7 +160,7 @@ def main(argv=None):
         plan += [(gpu, "mlp", n, 50, "all") for n in (4096, 32768, 262144)]
         plan += [(gpu, "mlp", n, 5, "single") for n in (4096, 65536, 262144)]
         plan += [(gpu, "mlp", n, 20, "mala") for n in (4096, 65536)]
-        plan += [(gpu, "cnn", n, 1, "single") for n in (1024, 8192)]
+        plan += [(gpu, "cnn", n, 1, "single") for n in (1024, 8192, 32768)]
         plan += [(gpu, "cnn", n, 5, "mala") for n in (1024, 8192)]
     for backend, name, n_chains, n_sweeps, move in plan:
         r = throughput(backend, name, q, n_chains, n_sweeps, move)

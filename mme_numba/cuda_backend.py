@@ -12,6 +12,7 @@ import logging
 
 import numpy as np
 
+from .kernels.network import CONV2D
 from .kernels.sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE
 
 __all__ = ["CUDABackend", "cuda_unavailable_reason"]
@@ -101,9 +102,8 @@ class CUDABackend:
         updated in place.
 
         ``move``: ``"all"``, ``"single"`` or ``"mala"`` (see ``mme_numba.backends``);
-        ``boundary``: ``"reject"`` or ``"reflect"``. ``"single"`` on a network whose first row
-        is CONV2D recomputes the whole network per proposal, where the CPU updates the conv
-        windows incrementally: the same chain up to rounding (last bits of the energies).
+        ``boundary``: ``"reject"`` or ``"reflect"``. As on the CPU, ``"single"`` on a network
+        whose first row is CONV2D updates only the conv windows a pixel touches.
         """
         if move not in _MOVES:
             raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")
@@ -113,6 +113,11 @@ class CUDABackend:
         if move == "mala":
             self._k.mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                                 int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted)
+            return
+        if move == "single" and np.ndim(spec) == 2 and len(spec) and spec[0][0] == CONV2D:
+            self._k.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo,
+                                        hi, step, int(n_sweeps), _BOUNDARIES[boundary],
+                                        rng_state, accepted)
             return
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],

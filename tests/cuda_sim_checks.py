@@ -27,6 +27,7 @@ import naive  # noqa: E402
 
 from mme_numba import kernels as K  # noqa: E402
 from mme_numba.backends import CPUBackend  # noqa: E402
+from mme_numba.kernels import images as I  # noqa: E402
 from mme_numba.kernels import mala as M  # noqa: E402
 from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
 
@@ -257,6 +258,59 @@ def test_mala_argument_checks():
         KC.mala_sweeps(spec, params, np.ones(1), *EMPTY, x, e, -1.0, 1.0, 0.5, 1, 3, s, a)
 
 
+IMAGE_NETS = {  # (d, layers) with a CONV2D first row: every kind of incremental prefix
+    "conv-tanh-conv-relu-dense": (18, [("conv", 2, 3, 3, 3, 2), ("act", K.TANH),
+                                       ("conv", 2, 3, 3, 3, 3), ("act", K.RELU),
+                                       ("dense", 2, True), ("act", K.TANH), ("dense", 2, True)]),
+    "conv-only": (12, [("conv", 1, 3, 4, 3, 2), ("act", K.SOFTPLUS), ("conv", 2, 3, 4, 1, 1)]),
+    "conv-sigmoid-dense-logsoftmax": (9, [("conv", 1, 3, 3, 3, 2), ("act", K.SIGMOID),
+                                          ("dense", 4, True), ("act", K.LOGSOFTMAX)]),
+    "conv-k5-square-dense": (16, [("conv", 1, 4, 4, 5, 2), ("act", K.SQUARE),
+                                  ("dense", 3, False)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_NETS))
+@pytest.mark.parametrize("second", ["none", "conv", "dense"])
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+def test_single_pixel_moves_match_the_cpu_image_kernel(name, second, boundary):
+    """Incremental conv windows on the GPU against images.single_pixel_sweeps; the second
+    term incremental too ("conv") or recomputed ("dense"). Most cases also reject some
+    in-box proposals, which exercises the undo of the windows."""
+    d, layers = IMAGE_NETS[name]
+    spec, params = build(d, layers, seed=3)
+    lam = np.linspace(-1.0, 1.5, int(spec[-1, 2]))
+    c_in, h, w = (int(v) for v in spec[0, 4:7])
+    head = [("dense", 3, True), ("act", K.LOGSOFTMAX)]
+    if second == "conv":
+        term = (*build(d, [("conv", c_in, h, w, 3, 1), ("act", K.TANH)] + head, seed=8),
+                np.array([0.5, -2.0, 1.0]))
+    elif second == "dense":
+        term = (*build(d, head, seed=8), np.array([0.5, -2.0, 1.0]))
+    else:
+        term = EMPTY
+    x0 = np.random.default_rng(1).uniform(0.0, 1.0, (3, d))
+    e0 = K.energy_batch(spec, params, lam, x0, *term)
+    runs = []
+    for sweeps in (I.single_pixel_sweeps, KC.single_pixel_sweeps):
+        x, e, s, a = x0.copy(), e0.copy(), K.seed_states(5, 3), np.zeros(3, np.int64)
+        sweeps(spec, params, lam, *term, x, e, 0.0, 1.0, np.array([0.2, 0.5, 1.5]), 2,
+               boundary, s, a)
+        runs.append((x, e, s, a))
+    assert_chains_equal(*runs)
+    assert runs[1][3].sum() > 0
+    # The incrementally updated energies are the energies of the final states.
+    assert_same(runs[1][1], K.energy_batch(spec, params, lam, runs[1][0], *term))
+
+
+def test_single_pixel_sweeps_need_a_conv_first_row():
+    spec, params = build(2, [("dense", 1, True)])
+    with pytest.raises(ValueError, match="CONV2D"):
+        KC.single_pixel_sweeps(spec, params, np.ones(1), *EMPTY, np.zeros((1, 2)), np.zeros(1),
+                               -1.0, 1.0, 0.5, 1, 0, K.seed_states(0, 1),
+                               np.zeros(1, np.int64))
+
+
 def test_sweep_argument_checks_and_no_ops():
     spec, params = build(2, [("dense", 1, True)])
     lam = np.ones(1)
@@ -303,9 +357,9 @@ def test_backend_matches_cpu_backend():
         gpu.sweep(spec, params, lam, field, x, e, -1.0, 1.0, 0.5, 1, "all", "wrap", s, a)
 
 
-def test_backend_single_moves_on_a_conv_net_follow_the_cpu_image_kernel():
-    """The CPU updates conv windows incrementally, CUDA recomputes: same draws and accept
-    decisions, energies equal up to rounding (1e-12)."""
+def test_backend_single_moves_on_a_conv_net_use_the_incremental_image_kernels():
+    """Both backends route single moves on a conv net to their incremental kernels: same
+    draws and accept decisions, energies equal up to rounding (1e-12)."""
     spec, params = build(9, NETS["conv"][1], seed=3)
     lam = np.array([1.0, -0.5, 0.25])
     X = np.random.default_rng(5).uniform(0.0, 1.0, (3, 9))

@@ -38,7 +38,8 @@ from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TA
 from .sampler import (BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE,
                       _check_inplace)
 
-__all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "mala_sweeps", "draw",
+__all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "mala_sweeps",
+           "single_pixel_sweeps", "draw",
            "SCRATCH_BYTES", "THREADS_PER_BLOCK"]
 
 SCRATCH_BYTES = 1 << 30
@@ -405,6 +406,186 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     return h, n_acc
 
 
+# --- single-pixel moves on conv observables (the draws of kernels/images.py) ----------------
+# The first n_inc rows (CONV2D rows of one image shape and local elementwise rows, closed by
+# at most one DENSE row: images.incremental_prefix) keep their outputs per chain in
+# ``acts[0, :, t]`` (channel-major, row r after the previous rows' outputs). A proposal that
+# changes pixel j adds each changed input's contribution to the conv window it reaches
+# (the rectangle of changed entries grows by k // 2 per conv row), re-applies elementwise rows
+# on the rectangle, updates the DENSE outputs by the changed entries, then runs the remaining
+# rows in full. Every overwritten entry is saved in ``undo`` first; a rejection copies it
+# back (bit-exact). The proposal and draw order are those of every single-coordinate move,
+# so the chain is the CPU's up to the rounding of the energies (the CPU sums the same
+# contributions in another memory order).
+
+@cuda.jit(device=True)
+def _elementwise(code, z):
+    if code == TANH:
+        return _tanh(z)
+    if code == SOFTPLUS:
+        return _softplus(z)
+    if code == SIGMOID:
+        return _sigmoid(z)
+    if code == RELU:
+        return z if z > 0.0 else 0.0
+    return z * z  # SQUARE
+
+
+@cuda.jit(device=True)
+def _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t):
+    """Full forward of the prefix rows from ``x[c]`` into ``acts``."""
+    _load_row(x, c, buf, t)
+    a_prev = 0
+    a = 0
+    for r in range(n_inc):
+        if r == 0:
+            _apply_row(spec, 0, params, buf, 0, 0, acts, 0, 0, t)
+        else:
+            _apply_row(spec, r, params, acts, 0, a_prev, acts, 0, a, t)
+        a_prev = a
+        a += spec[r, 2]
+
+
+@cuda.jit(device=True)
+def _pix_propose(spec, params, lam, n_inc, x, c, j, x_old, acts, undo, buf, t):
+    """``lam . O(x[c])`` after pixel ``j`` of ``x[c]`` changed from ``x_old``; updates ``acts``."""
+    h = spec[0, 5]
+    w = spec[0, 6]
+    hw = h * w
+    ci = j // hw
+    y = (j % hw) // w
+    xx = j % w
+    r0, r1, q0, q1 = y, y + 1, xx, xx + 1
+    a_prev = 0
+    a = 0
+    for r in range(n_inc):
+        code = spec[r, 0]
+        n_out = spec[r, 2]
+        if code == CONV2D:
+            off = spec[r, 3]
+            c_in = spec[r, 4]
+            k = spec[r, 7]
+            pad = k // 2
+            c_out = n_out // hw
+            s0, s1 = _max(0, r0 - pad), _min(h, r1 + pad)
+            t0, t1 = _max(0, q0 - pad), _min(w, q1 + pad)
+            for co in range(c_out):
+                for oy in range(s0, s1):
+                    for ox in range(t0, t1):
+                        i = a + co * hw + oy * w + ox
+                        undo[0, i, t] = acts[0, i, t]
+            for cc in range(c_in):
+                if r == 0 and cc != ci:
+                    continue
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        if r == 0:
+                            delta = x[c, j] - x_old
+                        else:
+                            i = a_prev + cc * hw + iy * w + ix
+                            delta = acts[0, i, t] - undo[0, i, t]
+                        if delta == 0.0:
+                            continue
+                        for oy in range(_max(0, iy - pad), _min(h, iy + pad + 1)):
+                            for ox in range(_max(0, ix - pad), _min(w, ix + pad + 1)):
+                                wk = off + (cc * k + iy - oy + pad) * k + ix - ox + pad
+                                o = a + oy * w + ox
+                                for co in range(c_out):
+                                    acts[0, o + co * hw, t] += params[wk + co * c_in * k * k] \
+                                        * delta
+            r0, r1, q0, q1 = s0, s1, t0, t1
+        elif code == DENSE:  # closes the prefix (r > 0)
+            off = spec[r, 3]
+            n_in = spec[r, 1]
+            for i in range(n_out):
+                undo[0, a + i, t] = acts[0, a + i, t]
+            for cc in range(n_in // hw):
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        q = cc * hw + iy * w + ix
+                        delta = acts[0, a_prev + q, t] - undo[0, a_prev + q, t]
+                        if delta == 0.0:
+                            continue
+                        for i in range(n_out):
+                            acts[0, a + i, t] += params[off + i * n_in + q] * delta
+        else:  # local elementwise: recompute the rectangle from its updated input
+            for ch in range(n_out // hw):
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        q = ch * hw + iy * w + ix
+                        undo[0, a + q, t] = acts[0, a + q, t]
+                        acts[0, a + q, t] = _elementwise(code, acts[0, a_prev + q, t])
+        a_prev = a
+        a += n_out
+    for k in range(spec[n_inc - 1, 2]):
+        buf[0, k, t] = acts[0, a_prev + k, t]
+    return _dot_out(spec, lam, buf, _forward(spec, params, buf, n_inc, t), t)
+
+
+@cuda.jit(device=True)
+def _pix_restore(spec, n_inc, j, acts, undo, t):
+    """Undo :func:`_pix_propose` (the same rectangles, recomputed from ``j``)."""
+    h = spec[0, 5]
+    w = spec[0, 6]
+    hw = h * w
+    y = (j % hw) // w
+    xx = j % w
+    r0, r1, q0, q1 = y, y + 1, xx, xx + 1
+    a = 0
+    for r in range(n_inc):
+        n_out = spec[r, 2]
+        if spec[r, 0] == DENSE:
+            for i in range(n_out):
+                acts[0, a + i, t] = undo[0, a + i, t]
+        else:
+            if spec[r, 0] == CONV2D:
+                pad = spec[r, 7] // 2
+                r0, r1 = _max(0, r0 - pad), _min(h, r1 + pad)
+                q0, q1 = _max(0, q0 - pad), _min(w, q1 + pad)
+            for ch in range(n_out // hw):
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        q = a + ch * hw + iy * w + ix
+                        acts[0, q, t] = undo[0, q, t]
+        a += n_out
+
+
+@cuda.jit(device=True)
+def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy,
+                  lo, hi, step, n_sweeps, boundary, st, buf, buf2, acts, undo, acts2, undo2):
+    d = x.shape[1]
+    _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t)
+    has_second = spec2.shape[0] > 0
+    if n_inc2 > 0:
+        _pix_rebuild(spec2, params2, n_inc2, x, c, buf2, acts2, t)
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps * d):
+        j = _min(int(_uniform(st) * d), d - 1)
+        old = x[c, j]
+        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        if not inside:
+            continue
+        x[c, j] = yj  # own row only; restored below on rejection
+        h_new = _pix_propose(spec, params, lam, n_inc, x, c, j, old, acts, undo, buf, t)
+        if has_second:
+            if n_inc2 > 0:
+                h_new += _pix_propose(spec2, params2, lam2, n_inc2, x, c, j, old, acts2, undo2,
+                                      buf2, t)
+            else:
+                _load_row(x, c, buf2, t)
+                h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+        if _accept(st, h, h_new):
+            h = h_new
+            n_acc += 1
+        else:
+            x[c, j] = old
+            _pix_restore(spec, n_inc, j, acts, undo, t)
+            if n_inc2 > 0:
+                _pix_restore(spec2, n_inc2, j, acts2, undo2, t)
+    return h, n_acc
+
+
 # --- MALA (mirror kernels/mala.py) -----------------------------------------------------------
 # Per-thread scratch: ``vec (4, d, T)`` holds the chain's x, ∂H/∂x, the proposal y and ∂H/∂y
 # (slots _X, _G, _Y, _GY); ``acts (1, n_act, T)`` every row's output of one term (row r at
@@ -657,6 +838,24 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
 
 
 @cuda.jit(cache=True)
+def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
+                  step, n_sweeps, boundary, rng_state, accepted, buf, buf2, acts, undo, acts2,
+                  undo2):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, x.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
+                                 x, energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2,
+                                 acts, undo, acts2, undo2)
+        energy[c] = h
+        accepted[c] += n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+
+
+@cuda.jit(cache=True)
 def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                  boundary, rng_state, accepted, vec, acts, acts2, grads):
     t = cuda.grid(1)
@@ -783,6 +982,53 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     return d_out.copy_to_host(out)
 
 
+def _chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                boundary, rng_state, accepted):
+    """The CPU samplers' argument checks; returns the normalized ``(spec, ..., n_sweeps)``."""
+    x_shape = np.shape(x)
+    if len(x_shape) != 2:
+        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
+    n_chains, d = x_shape
+    _check_inplace(x, "x", np.float64, (n_chains, d))
+    _check_inplace(energy, "energy", np.float64, (n_chains,))
+    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
+    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
+    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
+    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
+    if spec.shape[0] == 0:
+        raise ValueError("spec must have at least one row")
+    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
+    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
+    if not np.all(lo < hi):
+        raise ValueError("the box needs lo < hi in every coordinate")
+    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
+        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
+                         f"got {boundary!r}")
+    n_sweeps = int(n_sweeps)
+    if n_sweeps < 0:
+        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
+    return spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps
+
+
+def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, boundary,
+                rng_state, accepted, extra, scratch):
+    """Copy in, launch ``kernel(*terms, x, energy, lo, hi, step, n_sweeps, *extra, boundary,
+    rng_state, accepted, *scratch(n_threads))``, copy ``x, energy, rng_state, accepted`` back."""
+    n_threads = _n_threads(x.shape[0], per_thread)
+    d_x, d_energy = cuda.to_device(x), cuda.to_device(energy)
+    d_state, d_acc = cuda.to_device(rng_state), cuda.to_device(accepted)
+    _launch(kernel, n_threads, *(cuda.to_device(a) if isinstance(a, np.ndarray) else a
+                                 for a in terms),
+            d_x, d_energy, cuda.to_device(lo), cuda.to_device(hi), cuda.to_device(step),
+            np.int64(n_sweeps), *extra, np.int64(boundary), d_state, d_acc,
+            *scratch(n_threads))
+    d_x.copy_to_host(x)
+    d_energy.copy_to_host(energy)
+    d_state.copy_to_host(rng_state)
+    d_acc.copy_to_host(accepted)
+
+
 def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                       n_sweeps, move, boundary, rng_state, accepted, incremental=True):
     """Advance persistent Metropolis chains on the GPU, in place on the host arrays.
@@ -822,51 +1068,22 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     -------
     None
     """
-    x_shape = np.shape(x)
-    if len(x_shape) != 2:
-        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
-    n_chains, d = x_shape
-    _check_inplace(x, "x", np.float64, (n_chains, d))
-    _check_inplace(energy, "energy", np.float64, (n_chains,))
-    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
-    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
-    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
-    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
-    if not np.all(lo < hi):
-        raise ValueError("the box needs lo < hi in every coordinate")
-    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = _chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
     if move not in (MOVE_ALL, MOVE_SINGLE):
         raise ValueError(f"move must be MOVE_ALL (0) or MOVE_SINGLE (1), got {move!r}")
-    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
-        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
-                         f"got {boundary!r}")
-    n_sweeps = int(n_sweeps)
-    if n_sweeps < 0:
-        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
-    if n_chains == 0 or n_sweeps == 0:
+    if x.shape[0] == 0 or n_sweeps == 0:
         return
+    d = x.shape[1]
     incremental = bool(incremental) and move == MOVE_SINGLE and spec[0, 0] == DENSE
     width, width2 = max_width(spec), max_width(spec2)
     n_hid = int(spec[0, 2]) if incremental else 1
-    per_thread = 8 * (2 * width + 2 * width2 + d + 2 * n_hid)
-    n_threads = _n_threads(n_chains, per_thread)
-    d_x, d_energy = cuda.to_device(x), cuda.to_device(energy)
-    d_state, d_acc = cuda.to_device(rng_state), cuda.to_device(accepted)
-    _launch(_sweep_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
-            cuda.to_device(lam), cuda.to_device(spec2), cuda.to_device(params2),
-            cuda.to_device(lam2), d_x, d_energy, cuda.to_device(lo), cuda.to_device(hi),
-            cuda.to_device(step), np.int64(n_sweeps), np.int64(move), np.int64(boundary),
-            d_state, d_acc, incremental, _scratch(n_threads, 2, width),
-            _scratch(n_threads, 2, width2), _scratch(n_threads, d),
-            _scratch(n_threads, 2, n_hid))
-    d_x.copy_to_host(x)
-    d_energy.copy_to_host(energy)
-    d_state.copy_to_host(rng_state)
-    d_acc.copy_to_host(accepted)
+    _run_chains(_sweep_kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
+                (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
+                boundary, rng_state, accepted, (np.int64(move),),
+                lambda n: (incremental, _scratch(n, 2, width), _scratch(n, 2, width2),
+                           _scratch(n, d), _scratch(n, 2, n_hid)))
 
 
 def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
@@ -898,48 +1115,73 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     -------
     None
     """
-    x_shape = np.shape(x)
-    if len(x_shape) != 2:
-        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
-    n_chains, d = x_shape
-    _check_inplace(x, "x", np.float64, (n_chains, d))
-    _check_inplace(energy, "energy", np.float64, (n_chains,))
-    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
-    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
-    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
-    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
-    if not np.all(lo < hi):
-        raise ValueError("the box needs lo < hi in every coordinate")
-    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = _chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
     if not np.all(step > 0):
         raise ValueError("MALA needs a positive step in every chain")
-    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
-        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
-                         f"got {boundary!r}")
-    n_sweeps = int(n_sweeps)
-    if n_sweeps < 0:
-        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
-    if n_chains == 0 or n_sweeps == 0:
+    if x.shape[0] == 0 or n_sweeps == 0:
         return
+    d = x.shape[1]
     width = max(max_width(spec), max_width(spec2))
     n_act, n_act2 = int(spec[:, 2].sum()), max(1, int(spec2[:, 2].sum()))
-    n_threads = _n_threads(n_chains, 8 * (4 * d + n_act + n_act2 + 2 * width))
-    d_x, d_energy = cuda.to_device(x), cuda.to_device(energy)
-    d_state, d_acc = cuda.to_device(rng_state), cuda.to_device(accepted)
-    _launch(_mala_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
-            cuda.to_device(lam), cuda.to_device(spec2), cuda.to_device(params2),
-            cuda.to_device(lam2), d_x, d_energy, cuda.to_device(lo), cuda.to_device(hi),
-            cuda.to_device(step), np.int64(n_sweeps), np.int64(boundary), d_state, d_acc,
-            _scratch(n_threads, 4, d), _scratch(n_threads, 1, n_act),
-            _scratch(n_threads, 1, n_act2), _scratch(n_threads, 2, width))
-    d_x.copy_to_host(x)
-    d_energy.copy_to_host(energy)
-    d_state.copy_to_host(rng_state)
-    d_acc.copy_to_host(accepted)
+    _run_chains(_mala_kernel, 8 * (4 * d + n_act + n_act2 + 2 * width),
+                (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
+                boundary, rng_state, accepted, (),
+                lambda n: (_scratch(n, 4, d), _scratch(n, 1, n_act), _scratch(n, 1, n_act2),
+                           _scratch(n, 2, width)))
+
+
+def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                        n_sweeps, boundary, rng_state, accepted):
+    """Random-scan single-pixel sweeps with incremental conv updates, on the GPU, in place.
+
+    Same contract and draws as :func:`mme_numba.kernels.images.single_pixel_sweeps`; the
+    chain is the CPU's up to the rounding of the energies (~1e-14 relative).
+
+    Parameters
+    ----------
+    spec, params, lam : ndarrays
+        First energy term; ``spec`` must start with a ``CONV2D`` row.
+    spec2, params2, lam2 : ndarrays
+        Second energy term (zero rows: absent); incremental too when it starts with CONV2D.
+    x : ndarray of float64, shape (n_chains, n_features)
+        Flattened channel-major images inside the box; updated in place.
+    energy : ndarray of float64, shape (n_chains,)
+        ``H(x)`` on entry; updated in place.
+    lo, hi : array_like, shape (n_features,) or scalars
+    step : array_like, shape (n_chains,) or scalar
+        Gaussian proposal std per chain.
+    n_sweeps : int
+        Sweeps of ``n_features`` proposals each.
+    boundary : int
+        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
+    rng_state : ndarray of uint64, shape (n_chains, 4)
+    accepted : ndarray of int64, shape (n_chains,)
+
+    Returns
+    -------
+    None
+    """
+    from .images import incremental_prefix
+
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = _chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
+    n_inc, n_inc2 = incremental_prefix(spec), incremental_prefix(spec2)
+    if n_inc == 0:
+        raise ValueError("single_pixel_sweeps needs a spec whose first row is CONV2D")
+    if x.shape[0] == 0 or n_sweeps == 0:
+        return
+    width, width2 = max_width(spec), max_width(spec2)
+    n_act = int(spec[:n_inc, 2].sum())
+    n_act2 = max(1, int(spec2[:n_inc2, 2].sum()))
+    _run_chains(_pixel_kernel, 8 * (2 * width + 2 * width2 + 2 * n_act + 2 * n_act2),
+                (spec, params, lam, np.int64(n_inc), spec2, params2, lam2, np.int64(n_inc2)),
+                x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, (),
+                lambda n: (_scratch(n, 2, width), _scratch(n, 2, width2),
+                           _scratch(n, 1, n_act), _scratch(n, 1, n_act),
+                           _scratch(n, 1, n_act2), _scratch(n, 1, n_act2)))
 
 
 def draw(rng_state, n_draws, kind="uniform"):

@@ -1,0 +1,368 @@
+"""Metropolis chains and the batch kernels (mirror kernels/sampler.py and kernels/images.py).
+
+One GPU thread advances one chain (grid-stride over chains); the draw order is the CPU's.
+"""
+
+import numpy as np
+from numba import cuda
+
+from ..network import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
+from ..sampler import MOVE_ALL
+from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
+                     _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
+                     _uniform)
+
+
+@cuda.jit(device=True)
+def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+               n_sweeps, boundary, st, buf, buf2, ybuf):
+    d = x.shape[1]
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps):
+        inside = True
+        for k in range(d):
+            yk, ok = _propose(x[c, k] + step[c] * _normal(st), lo[k], hi[k], boundary)
+            ybuf[k, t] = yk
+            inside = inside and ok
+        if not inside:
+            continue
+        for k in range(d):
+            buf[0, k, t] = ybuf[k, t]
+        h_new = _dot_out(spec, lam, buf, _forward(spec, params, buf, 0, t), t)
+        if spec2.shape[0] > 0:
+            for k in range(d):
+                buf2[0, k, t] = ybuf[k, t]
+            h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+        if _accept(st, h, h_new):
+            for k in range(d):
+                x[c, k] = ybuf[k, t]
+            h = h_new
+            n_acc += 1
+    return h, n_acc
+
+
+@cuda.jit(device=True)
+def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                  n_sweeps, boundary, st, buf, buf2):
+    d = x.shape[1]
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps * d):
+        j = _min(int(_uniform(st) * d), d - 1)
+        old = x[c, j]
+        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        if not inside:
+            continue
+        x[c, j] = yj  # own row only; restored below on rejection
+        h_new = _energy_row(spec, params, lam, spec2, params2, lam2, x, c, buf, buf2, t)
+        if _accept(st, h, h_new):
+            h = h_new
+            n_acc += 1
+        else:
+            x[c, j] = old
+    return h, n_acc
+
+
+@cuda.jit(device=True)
+def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                        step, n_sweeps, boundary, st, buf, buf2, zbuf):
+    # First row DENSE: keep z = W x + b in zbuf[zi, :, t] and update it by one column of W
+    # per proposal; the proposal's z' goes to zbuf[1 - zi] and to buf[0] (the input of
+    # rows 1..). Accepting flips zi. As on the CPU, z is rebuilt from x at every call.
+    d = x.shape[1]
+    n_hid = spec[0, 2]
+    off = spec[0, 3]
+    has_bias = spec[0, 4] == 1
+    _load_row(x, c, buf, t)
+    _dense(params, off, d, n_hid, has_bias, buf, 0, 0, buf, 1, 0, t)
+    for i in range(n_hid):
+        zbuf[0, i, t] = buf[1, i, t]
+    zi = 0
+    has_second = spec2.shape[0] > 0
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps * d):
+        j = _min(int(_uniform(st) * d), d - 1)
+        old = x[c, j]
+        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        if not inside:
+            continue
+        dx = yj - old
+        zn = 1 - zi
+        for i in range(n_hid):
+            v = zbuf[zi, i, t] + params[off + i * d + j] * dx
+            zbuf[zn, i, t] = v
+            buf[0, i, t] = v
+        h_new = _dot_out(spec, lam, buf, _forward(spec, params, buf, 1, t), t)
+        x[c, j] = yj  # own row only; restored below on rejection
+        if has_second:
+            _load_row(x, c, buf2, t)
+            h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+        if _accept(st, h, h_new):
+            h = h_new
+            zi = zn
+            n_acc += 1
+        else:
+            x[c, j] = old
+    return h, n_acc
+
+
+# --- single-pixel moves on conv observables (the draws of kernels/images.py) ----------------
+# The first n_inc rows (CONV2D rows of one image shape and local elementwise rows, closed by
+# at most one DENSE row: images.incremental_prefix) keep their outputs per chain in
+# ``acts[0, :, t]`` (channel-major, row r after the previous rows' outputs). A proposal that
+# changes pixel j adds each changed input's contribution to the conv window it reaches
+# (the rectangle of changed entries grows by k // 2 per conv row), re-applies elementwise rows
+# on the rectangle, updates the DENSE outputs by the changed entries, then runs the remaining
+# rows in full. Every overwritten entry is saved in ``undo`` first; a rejection copies it
+# back (bit-exact). The proposal and draw order are those of every single-coordinate move,
+# so the chain is the CPU's up to the rounding of the energies (the CPU sums the same
+# contributions in another memory order).
+
+@cuda.jit(device=True)
+def _elementwise(code, z):
+    if code == TANH:
+        return _tanh(z)
+    if code == SOFTPLUS:
+        return _softplus(z)
+    if code == SIGMOID:
+        return _sigmoid(z)
+    if code == RELU:
+        return z if z > 0.0 else 0.0
+    return z * z  # SQUARE
+
+
+@cuda.jit(device=True)
+def _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t):
+    """Full forward of the prefix rows from ``x[c]`` into ``acts``."""
+    _load_row(x, c, buf, t)
+    a_prev = 0
+    a = 0
+    for r in range(n_inc):
+        if r == 0:
+            _apply_row(spec, 0, params, buf, 0, 0, acts, 0, 0, t)
+        else:
+            _apply_row(spec, r, params, acts, 0, a_prev, acts, 0, a, t)
+        a_prev = a
+        a += spec[r, 2]
+
+
+@cuda.jit(device=True)
+def _pix_propose(spec, params, lam, n_inc, x, c, j, x_old, acts, undo, buf, t):
+    """``lam . O(x[c])`` after pixel ``j`` of ``x[c]`` changed from ``x_old``; updates ``acts``."""
+    h = spec[0, 5]
+    w = spec[0, 6]
+    hw = h * w
+    ci = j // hw
+    y = (j % hw) // w
+    xx = j % w
+    r0, r1, q0, q1 = y, y + 1, xx, xx + 1
+    a_prev = 0
+    a = 0
+    for r in range(n_inc):
+        code = spec[r, 0]
+        n_out = spec[r, 2]
+        if code == CONV2D:
+            off = spec[r, 3]
+            c_in = spec[r, 4]
+            k = spec[r, 7]
+            pad = k // 2
+            c_out = n_out // hw
+            s0, s1 = _max(0, r0 - pad), _min(h, r1 + pad)
+            t0, t1 = _max(0, q0 - pad), _min(w, q1 + pad)
+            for co in range(c_out):
+                for oy in range(s0, s1):
+                    for ox in range(t0, t1):
+                        i = a + co * hw + oy * w + ox
+                        undo[0, i, t] = acts[0, i, t]
+            for cc in range(c_in):
+                if r == 0 and cc != ci:
+                    continue
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        if r == 0:
+                            delta = x[c, j] - x_old
+                        else:
+                            i = a_prev + cc * hw + iy * w + ix
+                            delta = acts[0, i, t] - undo[0, i, t]
+                        if delta == 0.0:
+                            continue
+                        for oy in range(_max(0, iy - pad), _min(h, iy + pad + 1)):
+                            for ox in range(_max(0, ix - pad), _min(w, ix + pad + 1)):
+                                wk = off + (cc * k + iy - oy + pad) * k + ix - ox + pad
+                                o = a + oy * w + ox
+                                for co in range(c_out):
+                                    acts[0, o + co * hw, t] += params[wk + co * c_in * k * k] \
+                                        * delta
+            r0, r1, q0, q1 = s0, s1, t0, t1
+        elif code == DENSE:  # closes the prefix (r > 0)
+            off = spec[r, 3]
+            n_in = spec[r, 1]
+            for i in range(n_out):
+                undo[0, a + i, t] = acts[0, a + i, t]
+            for cc in range(n_in // hw):
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        q = cc * hw + iy * w + ix
+                        delta = acts[0, a_prev + q, t] - undo[0, a_prev + q, t]
+                        if delta == 0.0:
+                            continue
+                        for i in range(n_out):
+                            acts[0, a + i, t] += params[off + i * n_in + q] * delta
+        else:  # local elementwise: recompute the rectangle from its updated input
+            for ch in range(n_out // hw):
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        q = ch * hw + iy * w + ix
+                        undo[0, a + q, t] = acts[0, a + q, t]
+                        acts[0, a + q, t] = _elementwise(code, acts[0, a_prev + q, t])
+        a_prev = a
+        a += n_out
+    for k in range(spec[n_inc - 1, 2]):
+        buf[0, k, t] = acts[0, a_prev + k, t]
+    return _dot_out(spec, lam, buf, _forward(spec, params, buf, n_inc, t), t)
+
+
+@cuda.jit(device=True)
+def _pix_restore(spec, n_inc, j, acts, undo, t):
+    """Undo :func:`_pix_propose` (the same rectangles, recomputed from ``j``)."""
+    h = spec[0, 5]
+    w = spec[0, 6]
+    hw = h * w
+    y = (j % hw) // w
+    xx = j % w
+    r0, r1, q0, q1 = y, y + 1, xx, xx + 1
+    a = 0
+    for r in range(n_inc):
+        n_out = spec[r, 2]
+        if spec[r, 0] == DENSE:
+            for i in range(n_out):
+                acts[0, a + i, t] = undo[0, a + i, t]
+        else:
+            if spec[r, 0] == CONV2D:
+                pad = spec[r, 7] // 2
+                r0, r1 = _max(0, r0 - pad), _min(h, r1 + pad)
+                q0, q1 = _max(0, q0 - pad), _min(w, q1 + pad)
+            for ch in range(n_out // hw):
+                for iy in range(r0, r1):
+                    for ix in range(q0, q1):
+                        q = a + ch * hw + iy * w + ix
+                        acts[0, q, t] = undo[0, q, t]
+        a += n_out
+
+
+@cuda.jit(device=True)
+def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy,
+                  lo, hi, step, n_sweeps, boundary, st, buf, buf2, acts, undo, acts2, undo2):
+    d = x.shape[1]
+    _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t)
+    has_second = spec2.shape[0] > 0
+    if n_inc2 > 0:
+        _pix_rebuild(spec2, params2, n_inc2, x, c, buf2, acts2, t)
+    h = energy[c]
+    n_acc = 0
+    for _ in range(n_sweeps * d):
+        j = _min(int(_uniform(st) * d), d - 1)
+        old = x[c, j]
+        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        if not inside:
+            continue
+        x[c, j] = yj  # own row only; restored below on rejection
+        h_new = _pix_propose(spec, params, lam, n_inc, x, c, j, old, acts, undo, buf, t)
+        if has_second:
+            if n_inc2 > 0:
+                h_new += _pix_propose(spec2, params2, lam2, n_inc2, x, c, j, old, acts2, undo2,
+                                      buf2, t)
+            else:
+                _load_row(x, c, buf2, t)
+                h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+        if _accept(st, h, h_new):
+            h = h_new
+            n_acc += 1
+        else:
+            x[c, j] = old
+            _pix_restore(spec, n_inc, j, acts, undo, t)
+            if n_inc2 > 0:
+                _pix_restore(spec2, n_inc2, j, acts2, undo2, t)
+    return h, n_acc
+
+
+# --- kernels -----------------------------------------------------------------------------
+
+@cuda.jit(cache=True)
+def _observables_kernel(spec, params, X, out, buf):
+    t = cuda.grid(1)
+    for i in range(t, X.shape[0], cuda.gridsize(1)):
+        _load_row(X, i, buf, t)
+        p = _forward(spec, params, buf, 0, t)
+        for k in range(out.shape[1]):
+            out[i, k] = buf[p, k, t]
+
+
+@cuda.jit(cache=True)
+def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
+    t = cuda.grid(1)
+    for i in range(t, X.shape[0], cuda.gridsize(1)):
+        out[i] = _energy_row(spec, params, lam, spec2, params2, lam2, X, i, buf, buf2, t)
+
+
+@cuda.jit(cache=True)
+def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                  n_sweeps, move, boundary, rng_state, accepted, incremental,
+                  buf, buf2, ybuf, zbuf):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, x.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        if move == MOVE_ALL:
+            h, n_acc = _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy,
+                                  lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
+        elif incremental:
+            h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
+                                           energy, lo, hi, step, n_sweeps, boundary, st,
+                                           buf, buf2, zbuf)
+        else:
+            h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
+                                     energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2)
+        energy[c] = h
+        accepted[c] += n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+
+
+@cuda.jit(cache=True)
+def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
+                  step, n_sweeps, boundary, rng_state, accepted, buf, buf2, acts, undo, acts2,
+                  undo2):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, x.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
+                                 x, energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2,
+                                 acts, undo, acts2, undo2)
+        energy[c] = h
+        accepted[c] += n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+
+
+@cuda.jit(cache=True)
+def _draw_kernel(rng_state, kind, out_u64, out_f64):
+    t = cuda.grid(1)
+    st = cuda.local.array(4, np.uint64)
+    for c in range(t, rng_state.shape[0], cuda.gridsize(1)):
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        for n in range(out_u64.shape[1]):
+            if kind == 0:
+                out_u64[c, n] = _next_u64(st)
+            elif kind == 1:
+                out_f64[c, n] = _uniform(st)
+            else:
+                out_f64[c, n] = _normal(st)
+        for k in range(4):
+            rng_state[c, k] = st[k]

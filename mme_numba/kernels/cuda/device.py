@@ -1,0 +1,280 @@
+"""Device functions shared by the CUDA kernels: RNG, the spec interpreter, boundary rule.
+
+Each mirrors one CPU function (:mod:`~mme_numba.kernels.rng`,
+:mod:`~mme_numba.kernels.network`, :mod:`~mme_numba.kernels.fastmath`,
+:mod:`~mme_numba.kernels.sampler`) statement for statement. Vectors live in 3-D global
+arrays as ``a[slot, offset + j, t]`` (``t`` the thread's column, see the package docstring).
+"""
+
+import math
+
+import numpy as np
+from numba import config, cuda
+
+from ..fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
+                        _ROUND, _SMALL, _T_MAX, _TP0, _TP1, _TP2, _TQ0, _TQ1, _TQ2)
+from ..network import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
+from ..sampler import BOUNDARY_REJECT
+
+# ldexp's exponent: an int32 on the device; the simulator's math.ldexp wants a Python int.
+_INT = int if config.ENABLE_CUDASIM else np.int32
+
+_U5 = np.uint64(5)
+_U7 = np.uint64(7)
+_U9 = np.uint64(9)
+_U11 = np.uint64(11)
+_U17 = np.uint64(17)
+_U45 = np.uint64(45)
+_U64 = np.uint64(64)
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+_TWO_PI = 2.0 * math.pi
+
+
+# --- builtins ---------------------------------------------------------------------------
+# numba 0.68's built-in CUDA target cannot compile the builtin min/max (a varargs overload),
+# so these spell out Python's semantics: the first argument wins ties (and NaN first).
+
+@cuda.jit(device=True)
+def _min(a, b):
+    return b if b < a else a
+
+
+@cuda.jit(device=True)
+def _max(a, b):
+    return b if b > a else a
+
+
+# --- random streams (mirror kernels/rng.py; state is one chain's uint64[4]) ----------
+
+@cuda.jit(device=True)
+def _rotl(x, k):
+    return (x << k) | (x >> (_U64 - k))
+
+
+@cuda.jit(device=True)
+def _next_u64(st):
+    s0 = st[0]
+    s1 = st[1]
+    s2 = st[2]
+    s3 = st[3]
+    result = _rotl(s1 * _U5, _U7) * _U9
+    t = s1 << _U17
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, _U45)
+    st[0] = s0
+    st[1] = s1
+    st[2] = s2
+    st[3] = s3
+    return result
+
+
+@cuda.jit(device=True)
+def _uniform(st):
+    return np.float64(_next_u64(st) >> _U11) * _TWO_M53
+
+
+@cuda.jit(device=True)
+def _normal(st):
+    u1 = _uniform(st)
+    u2 = _uniform(st)
+    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(_TWO_PI * u2)
+
+
+# --- the spec interpreter, one input vector (mirror kernels/network.py) --------------
+
+@cuda.jit(device=True)
+def _tanh(z):
+    # Twin of fastmath.tanh (the CPU's tanh), same operations in the same order; 2^k by
+    # ldexp instead of building its bit pattern (exact either way).
+    a = abs(z)
+    a2 = a * a
+    num_small = a2 * ((_TP0 * a2 + _TP1) * a2 + _TP2)
+    den_small = ((a2 + _TQ0) * a2 + _TQ1) * a2 + _TQ2
+    t = _min(a + a, _T_MAX)
+    shifted = t * _LOG2E + _ROUND
+    k = shifted - _ROUND
+    r = t - k * _LN2_HI - k * _LN2_LO
+    r2 = r * r
+    p = r * ((_EP0 * r2 + _EP1) * r2 + _EP2)
+    q = ((_EQ0 * r2 + _EQ1) * r2 + _EQ2) * r2 + _EQ3
+    two_k = math.ldexp(1.0, _INT(k) if k == k else _INT(0))  # NaN in, NaN out
+    q_minus_p = q - p
+    small = a < _SMALL
+    f = ((num_small if small else 2.0 * q_minus_p)
+         / (den_small if small else two_k * (q + p) + q_minus_p))
+    v = a + a * f if small else 1.0 - f
+    return math.copysign(v, z)
+
+
+@cuda.jit(device=True)
+def _softplus(z):
+    return _max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+
+
+@cuda.jit(device=True)
+def _sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+# Addressing: a vector lives in a 3-D global array ``a`` as ``a[slot, offset + j, t]``
+# (``t`` the thread's column), so one row function serves the ping-pong buffers of the
+# forward pass and the stored activations of the MALA backward pass.
+
+@cuda.jit(device=True)
+def _dense(params, off, n_in, n_out, has_bias, src, si, so, dst, di, do, t):
+    b_off = off + n_out * n_in
+    for i in range(n_out):
+        s = params[b_off + i] if has_bias else 0.0
+        w = off + i * n_in
+        for j in range(n_in):
+            s += params[w + j] * src[si, so + j, t]
+        dst[di, do + i, t] = s
+
+
+@cuda.jit(device=True)
+def _conv2d(params, off, c_in, h, w, k, c_out, src, si, so, dst, di, do, t):
+    pad = k // 2
+    b_off = off + c_out * c_in * k * k
+    hw = h * w
+    for co in range(c_out):
+        bias = params[b_off + co]
+        for y in range(h):
+            ky0 = _max(0, pad - y)
+            ky1 = _min(k, h + pad - y)
+            for x in range(w):
+                kx0 = _max(0, pad - x)
+                kx1 = _min(k, w + pad - x)
+                s = bias
+                for ci in range(c_in):
+                    w_ci = off + (co * c_in + ci) * k * k
+                    s_ci = so + ci * hw
+                    for ky in range(ky0, ky1):
+                        row = s_ci + (y + ky - pad) * w
+                        w_row = w_ci + ky * k
+                        for kx in range(kx0, kx1):
+                            s += params[w_row + kx] * src[si, row + x + kx - pad, t]
+                dst[di, do + co * hw + y * w + x, t] = s
+
+
+@cuda.jit(device=True)
+def _logsoftmax(n, src, si, so, dst, di, do, t):
+    m = src[si, so, t]
+    for j in range(1, n):
+        if src[si, so + j, t] > m:
+            m = src[si, so + j, t]
+    s = 0.0
+    for j in range(n):
+        s += math.exp(src[si, so + j, t] - m)
+    shift = m + math.log(s)
+    for j in range(n):
+        dst[di, do + j, t] = src[si, so + j, t] - shift
+
+
+@cuda.jit(device=True)
+def _apply_row(spec, r, params, src, si, so, dst, di, do, t):
+    """Row ``r`` of ``spec`` from ``src[si, so:, t]`` into ``dst[di, do:, t]``."""
+    code = spec[r, 0]
+    n_in = spec[r, 1]
+    n_out = spec[r, 2]
+    if code == DENSE:
+        _dense(params, spec[r, 3], n_in, n_out, spec[r, 4] == 1, src, si, so, dst, di, do, t)
+    elif code == CONV2D:
+        _conv2d(params, spec[r, 3], spec[r, 4], spec[r, 5], spec[r, 6], spec[r, 7],
+                n_out // (spec[r, 5] * spec[r, 6]), src, si, so, dst, di, do, t)
+    elif code == TANH:
+        for j in range(n_in):
+            dst[di, do + j, t] = _tanh(src[si, so + j, t])
+    elif code == SOFTPLUS:
+        for j in range(n_in):
+            dst[di, do + j, t] = _softplus(src[si, so + j, t])
+    elif code == SIGMOID:
+        for j in range(n_in):
+            dst[di, do + j, t] = _sigmoid(src[si, so + j, t])
+    elif code == RELU:
+        for j in range(n_in):
+            v = src[si, so + j, t]
+            dst[di, do + j, t] = v if v > 0.0 else 0.0
+    elif code == SQUARE:
+        for j in range(n_in):
+            v = src[si, so + j, t]
+            dst[di, do + j, t] = v * v
+    elif code == POWERS:
+        degree = spec[r, 4]
+        for j in range(n_in):
+            v = src[si, so + j, t]
+            pw = v
+            for e in range(degree):
+                dst[di, do + j * degree + e, t] = pw
+                pw *= v
+    else:  # LOGSOFTMAX (validate_spec rejects unknown codes)
+        _logsoftmax(n_in, src, si, so, dst, di, do, t)
+
+
+@cuda.jit(device=True)
+def _forward(spec, params, buf, first_row, t):
+    """Rows ``first_row ..`` on the input in ``buf[0, :, t]``; returns the output's buffer."""
+    p = 0
+    for r in range(first_row, spec.shape[0]):
+        _apply_row(spec, r, params, buf, p, 0, buf, 1 - p, 0, t)
+        p = 1 - p
+    return p
+
+
+@cuda.jit(device=True)
+def _dot_out(spec, lam, buf, p, t):
+    s = 0.0
+    for k in range(spec[spec.shape[0] - 1, 2]):
+        s += lam[k] * buf[p, k, t]
+    return s
+
+
+@cuda.jit(device=True)
+def _load_row(x, c, buf, t):
+    for k in range(x.shape[1]):
+        buf[0, k, t] = x[c, k]
+
+
+@cuda.jit(device=True)
+def _energy_row(spec, params, lam, spec2, params2, lam2, x, c, buf, buf2, t):
+    """``H(x[c]) = lam . O(x[c]) + lam2 . O2(x[c])`` (mirror of ``energy_one``)."""
+    _load_row(x, c, buf, t)
+    h = _dot_out(spec, lam, buf, _forward(spec, params, buf, 0, t), t)
+    if spec2.shape[0] > 0:
+        _load_row(x, c, buf2, t)
+        h += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
+    return h
+
+
+# --- proposals and the acceptance test (mirror kernels/sampler.py) ---------------------
+
+@cuda.jit(device=True)
+def _propose(y, lo, hi, boundary):
+    """Boundary rule for one coordinate; returns (value, inside). See ``sampler._reflect``."""
+    if lo <= y <= hi:
+        return y, True
+    if boundary == BOUNDARY_REJECT:
+        return y, False
+    w = hi - lo
+    if w <= 0.0:
+        return lo, True
+    # Python's floored ``%`` (what the CPU kernel uses), written with fmod: bit-identical.
+    t = math.fmod(y - lo, 2.0 * w)
+    if t < 0.0:
+        t += 2.0 * w
+    if t > w:
+        t = 2.0 * w - t
+    return _min(_max(lo + t, lo), hi), True
+
+
+@cuda.jit(device=True)
+def _accept(st, h_old, h_new):
+    u = _uniform(st)
+    # log(0) = -inf as on the CPU, spelled out (the simulator's math.log(0) raises).
+    return (-math.inf if u == 0.0 else math.log(u)) < h_old - h_new

@@ -1,9 +1,11 @@
-"""The vectorizable tanh against extended precision, and the lock-step kernels built on it.
+"""The vectorizable tanh, log and cos_2pi against extended precision.
 
-Tolerances: ``fastmath.tanh`` within 4e-16 relative of ``tanh`` computed in x87 extended
-precision (``np.longdouble``, 64-bit mantissa), at every tested float64 including
-subnormals, the branch point 0.625, the clamp 20 and non-finite values. Energies of the
-paper's MLP within 1e-12 relative of the same network with the C library's ``tanh``.
+Tolerances: ``fastmath.tanh`` and ``fastmath.log`` within 4e-16 relative of the function
+computed in x87 extended precision (``np.longdouble``, 64-bit mantissa), at every tested
+float64 including subnormals (tanh), branch points and non-finite values;
+``fastmath.cos_2pi`` within 4e-16 absolute (the C library's ``cos(2*pi*u)`` is off by
+4.6e-16). Energies of the paper's MLP within 1e-12 relative of the same network with the
+C library's ``tanh``; the sampler's normal deviates within 1e-15 of ``rng.normal``.
 """
 
 import math
@@ -16,6 +18,8 @@ from numba import njit
 
 from mme_numba.kernels import fastmath as F
 from mme_numba.kernels import network as N
+from mme_numba.kernels import rng as R
+from mme_numba.kernels import sampler as S
 
 REL = 4e-16
 
@@ -108,3 +112,76 @@ def test_mlp_energies_within_1e12_of_libm_tanh():
     exact = h @ lam
     got = N.energy_batch(spec, params, lam, X, *N.empty_term())
     np.testing.assert_allclose(got, exact, rtol=1e-12, atol=1e-12 * np.abs(exact).max())
+
+
+EXTENDED = pytest.mark.skipif(np.finfo(np.longdouble).nmant < 60,
+                              reason="needs x87 extended precision")
+
+
+@njit(cache=True)
+def _log_cos_all(x, u):
+    a = np.empty_like(x)
+    b = np.empty_like(u)
+    for k in range(x.shape[0]):
+        a[k] = F.log(x[k])
+    for k in range(u.shape[0]):
+        b[k] = F.cos_2pi(u[k])
+    return a, b
+
+
+def _sampler_uniforms(n, seed):
+    # what the sampler feeds them: multiples of 2**-53 in [0, 1), plus the edges
+    u = np.floor(np.random.default_rng(seed).random(n) * 2.0 ** 53) / 2.0 ** 53
+    edges = [0.0, 2.0 ** -53, 0.125, 0.25, 0.5, 0.75, 1 - 2.0 ** -53,
+             0.25 - 2.0 ** -53, 0.25 + 2.0 ** -53, 0.75 - 2.0 ** -53, 0.5 - 2.0 ** -53]
+    return np.concatenate([u, edges])
+
+
+@EXTENDED
+def test_log_is_exact():
+    rng = np.random.default_rng(3)
+    u = _sampler_uniforms(300_000, 4)
+    x = np.concatenate([1.0 - u, u[u > 0], np.exp(rng.uniform(-700, 700, 50_000)),
+                        [1.0, 2.0, 0.5, np.sqrt(0.5), np.nextafter(np.sqrt(0.5), 1),
+                         2.2250738585072014e-308, 1.7976931348623157e308]])
+    got, _ = _log_cos_all(x, np.zeros(0))
+    ref = np.log(x.astype(np.longdouble))
+    rel = np.abs(got - ref) / np.maximum(np.abs(ref), np.finfo(float).tiny)
+    assert float(rel.max()) < REL
+    assert got[np.flatnonzero(x == 1.0)[0]] == 0.0
+    assert _log_cos_all(np.array([0.0]), np.zeros(0))[0][0] == -np.inf
+
+
+@EXTENDED
+def test_cos_2pi_is_exact_on_the_turn():
+    u = _sampler_uniforms(300_000, 5)
+    _, got = _log_cos_all(np.zeros(0), u)
+    ref = np.cos(2 * np.pi * np.longdouble(1) * u.astype(np.longdouble))
+    assert float(np.max(np.abs(got - ref))) < REL
+    # exact at the quarter turns, where cos(2 pi u) through a rounded angle is not
+    _, q = _log_cos_all(np.zeros(0), np.array([0.0, 0.25, 0.5, 0.75]))
+    np.testing.assert_array_equal(q, [1.0, 0.0, -1.0, 0.0])
+
+
+@njit(cache=True)
+def _normals(state, n):
+    fast = np.empty(n)
+    for k in range(n):
+        fast[k] = S._normal_all(state, 0)
+    return fast
+
+
+@njit(cache=True)
+def _libm_normals(state, n):
+    out = np.empty(n)
+    for k in range(n):
+        out[k] = R.normal(state, 0)
+    return out
+
+
+def test_sampler_normal_matches_rng_normal():
+    # same two uniforms, same formula; fastmath's log and cos instead of the C library's
+    state = R.seed_states(11, 1)
+    fast = _normals(state.copy(), 100_000)
+    slow = _libm_normals(state.copy(), 100_000)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-15 * np.abs(slow).max())

@@ -2,7 +2,9 @@
 
 Tolerances: network outputs and energies agree with ``tests/naive.py`` to 1e-12
 (absolute and relative); random streams agree bit for bit; the sampler agrees with the
-naive sampler step for step (states bit-identical, positions/energies to 1e-12).
+naive sampler step for step (states bit-identical, positions/energies to 1e-12). The
+lock-step kernels (several rows or chains per loop, lanes innermost) equal the one-at-a-time
+kernels bit for bit, for any number of lanes.
 Statistical tests use fixed seeds and reject at p < 1e-3.
 """
 

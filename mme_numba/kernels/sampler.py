@@ -18,6 +18,16 @@ Proposal and draw order (replayed exactly by ``tests/naive.py``):
   drawing the acceptance uniform. ``BOUNDARY_REFLECT``: each coordinate outside
   is folded back at the walls until inside.
 * Acceptance: ``log(u) < H(x) - H(y)`` (the Metropolis rule in log space).
+* ``normal()`` is Box–Muller, cosine branch: ``sqrt(-2 log(1 - u1)) * cos(2 pi u2)``
+  from two uniforms. All-coordinate moves evaluate it, and ``log`` in the acceptance
+  test, with :mod:`~mme_numba.kernels.fastmath` (``log``, ``cos_2pi``: the C library's
+  values to within 4e-16, without a call, so the draws of a block of chains vectorize);
+  single-coordinate moves use :func:`~mme_numba.kernels.rng.normal` itself, the stream
+  that :mod:`~mme_numba.kernels.images` replays bit for bit.
+
+Execution: chains are advanced in lock-step blocks of ``lanes`` chains (see the
+"lock-step chains" section below); ``lanes=1`` runs the one-chain functions. Both give
+the same bits.
 
 The proposal standard deviation ``step[c]`` is the same for every coordinate, in
 the coordinates' own units. Callers wanting widths proportional to each feature's
@@ -25,11 +35,15 @@ range ``hi - lo`` should sample in rescaled coordinates (e.g. fold the scale int
 first DENSE layer) or use a common scale when the ranges are equal.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width, energy_lockstep,
                       energy_one, forward_rows, lanes_for)
+from .fastmath import cos_2pi as _cos_2pi
+from .fastmath import log as _log
 from .rng import normal, uniform
 
 __all__ = ["MOVE_ALL", "MOVE_SINGLE", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
@@ -75,7 +89,23 @@ def _propose(y, lo, hi, boundary):
 
 @njit(cache=True)
 def _accept(state, c, h_old, h_new):
-    return np.log(uniform(state, c)) < h_old - h_new
+    # fastmath.log: the C library's log to the last bit, minus the call
+    return _log(uniform(state, c)) < h_old - h_new
+
+
+@njit(cache=True, error_model="numpy")
+def _gaussian(u1, u2):
+    # Box-Muller, cosine branch, from two uniforms: the formula of rng.normal, with
+    # fastmath's log and cos_2pi so that a loop of it over lanes vectorizes.
+    return math.sqrt(-2.0 * _log(1.0 - u1)) * _cos_2pi(u2)
+
+
+@njit(cache=True)
+def _normal_all(state, c):
+    # The normal deviate of all-coordinate moves (see the module docstring).
+    u1 = uniform(state, c)
+    u2 = uniform(state, c)
+    return _gaussian(u1, u2)
 
 
 @njit(cache=True)
@@ -88,7 +118,7 @@ def _chain_all(c, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            y[k], ok = _propose(x[c, k] + step[c] * normal(rng_state, c), lo[k], hi[k],
+            y[k], ok = _propose(x[c, k] + step[c] * _normal_all(rng_state, c), lo[k], hi[k],
                                 boundary)
             inside = inside and ok
         if not inside:
@@ -203,35 +233,67 @@ def _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, h
 def _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                step, n_sweeps, boundary, rng_state, accepted, y, scratch, h_old, h_new,
                inside):
+    # The block's states, steps and random streams are copied lane-major, so the draw
+    # loop below (xoshiro, uniforms, Box-Muller through fastmath) vectorizes across lanes.
+    # Per lane it performs exactly the draws and operations of _chain_all.
     d = x.shape[1]
     n_lanes = y.shape[1]
+    xb = np.empty((d, n_lanes))
+    streams = np.empty((4, n_lanes), np.uint64)
+    st = streams.T                      # (lanes, 4) view: st[lane] is one xoshiro state
+    step_b = np.zeros(n_lanes)
     for lane in range(n_lanes):
         for k in range(d):
-            y[k, lane] = lo[k]
+            xb[k, lane] = x[c0 + lane, k] if lane < n_live else lo[k]
+            y[k, lane] = xb[k, lane]
     for lane in range(n_live):
-        h_old[lane] = energy[c0 + lane]
+        c = c0 + lane
+        for q in range(4):
+            streams[q, lane] = rng_state[c, q]
+        step_b[lane] = step[c]
+        h_old[lane] = energy[c]
     n_acc = np.zeros(n_lanes, np.int64)
+    log_r = np.empty(n_lanes)
+    cos_t = np.empty(n_lanes)
     for _ in range(n_sweeps):
-        for lane in range(n_live):
-            c = c0 + lane
+        for k in range(d):
+            # _gaussian, one simple loop per step so that each vectorizes
+            for lane in range(n_live):
+                u1 = uniform(st, lane)
+                u2 = uniform(st, lane)
+                log_r[lane] = 1.0 - u1
+                cos_t[lane] = u2
+            for lane in range(n_live):
+                log_r[lane] = _log(log_r[lane])
+            for lane in range(n_live):
+                cos_t[lane] = _cos_2pi(cos_t[lane])
+            xk = xb[k]
+            yk = y[k]
+            for lane in range(n_live):
+                yk[lane] = xk[lane] + step_b[lane] * (math.sqrt(-2.0 * log_r[lane])
+                                                      * cos_t[lane])
+        for lane in range(n_live):              # boundary rule (rarely active)
             ok_all = True
             for k in range(d):
-                v, ok = _propose(x[c, k] + step[c] * normal(rng_state, c), lo[k], hi[k],
-                                 boundary)
+                v, ok = _propose(y[k, lane], lo[k], hi[k], boundary)
                 y[k, lane] = v
                 ok_all = ok_all and ok
             inside[lane] = ok_all
         energy_lockstep(spec, params, lam, spec2, params2, lam2, y, 0, y, scratch, h_new)
         for lane in range(n_live):
-            c = c0 + lane
-            if inside[lane] and _accept(rng_state, c, h_old[lane], h_new[lane]):
+            if inside[lane] and _accept(st, lane, h_old[lane], h_new[lane]):
                 for k in range(d):
-                    x[c, k] = y[k, lane]
+                    xb[k, lane] = y[k, lane]
                 h_old[lane] = h_new[lane]
                 n_acc[lane] += 1
     for lane in range(n_live):
-        energy[c0 + lane] = h_old[lane]
-        accepted[c0 + lane] += n_acc[lane]
+        c = c0 + lane
+        for k in range(d):
+            x[c, k] = xb[k, lane]
+        for q in range(4):
+            rng_state[c, q] = streams[q, lane]
+        energy[c] = h_old[lane]
+        accepted[c] += n_acc[lane]
 
 
 @njit(cache=True)

@@ -17,6 +17,7 @@ it carries steering fields such as ``-h log P_clf(c | x)`` (a LOGSOFTMAX head wi
 ``lam2 = -h * onehot(c)``).
 """
 
+import contextlib
 import math
 
 import numba
@@ -503,13 +504,15 @@ def lanes_for(*specs, n_items=None):
     """Number of lock-step lanes for networks ``specs``: ``settings.LANES_MIN .. LANES_MAX``.
 
     Wider networks get fewer lanes so that an activation buffer ``(width, lanes)`` stays
-    near ``settings.TILE_BYTES``; fewer than ``n_items`` inputs need no more lanes than
-    that (rounded up to a multiple of 8). Results never depend on the number of lanes.
+    near ``settings.TILE_BYTES``; ``n_items`` inputs are split into at least 4 blocks per
+    thread where the lanes can be that few (rounded up to a multiple of 8). Results never
+    depend on the number of lanes.
     """
     width = max([1] + [max_width(s) for s in specs if s.shape[0]])
     lanes = settings.TILE_BYTES // (8 * width)
     if n_items is not None:
-        lanes = min(lanes, -(-max(int(n_items), 1) // 8) * 8)
+        per_block = -(-max(int(n_items), 1) // (4 * numba.get_num_threads()))
+        lanes = min(lanes, -(-per_block // 8) * 8)
     lanes = max(settings.LANES_MIN, min(settings.LANES_MAX, lanes))
     return int(lanes - lanes % 8) if lanes >= 8 else int(lanes)
 
@@ -561,6 +564,20 @@ def _energy_batch(spec, params, lam, X, spec2, params2, lam2, out, n_lanes):
 
 # --- Python entry points (cheap checks, then the compiled kernels) --------------------
 
+@contextlib.contextmanager
+def dynamic_schedule():
+    """Run the ``prange`` loops of the enclosed kernel calls with dynamic scheduling.
+
+    Hands out ``settings.PARALLEL_CHUNK`` iterations (blocks or chains) at a time and
+    restores the caller's chunk size afterwards. Results never depend on the schedule.
+    """
+    old = numba.set_parallel_chunksize(settings.PARALLEL_CHUNK)
+    try:
+        yield
+    finally:
+        numba.set_parallel_chunksize(old)
+
+
 def _as_f64(a, name, ndim):
     a = np.ascontiguousarray(a, dtype=np.float64)
     if a.ndim != ndim:
@@ -603,7 +620,8 @@ def observables_batch(spec, params, X):
     if spec.shape[0] == 0:
         return X.copy()
     out = np.empty((X.shape[0], _n_outputs(spec, X.shape[1])))
-    _observables_batch(spec, params, X, out, lanes_for(spec, n_items=X.shape[0]))
+    with dynamic_schedule():
+        _observables_batch(spec, params, X, out, lanes_for(spec, n_items=X.shape[0]))
     return out
 
 
@@ -631,7 +649,9 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     if spec.shape[0] == 0:
         raise ValueError("spec must have at least one row")
     out = np.empty(X.shape[0])
-    _energy_batch(spec, params, lam, X, spec2, params2, lam2, out, lanes_for(spec, spec2, n_items=X.shape[0]))
+    with dynamic_schedule():
+        _energy_batch(spec, params, lam, X, spec2, params2, lam2, out,
+                      lanes_for(spec, spec2, n_items=X.shape[0]))
     return out
 
 

@@ -40,10 +40,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width, energy_lockstep,
-                      energy_one, forward_rows, lanes_for)
 from .fastmath import cos_2pi as _cos_2pi
 from .fastmath import log as _log
+from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width,
+                      dynamic_schedule, energy_lockstep, energy_one, forward_rows, lanes_for)
 from .rng import normal, uniform
 
 __all__ = ["MOVE_ALL", "MOVE_SINGLE", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
@@ -486,11 +486,12 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     lanes = lanes_for(spec, spec2, n_items=n_chains) if lanes is None else int(lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be a positive integer, got {lanes}")
-    if lanes == 1:
-        _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                           n_sweeps, int(move), int(boundary), rng_state, accepted,
-                           use_incremental)
-    else:
-        _metropolis_lockstep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                             step, n_sweeps, int(move), int(boundary), rng_state, accepted,
-                             use_incremental, lanes)
+    with dynamic_schedule():
+        if lanes == 1:
+            _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                               step, n_sweeps, int(move), int(boundary), rng_state,
+                               accepted, use_incremental)
+        else:
+            _metropolis_lockstep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
+                                 step, n_sweeps, int(move), int(boundary), rng_state,
+                                 accepted, use_incremental, lanes)

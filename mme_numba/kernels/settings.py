@@ -5,7 +5,7 @@ exactly the arithmetic of the one-at-a-time kernel, whatever the number of lanes
 only trade speed for memory. Measured with ``benchmarks/run.py`` (``docs/performance.md``).
 """
 
-__all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES"]
+__all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES", "PARALLEL_CHUNK"]
 
 #: Fewest and most inputs (chains or rows) evaluated in lock-step by one thread. Lanes are
 #: the innermost loop index, so LLVM vectorizes across them; a multiple of 8 fills
@@ -17,3 +17,8 @@ LANES_MAX = 64
 #: the two ping-pong buffers stay in a core's L2 cache; wide networks get fewer lanes. The
 #: paper's digit CNN (width 1024) gets 32 lanes: twice as fast as 8 lanes (64 KiB).
 TILE_BYTES = 256 * 1024
+
+#: Blocks handed to a thread at a time (numba's dynamic scheduling, ``set_parallel_chunksize``)
+#: instead of one fixed share per thread: on a shared machine the OS often deschedules one
+#: thread, and with static shares the others then wait for it at the end of every call.
+PARALLEL_CHUNK = 1

@@ -56,3 +56,19 @@ def test_seeded_runs_are_identical_and_samples_have_shape():
         a.fit(np.zeros((5, 2)), 1)
     with pytest.raises(ValueError):
         VAE(activation="sin")
+
+
+def test_kl_warmup_ramps_beta_and_prevents_posterior_collapse():
+    """Without warm-up the learned-variance decoder explains the mixture by one broad Gaussian
+    and the encoder output is nearly constant (std of μ_q = 0.014 measured); with a 30-epoch
+    warm-up it encodes the data (std of μ_q = 0.97, near the prior's 1).  Seed 0, 60 epochs."""
+    X = mx.gaussian_mixture(500, seed=0)
+    stds = {}
+    for warm in (0, 30):
+        vae = VAE(hidden=(16, 16), lr=3e-3, batch_size=50, kl_warmup=warm, random_state=0).fit(X, 60)
+        mu, _ = vae._encode(vae.params_, (X - vae.shift_) / vae.scale_)
+        stds[warm] = float(np.std(mu))
+        if warm:
+            betas = [r["beta"] for r in vae.history_]
+            assert betas[0] == pytest.approx(1 / 30) and betas[29:] == [1.0] * 31
+    assert stds[30] > 0.5 and stds[30] > 3 * stds[0], stds

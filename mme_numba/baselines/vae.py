@@ -68,6 +68,12 @@ class VAE:
         ADAM learning rate.
     batch_size : int, default 100
         Minibatch size; an epoch is one pass over the shuffled data.
+    kl_warmup : int, default 0
+        KL annealing ("warm-up"): the KL term of the ELBO is weighted by
+        ``β = min(1, epoch / kl_warmup)``, epoch counted from 1, so the encoder learns to use
+        the latent before the prior pulls it back; ``0`` trains the plain ELBO throughout.  A
+        standard remedy for posterior collapse, to which the learned-variance decoder is prone
+        (it can explain 1-d data by one broad Gaussian that ignores ``z``).
     standardize : bool, default True
         Shift and scale the inputs by the training median and interquartile range / 1.349
         (robust to heavy tails; equals the standard deviation for Gaussian data).
@@ -78,28 +84,31 @@ class VAE:
     params_ : list of list of (W, b)
         ``[encoder, decoder]`` weights.
     history_ : list of dict
-        Per epoch: ``epoch``, ``loss`` (mean negative ELBO in standardised units), ``t_epoch``.
+        Per epoch: ``epoch``, ``loss`` (mean negative ELBO, β = 1, in standardised units, at
+        the parameters each minibatch saw), ``beta``, ``t_epoch``.
     epoch_ : int
     """
 
     def __init__(self, hidden=(32, 32), latent_dim=1, activation="tanh", lr=1e-3,
-                 batch_size=100, standardize=True, random_state=0):
+                 batch_size=100, kl_warmup=0, standardize=True, random_state=0):
         self.hidden = tuple(int(h) for h in hidden)
         self.latent_dim = int(latent_dim)
         self.activation = activation
         self.lr = float(lr)
         self.batch_size = int(batch_size)
+        self.kl_warmup = int(kl_warmup)
         self.standardize = bool(standardize)
         self.random_state = random_state
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        if self.latent_dim < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("latent_dim and batch_size must be >= 1 and lr > 0")
+        if self.latent_dim < 1 or self.batch_size < 1 or self.lr <= 0 or self.kl_warmup < 0:
+            raise ValueError("latent_dim and batch_size must be >= 1, lr > 0, kl_warmup >= 0")
 
     def get_params(self):
         """Hyperparameters, scikit-learn style."""
         return {k: getattr(self, k) for k in ("hidden", "latent_dim", "activation", "lr",
-                                               "batch_size", "standardize", "random_state")}
+                                               "batch_size", "kl_warmup", "standardize",
+                                               "random_state")}
 
     # -- networks --------------------------------------------------------------------------
 
@@ -111,13 +120,16 @@ class VAE:
         out = _mlp(params[1], z, _ACTIVATIONS[self.activation])
         return out[:, :self.n_features_], out[:, self.n_features_:]
 
-    def _neg_elbo(self, params, x, eps):
-        """Mean negative ELBO of a batch ``x (b, d)`` with noise ``eps (b, latent)``."""
+    def _neg_elbo(self, params, x, eps, beta=1.0):
+        """Mean negative ELBO of a batch ``x (b, d)`` with noise ``eps (b, latent)``.
+
+        ``beta`` weights the KL term (1: the true ELBO; below 1 during KL warm-up).
+        """
         mu_q, lv_q = self._encode(params, x)
         z = mu_q + anp.exp(0.5 * lv_q) * eps
         mu_p, lv_p = self._decode(params, z)
         kl = 0.5 * anp.sum(anp.exp(lv_q) + mu_q ** 2 - 1.0 - lv_q, axis=1)
-        return anp.mean(kl - _gauss_logpdf(x, mu_p, lv_p))
+        return anp.mean(beta * kl - _gauss_logpdf(x, mu_p, lv_p))
 
     # -- training --------------------------------------------------------------------------
 
@@ -178,15 +190,17 @@ class VAE:
         for _ in range(int(epochs)):
             t0 = time.perf_counter()
             order = self._rng.permutation(n)
+            beta = 1.0 if self.kl_warmup <= 0 else min(1.0, (self.epoch_ + 1) / self.kl_warmup)
             total = 0.0
             for start in range(0, n, self.batch_size):
                 batch = Xs[order[start:start + self.batch_size]]
                 eps = self._rng.standard_normal((len(batch), self.latent_dim))
-                g = self._grad(self.params_, batch, eps)
+                g = self._grad(self.params_, batch, eps, beta)
                 total += float(self._neg_elbo(self.params_, batch, eps)) * len(batch)
                 self._adam(g)
             self.epoch_ += 1
-            record = {"epoch": self.epoch_, "loss": total / n, "t_epoch": time.perf_counter() - t0}
+            record = {"epoch": self.epoch_, "loss": total / n, "beta": beta,
+                      "t_epoch": time.perf_counter() - t0}
             self.history_.append(record)
             logger.debug("VAE epoch %d: loss %.5g", self.epoch_, record["loss"])
             if callback is not None:

@@ -487,3 +487,15 @@ def test_lockstep_sampler_rejects_bad_lanes():
     with pytest.raises(ValueError, match="lanes"):
         K.metropolis_sweeps(spec, params, np.ones(2), *EMPTY, x, energy, -np.ones(2),
                             np.ones(2), np.ones(3), 1, 0, 0, rs, acc, lanes=0)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_lockstep_conv_blocks_equal_one_at_a_time(k):
+    # 6 output channels: one four-channel block and two left over; 5x4 images so that
+    # every pixel class (corner, edge, interior; 1-3 taps per kernel row) occurs.
+    spec, params = build(2 * 5 * 4, [("conv", 2, 5, 4, k, 6), ("act", K.TANH),
+                                     ("conv", 6, 5, 4, 3, 5), ("dense", 3, True)], seed=k)
+    X = np.random.default_rng(k).uniform(-1, 1, (37, 40))
+    O, H = _one_at_a_time(spec, params, np.array([0.5, -1.0, 2.0]), EMPTY, X)
+    np.testing.assert_array_equal(K.observables_batch(spec, params, X), O)
+    check_against_naive(spec, params, X)

@@ -312,33 +312,92 @@ def _dense_ls(params, off, n_in, n_out, has_bias, src, dst):
 
 
 @njit(cache=True)
+def _conv2d_pixel4_ls(params, w0, step, bias, c_in, kk, k, hw, w, row0, ky0, ky1, kx0, kx1,
+                      src, z0, z1, z2, z3):
+    # One output pixel of four consecutive output channels (weights w0 + q * step), taps
+    # in the order of _conv2d (ci, ky, kx). Three taps per pass: one accumulator load and
+    # store serve three multiply-adds and each input vector feeds four channels.
+    n_lanes = src.shape[1]
+    for lane in range(n_lanes):
+        z0[lane] = bias[0]
+        z1[lane] = bias[1]
+        z2[lane] = bias[2]
+        z3[lane] = bias[3]
+    for ci in range(c_in):
+        for ky in range(ky0, ky1):
+            row = ci * hw + row0 + ky * w
+            wk = w0 + ci * kk + ky * k
+            kx = kx0
+            while kx + 3 <= kx1:
+                a, b, c = src[row + kx], src[row + kx + 1], src[row + kx + 2]
+                p0, p1, p2, p3 = wk + kx, wk + kx + step, wk + kx + 2 * step, wk + kx + 3 * step
+                u0, u1, u2 = params[p0], params[p0 + 1], params[p0 + 2]
+                v0, v1, v2 = params[p1], params[p1 + 1], params[p1 + 2]
+                s0, s1, s2 = params[p2], params[p2 + 1], params[p2 + 2]
+                t0, t1, t2 = params[p3], params[p3 + 1], params[p3 + 2]
+                for lane in range(n_lanes):
+                    xa = a[lane]
+                    xb = b[lane]
+                    xc = c[lane]
+                    z0[lane] = z0[lane] + u0 * xa + u1 * xb + u2 * xc
+                    z1[lane] = z1[lane] + v0 * xa + v1 * xb + v2 * xc
+                    z2[lane] = z2[lane] + s0 * xa + s1 * xb + s2 * xc
+                    z3[lane] = z3[lane] + t0 * xa + t1 * xb + t2 * xc
+                kx += 3
+            while kx < kx1:
+                a = src[row + kx]
+                p0 = wk + kx
+                u, v, t, r = (params[p0], params[p0 + step], params[p0 + 2 * step],
+                              params[p0 + 3 * step])
+                for lane in range(n_lanes):
+                    xa = a[lane]
+                    z0[lane] += u * xa
+                    z1[lane] += v * xa
+                    z2[lane] += t * xa
+                    z3[lane] += r * xa
+                kx += 1
+
+
+@njit(cache=True)
 def _conv2d_ls(params, off, c_in, h, w, k, c_out, src, dst):
     n_lanes = src.shape[1]
     pad = k // 2
-    b_off = off + c_out * c_in * k * k
+    kk = k * k
+    b_off = off + c_out * c_in * kk
     hw = h * w
-    for co in range(c_out):
-        bias = params[b_off + co]
+    bias = np.empty(4)
+    co = 0
+    while co < c_out:
+        n_co = min(4, c_out - co)
+        for q in range(4):
+            bias[q] = params[b_off + co + q] if q < n_co else 0.0
         for y in range(h):
             ky0 = max(0, pad - y)
             ky1 = min(k, h + pad - y)
             for x in range(w):
                 kx0 = max(0, pad - x)
                 kx1 = min(k, w + pad - x)
-                z = dst[co * hw + y * w + x]
-                for lane in range(n_lanes):
-                    z[lane] = bias
-                for ci in range(c_in):
-                    w_ci = off + (co * c_in + ci) * k * k
-                    s_ci = ci * hw
-                    for ky in range(ky0, ky1):
-                        row = s_ci + (y + ky - pad) * w
-                        w_row = w_ci + ky * k
-                        for kx in range(kx0, kx1):
-                            wt = params[w_row + kx]
-                            a = src[row + x + kx - pad]
-                            for lane in range(n_lanes):
-                                z[lane] += wt * a[lane]
+                pix = y * w + x
+                if n_co == 4:
+                    _conv2d_pixel4_ls(params, off + co * c_in * kk, c_in * kk, bias, c_in, kk,
+                                      k, hw, w, (y - pad) * w + x - pad, ky0, ky1, kx0, kx1,
+                                      src, dst[co * hw + pix], dst[(co + 1) * hw + pix],
+                                      dst[(co + 2) * hw + pix], dst[(co + 3) * hw + pix])
+                    continue
+                for q in range(n_co):           # the last 1..3 channels, tap by tap
+                    z = dst[(co + q) * hw + pix]
+                    for lane in range(n_lanes):
+                        z[lane] = bias[q]
+                    for ci in range(c_in):
+                        w_ci = off + ((co + q) * c_in + ci) * kk
+                        for ky in range(ky0, ky1):
+                            row = ci * hw + (y + ky - pad) * w
+                            for kx in range(kx0, kx1):
+                                wt = params[w_ci + ky * k + kx]
+                                a = src[row + x + kx - pad]
+                                for lane in range(n_lanes):
+                                    z[lane] += wt * a[lane]
+        co += n_co
 
 
 @njit(cache=True)

@@ -4,8 +4,11 @@ A network reaches the kernels as an int64 ``spec (n_rows, 8)`` (one row per
 operation, ``[code, in_size, out_size, param_offset, a, b, c, d]``, see
 ``docs/architecture.md`` section 2) and one flat float64 parameter vector.
 :func:`forward_one` walks the rows for one input vector, ping-ponging between
-two scratch buffers of length :func:`max_width`; the batch kernels run it over
-rows in parallel with per-thread scratch.
+two scratch buffers of length :func:`max_width`. :func:`forward_lockstep` does the same
+for a block of inputs at once, activations laid out ``(width, lanes)`` with the input
+index innermost so that every loop vectorizes; each lane gets exactly the arithmetic of
+:func:`forward_one`, so the two agree bit for bit. The batch kernels and the sampler run
+lock-step blocks in parallel (see ``docs/performance.md``).
 
 Energy convention of the batch and sampler kernels::
 
@@ -30,7 +33,9 @@ from .fastmath import tanh as _fast_tanh
 __all__ = [
     "DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
     "LOGSOFTMAX", "SPEC_WIDTH", "forward_one", "observables_batch", "energy_batch",
-    "max_width", "validate_spec", "empty_term",
+    "max_width", "validate_spec", "empty_term", "forward_rows", "energy_one",
+    "forward_lockstep", "energy_lockstep", "lockstep_scratch", "lanes_for",
+    "dynamic_schedule",
 ]
 
 DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)

@@ -1,15 +1,19 @@
 """Single-pixel Metropolis throughput: incremental conv update against full recompute.
 
-Both kernels run the same chain (same draws, same decisions) on ``paper_cnn(16)`` observables
+All kernels run the same chain (same draws, same decisions) on ``paper_cnn(16)`` observables
 for 8×8 and 28×28 single-channel images; only the energy evaluation differs:
 
-* ``full``: ``metropolis_sweeps(move=MOVE_SINGLE, incremental=False)``, a whole forward
-  pass per proposal (cost ∝ image size);
-* ``incremental``: :func:`mme_numba.kernels.images.single_pixel_sweeps`, windows only.
+* ``incremental``: :func:`mme_numba.kernels.images.single_pixel_sweeps`, windows only;
+* ``full_lockstep``: ``metropolis_sweeps(move=MOVE_SINGLE, incremental=False)`` with its
+  default lock-step lanes (a block of chains advanced together, vectorized over chains), a
+  whole forward pass per proposal: the fastest full recompute the package has;
+* ``full_1``: the same with ``lanes=1``, one chain at a time (the like-for-like scalar twin).
 
-One thread (``numba.set_num_threads(1)``), compile excluded, repetitions interleaved
-(``inc, full, inc, full, ...``) so a load change on the shared machine hits both alike;
-the table reports the median and the spread over repetitions. Writes JSON (default
+One thread (``numba.set_num_threads(1)``), compile excluded, repetitions interleaved round by
+round so a load change on the shared machine hits every kernel alike. Rates are proposals per
+second of process CPU time (``time.process_time``, robust to load from other jobs) and of wall
+time, medians over rounds; the speedup is the median of per-round CPU-time ratios. Each kernel
+gets a workload sized to take about a second (rates are per proposal). Writes JSON (default
 ``benchmarks/results/bench_incremental.json``).
 
     python benchmarks/bench_incremental.py [--reps 5] [--out path.json]
@@ -43,53 +47,64 @@ def _setup(side, n_chains, seed=0):
     return spec, params, lam, x, energy, K.seed_states(seed, n_chains)
 
 
-def _time_one(kind, setup, n_sweeps, step=0.3):
+KINDS = ("incremental", "full_lockstep", "full_1")
+
+
+def _time_one(kind, setup, n_chains, n_sweeps, step=0.3):
     spec, params, lam, x0, e0, rs0 = setup
-    x, e, rs = x0.copy(), e0.copy(), rs0.copy()
-    acc = np.zeros(len(x), np.int64)
+    x, e, rs = x0[:n_chains].copy(), e0[:n_chains].copy(), rs0[:n_chains].copy()
+    acc = np.zeros(n_chains, np.int64)
     d = x.shape[1]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if kind == "incremental":
         images.single_pixel_sweeps(spec, params, lam, *EMPTY, x, e, 0.0, 1.0, step, n_sweeps,
                                    K.BOUNDARY_REFLECT, rs, acc)
     else:
         K.metropolis_sweeps(spec, params, lam, *EMPTY, x, e, np.zeros(d), np.ones(d), step,
                             n_sweeps, K.MOVE_SINGLE, K.BOUNDARY_REFLECT, rs, acc,
-                            incremental=False)
-    dt = time.perf_counter() - t0
-    n_prop = len(x) * n_sweeps * d
-    return n_prop / dt, float(acc.sum() / n_prop), x
+                            incremental=False, lanes=1 if kind == "full_1" else None)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n_prop = n_chains * n_sweeps * d
+    return n_prop / cpu, n_prop / wall, float(acc.sum() / n_prop), x
 
 
-def run(reps=5, sizes=((8, 16, 4), (28, 2, 1))):
+# (side, {kind: (n_chains, n_sweeps)}): about a second per kernel and repetition.
+SIZES = ((8, {"incremental": (64, 4), "full_lockstep": (64, 2), "full_1": (16, 1)}),
+         (28, {"incremental": (32, 1), "full_lockstep": (32, 1), "full_1": (2, 1)}))
+
+
+def run(reps=5, sizes=SIZES):
     """Measure every size; returns a list of result dicts (one per image side)."""
     before = numba.get_num_threads()
     numba.set_num_threads(1)
     results = []
     try:
-        for side, n_chains, n_sweeps in sizes:
-            setup = _setup(side, n_chains)
-            for kind in ("incremental", "full"):  # compile, and check both give one chain
-                _time_one(kind, _setup(side, 1), 1)
-            xi = _time_one("incremental", setup, n_sweeps)[2]
-            xf = _time_one("full", setup, n_sweeps)[2]
-            rates = {"incremental": [], "full": []}
+        for side, work in sizes:
+            setup = _setup(side, max(n for n, _ in work.values()))
+            xs = {}
+            for kind in KINDS:  # compile, and check that all give one chain
+                xs[kind] = _time_one(kind, setup, 2, 1)[3]
+            rates = {k: {"cpu": [], "wall": []} for k in KINDS}
             acc = {}
             for _ in range(reps):
-                for kind in ("incremental", "full"):
-                    r, a, _ = _time_one(kind, setup, n_sweeps)
-                    rates[kind].append(r)
+                for kind in KINDS:
+                    cpu, wall, a, _ = _time_one(kind, setup, *work[kind])
+                    rates[kind]["cpu"].append(cpu)
+                    rates[kind]["wall"].append(wall)
                     acc[kind] = a
-            med = {k: float(np.median(v)) for k, v in rates.items()}
-            results.append({
-                "image": f"{side}x{side}", "n_features": side * side, "n_chains": n_chains,
-                "sweeps": n_sweeps, "proposals_per_rep": n_chains * n_sweeps * side * side,
-                "incremental_per_s": med["incremental"], "full_per_s": med["full"],
-                "incremental_all": rates["incremental"], "full_all": rates["full"],
-                "speedup": med["incremental"] / med["full"],
-                "acceptance": acc["incremental"],
-                "same_chain_max_abs_diff": float(np.abs(xi - xf).max()),
-            })
+            rec = {"image": f"{side}x{side}", "n_features": side * side,
+                   "workload": {k: list(v) for k, v in work.items()},
+                   "acceptance": acc["incremental"],
+                   "same_chain_max_abs_diff": float(max(np.abs(xs[k] - xs["incremental"]).max()
+                                                        for k in KINDS))}
+            for kind in KINDS:
+                rec[f"{kind}_cpu_per_s"] = float(np.median(rates[kind]["cpu"]))
+                rec[f"{kind}_wall_per_s"] = float(np.median(rates[kind]["wall"]))
+                rec[f"{kind}_cpu_all"] = rates[kind]["cpu"]
+            for kind in KINDS[1:]:
+                rec[f"speedup_vs_{kind}"] = float(np.median(
+                    np.array(rates["incremental"]["cpu"]) / np.array(rates[kind]["cpu"])))
+            results.append(rec)
     finally:
         numba.set_num_threads(before)
     return results
@@ -102,15 +117,16 @@ def main(argv=None):
                                          / "bench_incremental.json"))
     args = p.parse_args(argv)
     results = run(args.reps)
-    print(f"{'image':>7} {'incremental /s':>15} {'full /s':>12} {'speedup':>8} "
-          f"{'acceptance':>10} {'|x_inc - x_full|':>17}")
+    print("proposals per CPU-second, one thread (wall-clock rate in brackets)")
+    print(f"{'image':>7} {'incremental':>20} {'full lock-step':>20} {'full 1 chain':>20} "
+          f"{'speedup vs lock-step':>21} {'vs 1 chain':>11}")
     for r in results:
-        spread = (min(r["incremental_all"]) / r["incremental_per_s"],
-                  max(r["incremental_all"]) / r["incremental_per_s"])
-        print(f"{r['image']:>7} {r['incremental_per_s']:>15.4g} {r['full_per_s']:>12.4g} "
-              f"{r['speedup']:>7.1f}x {r['acceptance']:>10.3f} "
-              f"{r['same_chain_max_abs_diff']:>17.1e}   (inc. spread {spread[0]:.2f}-"
-              f"{spread[1]:.2f} of median)")
+        cells = [f"{r[k + '_cpu_per_s']:.3g} ({r[k + '_wall_per_s']:.3g})" for k in KINDS]
+        print(f"{r['image']:>7} {cells[0]:>20} {cells[1]:>20} {cells[2]:>20} "
+              f"{r['speedup_vs_full_lockstep']:>20.1f}x {r['speedup_vs_full_1']:>10.1f}x")
+    for r in results:
+        print(f"{r['image']}: acceptance {r['acceptance']:.3f}, largest state difference "
+              f"between kernels {r['same_chain_max_abs_diff']:.1e}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"threads": 1, "reps": args.reps, "machine": platform.processor() or

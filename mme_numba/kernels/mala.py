@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .network import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
+from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
                       TANH, _apply_row, _check_term, _max_width, _sigmoid)
 from .rng import normal, uniform
 from .sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, _propose

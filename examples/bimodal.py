@@ -164,8 +164,12 @@ def figure(X, tracker, base_tr, n, path):
     xs = tracker.points[:, 0]
     fig = Figure(figsize=(9, 5.5))
     ax_top, ax_ep = fig.subplots(2, 1, sharex=True)
-    ax_top.hist(X[:, 0], bins=min(60, max(5, len(X) // 5)), range=SUPPORT, density=True,
-                color="0.8", label=f"data ({len(X)} points)")
+    if len(X) >= 100:
+        ax_top.hist(X[:, 0], bins=60, range=SUPPORT, density=True, color="0.8",
+                    label=f"data ({len(X)} points)")
+    else:                                   # a histogram of a handful of points misleads
+        ax_top.plot(X[:, 0], np.zeros(len(X)), "|", color="0.3", ms=25, mew=2,
+                    label=f"data ({len(X)} points)")
     ax_top.plot(xs, np.exp(tracker.log_true), "k--", lw=1, label="true density")
     final = max(tracker.densities)
     ax_top.plot(xs, tracker.densities[final], color="C0", label=f"Min-MaxEnt, epoch {final}")

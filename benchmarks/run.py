@@ -29,7 +29,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from workers import CONTENDERS  # noqa: E402
 
-ONE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ONE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                  "NUMBA_NUM_THREADS": "1"}
 
 
 class Worker:
@@ -70,35 +71,64 @@ def _env(extra):
     return env
 
 
-def throughput(rounds, max_threads):
-    """Interleaved repetitions of every contender; returns ``{label: [measurements]}``."""
+def _interleave(workers, schedule, rounds, results):
+    """``rounds`` rounds of the ``(worker, threads, label)`` schedule, rotating its order."""
+    for r in range(rounds):
+        shift = r % len(schedule)
+        for name, threads, label in schedule[shift:] + schedule[:shift]:
+            results.setdefault(label, []).append(workers[name].run(threads))
+
+
+def _start(names, env_for):
     workers, skipped = {}, {}
-    for name in CONTENDERS:
-        is_mme = name.startswith(("mlp/mme", "cnn/mme"))
-        extra = {"NUMBA_NUM_THREADS": str(max_threads)} if is_mme else dict(ONE_THREAD_ENV)
-        if is_mme:
-            extra["OPENBLAS_NUM_THREADS"] = "1"
-        if name == "mlp/mme-passive":
-            extra["OMP_WAIT_POLICY"] = "passive"
-        w = Worker(name, _env(extra))
+    for name in names:
+        w = Worker(name, _env(env_for(name)))
         if w.alive:
             workers[name] = w
         else:
             skipped[name] = w.hello["skip"]
-    schedule = [(name, 1) for name in workers]
-    if max_threads > 1:
-        schedule += [(name, max_threads) for name in ("mlp/mme", "mlp/mme-passive")
-                     if name in workers]
-    results = {f"{n}@{t}" if t > 1 else n: [] for n, t in schedule}
+    return workers, skipped
+
+
+def _close(workers):
+    for w in workers.values():
+        w.close()
+
+
+def throughput(rounds, max_threads):
+    """Interleaved repetitions; returns ``({label: [measurements]}, {name: why skipped})``.
+
+    Two phases. First every contender on one thread (numba's workers started with one
+    thread too, so no idle pool spins next to the others). Then the thread scaling of the
+    MLP sampler, 1 vs ``max_threads`` threads, with the default OpenMP wait policy and
+    with ``OMP_WAIT_POLICY=passive``, interleaved among themselves only: spinning pool
+    threads would otherwise steal wall time from the single-thread contenders.
+    """
+    def one_thread(name):
+        return dict(ONE_THREAD_ENV)
+
+    names = [n for n in CONTENDERS if n != "mlp/mme-passive"]
+    workers, skipped = _start(names, one_thread)
+    results = {}
     try:
-        for r in range(rounds):
-            shift = r % len(schedule)
-            for name, threads in schedule[shift:] + schedule[:shift]:
-                label = f"{name}@{threads}" if threads > 1 else name
-                results[label].append(workers[name].run(threads))
+        _interleave(workers, [(n, 1, n) for n in workers], rounds, results)
     finally:
-        for w in workers.values():
-            w.close()
+        _close(workers)
+    if max_threads > 1:
+        def threaded(name):
+            extra = {"NUMBA_NUM_THREADS": str(max_threads), "OPENBLAS_NUM_THREADS": "1"}
+            if name == "mlp/mme-passive":
+                extra["OMP_WAIT_POLICY"] = "passive"
+            return extra
+
+        workers, more = _start(["mlp/mme", "mlp/mme-passive"], threaded)
+        skipped.update(more)
+        schedule = [(n, t, f"{'mlp/mme-default' if n == 'mlp/mme' else n}@{t}")
+                    for n in workers for t in (1, max_threads)]
+        try:
+            _interleave(workers, schedule, rounds, results)
+        finally:
+            _close(workers)
     return results, skipped
 
 
@@ -137,12 +167,12 @@ def summarize(results):
                 value = ratio(a, b, "rate_wall")
                 if value is not None:
                     ratios[f"{a} / {b} (wall)"] = value
-    lock, one = ratio("mlp/mme", "mlp/mme-one-chain"), None
+    lock = ratio("mlp/mme", "mlp/mme-one-chain")
     if lock is not None:
         ratios["mlp/mme / mlp/mme-one-chain"] = lock
     for label in summary:
-        if "@" in label:
-            one = label.split("@")[0]
+        if "@" in label and not label.endswith("@1"):
+            one = label.split("@")[0] + "@1"
             ratios[f"{label} / {one} (wall)"] = ratio(label, one, "rate_wall")
     return summary, ratios
 
@@ -191,12 +221,12 @@ def print_report(summary, ratios, skipped, trains, compiles, max_threads):
               f"{summary['peak']['gflops_cpu']:8.2f} {'100.0':>7s}")
     for name, why in skipped.items():
         print(f"{name:26s} skipped: {why}")
-    scaled = [label for label in summary if "@" in label]
+    scaled = [label for label in summary if "@" in label and not label.endswith("@1")]
     if scaled:
         print(f"\nThread scaling (wall time, MLP sampler, 1 -> {max_threads} threads)")
         for label in scaled:
-            base = label.split("@")[0]
-            print(f"  {base:24s} {summary[base]['rate_wall']:10.4g} -> "
+            base = label.split("@")[0] + "@1"
+            print(f"  {base[:-2]:24s} {summary[base]['rate_wall']:10.4g} -> "
                   f"{summary[label]['rate_wall']:10.4g} prop/s: "
                   f"{_fmt(ratios.get(f'{label} / {base} (wall)'))}x")
     print("\nRatios (median of per-round ratios; CPU time unless marked wall)")

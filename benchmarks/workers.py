@@ -98,8 +98,31 @@ def _torch_runner(prob, options):
     move = "all" if p["x0"].shape[1] == 1 else "single"
     sampler = torch_ref.BatchedSampler(p["spec"], p["params"], p["lam"], p["x0"], p["lo"],
                                        p["hi"], p["step"], move=move, dtype=dtype)
+    _check_same_energy(p, sampler, options["dtype"])
     n_steps = MLP_SWEEPS if move == "all" else CNN_TORCH_STEPS
     return lambda threads: sampler.steps(n_steps)
+
+
+def _check_same_energy(p, sampler, dtype):
+    # Both sides must sample the same distribution: the torch energies of the initial
+    # chains against the compiled interpreter's (float32 to its own precision). One input
+    # at a time (energy_one), because a parallel kernel would start numba's thread pool,
+    # whose spinning threads would then slow PyTorch in this process.
+    import torch
+
+    from mme_numba.kernels import network as N
+
+    e2 = N.empty_term()
+    bufs = [np.empty(N.max_width(p["spec"])) for _ in range(4)]
+    want = np.array([N.energy_one(p["spec"], p["params"], p["lam"], *e2, x, *bufs)
+                     for x in p["x0"]])
+    with torch.no_grad():
+        got = sampler.energy(torch.tensor(p["x0"], dtype=sampler.dtype)).double().numpy()
+    tol = 1e-10 if dtype == "float64" else 1e-4
+    scale = max(1.0, float(np.abs(want).max()))
+    if not np.allclose(got, want, rtol=tol, atol=tol * scale):
+        raise AssertionError(f"torch {dtype} energies differ from the kernels' by "
+                             f"{np.abs(got - want).max():.3g}")
 
 
 def _peak_runner():

@@ -9,7 +9,7 @@ baseline trained on the same 200 images (:class:`mme_numba.baselines.image_vae.I
 compares MALA with single-pixel moves at equal wall time, and writes everything to
 ``<out>/digits.json``.
 
-    python examples/digits.py [--epochs 400] [--out runs/digits] [--vae-epochs 300]
+    python examples/digits.py [--epochs 800] [--out runs/digits] [--vae-epochs 300]
 """
 
 import argparse
@@ -148,9 +148,28 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     return out
 
 
+def samples_figure(panels, path, n_show=40, n_cols=10):
+    """Side-by-side grids of generated images, one panel per ``{title: (n, 64) array}``."""
+    n_rows = -(-n_show // n_cols)
+    fig = Figure(figsize=(0.55 * n_cols * len(panels) + 0.3 * (len(panels) - 1),
+                          0.55 * n_rows + 0.35))
+    subfigs = fig.subfigures(1, len(panels), wspace=0.03)
+    for sub, (title, imgs) in zip(np.atleast_1d(subfigs), panels.items()):
+        axs = sub.subplots(n_rows, n_cols, squeeze=False)
+        for i, ax in enumerate(axs.ravel()):
+            ax.set_axis_off()
+            if i < min(n_show, len(imgs)):
+                ax.imshow(imgs[i].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1,
+                          interpolation="nearest")
+        sub.suptitle(title, fontsize=9)
+        sub.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.06,
+                            hspace=0.06)
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=400)
+    p.add_argument("--epochs", type=int, default=800)
     p.add_argument("--n-chains", type=int, default=256)
     p.add_argument("--sweeps", type=int, default=2)
     p.add_argument("--step", type=float, default=0.3)
@@ -159,7 +178,7 @@ def main(argv=None):
     p.add_argument("--lambda-solver", default="adam", choices=["adam", "newton"])
     p.add_argument("--lr-lambda", type=float, default=0.05)
     p.add_argument("--lr-theta", type=float, default=1e-3)
-    p.add_argument("--snapshots", default="0,10,30,100,200,300,400")
+    p.add_argument("--snapshots", default="0,10,30,100,200,400,600,800")
     p.add_argument("--final-sweeps", type=int, default=20,
                    help="sweeps of the frozen model before the quality samples")
     p.add_argument("--vae-epochs", type=int, default=300, help="0 skips the VAE baseline")
@@ -168,6 +187,7 @@ def main(argv=None):
                    help="wall time per sampler in the MALA vs single-pixel comparison (0 skips)")
     p.add_argument("--out", default="runs/digits")
     p.add_argument("--fig", default=str(FIG_DIR / "digits_epochs.png"))
+    p.add_argument("--samples-fig", default=str(FIG_DIR / "digits_samples.png"))
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -234,6 +254,13 @@ def main(argv=None):
         report["vae"] = quality.quality_report(vae_samples, X, X_all[i_eval], clf)
         report["t_vae_s"] = time.perf_counter() - t2
         np.save(out / "vae_samples.npy", vae_samples)
+    panels = {f"Min-MaxEnt, epoch {args.epochs} (+{args.final_sweeps} sweeps)": generated,
+              "held-out real digits": X_all[i_eval]}
+    if args.vae_epochs > 0:
+        panels = {**dict(list(panels.items())[:1]), "VAE (decoder means)": vae_samples,
+                  "held-out real digits": X_all[i_eval]}
+    samples_figure(panels, args.samples_fig)
+    log.info("wrote %s", args.samples_fig)
     if args.mixing_seconds > 0:
         report["mixing"] = compare_moves(model, args.mixing_seconds)
         for name in ("single", "mala"):

@@ -201,7 +201,8 @@ def main(argv=None):
 
     obs = mme.nn.paper_cnn(16, random_state=args.seed)
     model = mme.MinMaxEnt(obs, support=(0.0, 1.0), n_chains=args.n_chains, sweeps=args.sweeps,
-                          burn_in=args.burn_in, move=args.move, step_size=args.step, lambda_solver=args.lambda_solver,
+                          burn_in=args.burn_in, move=args.move, step_size=args.step,
+                          lambda_solver=args.lambda_solver,
                           lr_lambda=args.lr_lambda, lr_theta=args.lr_theta,
                           random_state=args.seed)
     wanted = {int(s) for s in args.snapshots.split(",") if int(s) <= args.epochs}
@@ -240,7 +241,8 @@ def main(argv=None):
     clf, _ = quality.train_classifier(X_all[i_rest], y_all[i_rest],
                                       epochs=args.classifier_epochs, random_state=args.seed)
     acc = quality.classifier_accuracy(clf, X_all[i_eval], y_all[i_eval])
-    report = {"args": vars(args), "t_train_s": t_train, "cpu_train_s": cpu_train,"t_sample_s": t_sample,
+    report = {"args": vars(args), "t_train_s": t_train, "cpu_train_s": cpu_train,
+              "t_sample_s": t_sample,
               "proposals_per_s": proposals / t_sample, "final_acceptance": hist[-1]["acceptance"],
               "final_chi2": hist[-1]["chi2"], "classifier_eval_accuracy": acc,
               "mme": quality.quality_report(generated, X, X_all[i_eval], clf),

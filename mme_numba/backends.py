@@ -19,7 +19,8 @@ Moves (:data:`MOVES`, the one list the models validate against):
   size).
 - ``"mala"``: Metropolis-adjusted Langevin, one all-coordinate proposal per sweep,
   ``y = x − ε²/2 ∂H/∂x + ε ξ``, folded back into the box with the exact reflected-proposal
-  density in the acceptance ratio (``boundary="reflect"``) or rejected outside it (:func:`mme_numba.kernels.mala.mala_sweeps`); ``step`` is ``ε``.
+  density in the acceptance ratio (``boundary="reflect"``) or rejected outside it
+  (:func:`mme_numba.kernels.mala.mala_sweeps`); ``step`` is ``ε``.
 
 ``field`` is ``(spec2, params2, lam2)``, a second energy term ``lam2·O2(x)`` used by steering
 fields; :data:`NO_FIELD` switches it off.

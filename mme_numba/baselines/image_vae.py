@@ -7,9 +7,9 @@ are 0 in all 200 training images, so the decoder variance there collapses) and i
 model is the standard image VAE instead:
 
 * encoder ``q(z|x) = N(μ(x), diag σ²(x))``, MLP ``[d, *hidden, 2·latent]``, tanh;
-* decoder ``p(x|z) = Π_j Bernoulli-cross-entropy(x_j; π_j(z))``, MLP ``[latent, *hidden[::-1], d]``
-  with a sigmoid output (the cross-entropy is the usual surrogate for grey levels in
-  ``[0, 1]``);
+* decoder ``p(x|z) = Π_j Bernoulli-cross-entropy(x_j; π_j(z))``, MLP
+  ``[latent, *hidden[::-1], d]`` with a sigmoid output (the cross-entropy is the usual
+  surrogate for grey levels in ``[0, 1]``);
 * prior ``N(0, I)``; ELBO with one reparameterized ``z`` per image, ADAM, minibatches;
 * samples are the decoder means ``π(z)``, ``z ~ N(0, I)`` (how image VAEs are shown and
   compared; Bernoulli draws would be binary images).

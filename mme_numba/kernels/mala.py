@@ -47,7 +47,7 @@ __all__ = ["energy_grad_one", "energy_grad_batch", "log_proposal_1d", "mala_swee
 
 @njit(cache=True)
 def _backward_row(row, params, src, out, dout, din):
-    """``din = (∂out/∂src)ᵀ dout`` for one spec row (``src`` its input, ``out`` its output)."""
+    """``din = (∂out/∂src)ᵀ dout`` for one spec row (``src``: its input, ``out``: output)."""
     code = row[0]
     n_in = row[1]
     n_out = row[2]

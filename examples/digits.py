@@ -85,6 +85,7 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     lam = model.lambda_
     empty = K.empty_term()
     step_single = float(model.step_[0])
+    n_chains = min(n_chains, len(model.chains_))
     x0 = model.chains_[:n_chains].copy()
     e0 = K.energy_batch(spec, params, lam, x0, *empty)
     images.single_pixel_sweeps(spec, params, lam, *empty, x0, e0, 0.0, 1.0, step_single,

@@ -384,18 +384,18 @@ def _metropolis_lockstep(spec, params, lam, spec2, params2, lam2, x, energy, lo,
     for b in prange(n_blocks):
         c0 = b * n_lanes
         n_live = min(n_chains, c0 + n_lanes) - c0
-        xb = np.empty((d, n_lanes))
+        block = np.empty((d, n_lanes))    # proposals (all) or states (single), lane-major
         scratch = np.empty((5, width, n_lanes))
         h_old = np.empty(n_lanes)
         h_new = np.empty(n_lanes)
         inside = np.zeros(n_lanes, np.bool_)
         if move == MOVE_ALL:
             _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, lo,
-                       hi, step, n_sweeps, boundary, rng_state, accepted, xb, scratch,
+                       hi, step, n_sweeps, boundary, rng_state, accepted, block, scratch,
                        h_old, h_new, inside)
         else:
             _block_single(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy,
-                          lo, hi, step, n_sweeps, boundary, rng_state, accepted, xb,
+                          lo, hi, step, n_sweeps, boundary, rng_state, accepted, block,
                           scratch, h_old, h_new, inside, incremental)
 
 

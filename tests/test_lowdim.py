@@ -128,7 +128,7 @@ def test_cauchy_mixture_minmaxent_and_vae_reach_small_kl():
     kl_m = []
     model.fit(X, epochs=1000, callback=lambda m, r: kl_m.append(
         q.kl_divergence(logpdf, lambda x: -m.energy(x), *box, 4001)) if r["epoch"] % 10 == 0 else None)
-    vae = VAE(hidden=(32, 32), lr=3e-3, batch_size=100, random_state=0)
+    vae = VAE(hidden=(32, 32), lr=1e-2, batch_size=100, kl_warmup=300, random_state=0)
     kl_v = []
     vae.fit(X, epochs=1000, callback=lambda v, r: kl_v.append(
         v.kl_from(logpdf, *box, 4001)) if r["epoch"] % 10 == 0 else None)

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from scipy.special import logsumexp
 
 import mme_numba as mme
 from mme_numba import quadrature

@@ -31,8 +31,9 @@ def test_maxent_entropy_decreases_under_theta_steps():
 
     Fixed seed, lr_theta = 1e-3 (small enough that λ tracks θ; with 1e-2 the θ steps outrun
     the λ fit and S_max(θ) overshoots by up to 0.2 nats before settling).  Measured:
-    2.482, 2.409, 2.338, 1.914, 1.533, 1.443, 1.442, 1.430, 1.420, 1.416, 1.414 at epochs
-    0, 10, …, 100; true entropy 1.419.
+    2.482, 2.427, 2.361, 2.221, 1.665, 1.525, 1.517, 1.486, 1.477, 1.470, 1.467 at epochs
+    0, 10, …, 100 (every step a decrease, the smallest by 2.7 mnats); true entropy 1.419;
+    KL of the trained model 0.023.
     """
     X = _bimodal(1000, seed=0)
     obs = mme.nn.mlp([1, 32, 32, 2], activation="tanh", random_state=0)

@@ -11,6 +11,7 @@ cross-entropies ``<−ln p>``.
 Writes ``docs/figures/bimodal_n{N}.png`` and prints the numbers.
 
     python examples/bimodal.py [--n 1000] [--epochs 1000] [--seed 0] [--lr-theta 1e-2]
+                               [--lambda-solver newton|adam]
 """
 
 import argparse
@@ -120,7 +121,7 @@ def draw_in_box(sampler, n, lo, hi, seed):
     return out[:n]
 
 
-def run(n=1000, epochs=1000, seed=0, lr_theta=1e-2, every=10):
+def run(n=1000, epochs=1000, seed=0, lr_theta=1e-2, every=10, lambda_solver="newton"):
     lo, hi = SUPPORT
     logpdf, sampler = truth("gauss")
     X = draw_in_box(sampler, n, lo, hi, seed)
@@ -129,7 +130,7 @@ def run(n=1000, epochs=1000, seed=0, lr_theta=1e-2, every=10):
     tracker = Tracker(X, X_test, logpdf, lo, hi, every=every, keep_density_at=snapshots)
     obs = mme.nn.mlp([1, 32, 32, 2], activation="tanh", random_state=seed)
     model = mme.MinMaxEnt(obs, support=SUPPORT, n_chains=1024, sweeps=10, lr_theta=lr_theta,
-                          random_state=seed)
+                          lambda_solver=lambda_solver, random_state=seed)
     tracker.start()
     model.fit(X, epochs=epochs, callback=tracker)
 
@@ -190,11 +191,13 @@ def figure(X, tracker, base_tr, n, path):
     fig.savefig(path, dpi=80)
 
 
-def main(n=1000, epochs=1000, seed=0, lr_theta=1e-2):
+def main(n=1000, epochs=1000, seed=0, lr_theta=1e-2, lambda_solver="newton"):
     FIG_DIR.mkdir(parents=True, exist_ok=True)
-    X, tracker, base_tr, base_rec, gauss_rec, model = run(n, epochs, seed, lr_theta)
+    X, tracker, base_tr, base_rec, gauss_rec, model = run(n, epochs, seed, lr_theta,
+                                                          lambda_solver=lambda_solver)
     report(n, epochs, seed, tracker, base_rec, gauss_rec, model)
-    figure(X, tracker, base_tr, n, FIG_DIR / f"bimodal_n{n}.png")
+    suffix = "" if lambda_solver == "newton" else f"_{lambda_solver}"
+    figure(X, tracker, base_tr, n, FIG_DIR / f"bimodal_n{n}{suffix}.png")
 
 
 if __name__ == "__main__":
@@ -203,5 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr-theta", type=float, default=1e-2)
+    parser.add_argument("--lambda-solver", choices=["newton", "adam"], default="newton")
     args = parser.parse_args()
-    main(args.n, args.epochs, args.seed, args.lr_theta)
+    main(args.n, args.epochs, args.seed, args.lr_theta, args.lambda_solver)

@@ -173,7 +173,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=800)
     p.add_argument("--n-chains", type=int, default=256)
     p.add_argument("--sweeps", type=int, default=2)
-    p.add_argument("--step", type=float, default=0.3)
+    p.add_argument("--step", type=float, default=0.5)
     p.add_argument("--burn-in", type=int, default=20)
     p.add_argument("--move", default="single", choices=["single", "mala"])
     p.add_argument("--lambda-solver", default="adam", choices=["adam", "newton"])

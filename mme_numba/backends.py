@@ -76,7 +76,11 @@ class CPUBackend:
 
 
 def get_backend(name):
-    """The backend called ``name``; only ``"cpu"`` exists in this release."""
+    """The backend called ``name``: ``"cpu"`` or ``"cuda"`` (imported only when asked for)."""
     if name == "cpu":
         return CPUBackend()
-    raise ValueError(f"backend must be 'cpu' (the only backend in this release), got {name!r}")
+    if name == "cuda":
+        from .cuda_backend import CUDABackend
+
+        return CUDABackend()
+    raise ValueError(f"backend must be 'cpu' or 'cuda', got {name!r}")

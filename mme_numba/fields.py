@@ -70,7 +70,7 @@ class DiscriminatorField(ClassifierField):
 
 
 def train_classifier(net, X, y, *, epochs=30, lr=3e-3, batch_size=64, weight_decay=0.0,
-                     random_state=0):
+                     random_state=0, history=None):
     """Train a ``LogSoftmax`` network by cross-entropy with ADAM, in place; returns ``net``.
 
     Parameters
@@ -83,11 +83,13 @@ def train_classifier(net, X, y, *, epochs=30, lr=3e-3, batch_size=64, weight_dec
     epochs, lr, batch_size, weight_decay : training settings.
     random_state : int or Generator
         Seeds the minibatch order.
+    history : list, optional
+        If given, the mean training negative log-likelihood of each epoch is appended.
     """
     _check_log_softmax_net(net, "net")
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or len(X) != len(y):
+    if X.ndim != 2 or y.shape != (len(X),):
         raise ValueError(f"X must be (n, d) and y (n,), got {X.shape} and {y.shape}")
     if y.min() < 0 or y.max() >= net.n_observables:
         raise ValueError(f"labels must lie in [0, {net.n_observables})")
@@ -95,12 +97,18 @@ def train_classifier(net, X, y, *, epochs=30, lr=3e-3, batch_size=64, weight_dec
     adam = Adam(lr)
     for _ in range(int(epochs)):
         order = rng.permutation(len(X))
+        total = 0.0
         for start in range(0, len(X), int(batch_size)):
             idx = order[start:start + int(batch_size)]
-            dO = np.zeros((len(idx), net.n_observables))
-            dO[np.arange(len(idx)), y[idx]] = -1.0 / len(idx)  # d(mean NLL)/d log p
-            grad, _ = net.backward(X[idx], dO)
+            rows = np.arange(len(idx))
+            logp, caches = net.forward_cached(X[idx])
+            total -= float(logp[rows, y[idx]].sum())
+            dO = np.zeros_like(logp)
+            dO[rows, y[idx]] = -1.0 / len(idx)  # d(mean NLL)/d log p
+            grad, _ = net.backward_cached(caches, dO)
             net.set_theta(adam.step(net.theta, grad + weight_decay * net.theta))
+        if history is not None:
+            history.append(total / len(X))
     return net
 
 

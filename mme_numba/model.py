@@ -54,8 +54,10 @@ class MaxEnt:
         Acceptance rate targeted by the adaptation.
     adapt_epochs : int
         Number of initial epochs during which the step size keeps adapting.
-    move : {"all", "single"}
-        All-coordinate moves or single-coordinate moves.
+    move : {"all", "single", "mala"}
+        All-coordinate Gaussian moves, single-coordinate moves (incremental updates for a
+        dense first layer and for conv image networks), or MALA (gradient-guided all-coordinate
+        proposals with the Metropolis correction).
     boundary : {"reflect", "reject"}
         Proposals outside the box are reflected at the walls (symmetric, keeps detailed
         balance) or rejected.
@@ -72,8 +74,9 @@ class MaxEnt:
     var_floor : float
         Observables whose data variance is below ``var_floor`` are constant on the data: their
         λ is frozen (logged once) instead of dividing by zero.
-    backend : {"cpu"}
-        Where kernels run.
+    backend : {"cpu", "cuda"}
+        Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
+        (same random streams and accept decisions; ``docs/gpu.md``).
     comm : mpi4py communicator, optional
         Split the chains across MPI ranks (:mod:`mme_numba.parallel`); results are
         bit-identical to a single process. Only rank 0 writes checkpoints.

@@ -19,7 +19,6 @@ import logging
 
 import numpy as np
 
-from . import solvers
 from .nn import classifier_cnn
 
 logger = logging.getLogger(__name__)
@@ -115,27 +114,16 @@ def train_classifier(X, y, epochs=30, batch_size=64, lr=2e-3, n_classes=10,
     history : list of float
         Mean training negative log-likelihood per epoch.
     """
+    from .fields import train_classifier as fit_log_softmax_net
+
     X = _rows(X, "X")
     y = np.asarray(y, dtype=np.int64)
     if y.shape != (len(X),) or y.min() < 0 or y.max() >= n_classes:
         raise ValueError(f"y must hold {len(X)} labels in [0, {n_classes}), got shape {y.shape}")
-    rng = np.random.default_rng(random_state)
     net = classifier_cnn(n_classes, image_shape=image_shape, random_state=random_state)
-    adam = solvers.Adam(lr)
     history = []
-    for _ in range(int(epochs)):
-        order = rng.permutation(len(X))
-        total = 0.0
-        for s in range(0, len(X), batch_size):
-            idx = order[s:s + batch_size]
-            logp, caches = net.forward_cached(X[idx])
-            total -= float(logp[np.arange(len(idx)), y[idx]].sum())
-            upstream = np.zeros_like(logp)
-            upstream[np.arange(len(idx)), y[idx]] = -1.0 / len(idx)
-            grad, _ = net.backward_cached(caches, upstream)
-            net.set_theta(adam.step(net.theta, grad))
-        history.append(total / len(X))
-        logger.debug("classifier epoch %d: nll %.4f", len(history), history[-1])
+    fit_log_softmax_net(net, X, y, epochs=epochs, lr=lr, batch_size=batch_size,
+                        random_state=random_state, history=history)
     return net, history
 
 

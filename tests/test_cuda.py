@@ -74,3 +74,15 @@ def test_without_gpu_or_simulator_the_backend_says_how_to_enable_the_simulator()
     if res.stdout.strip() == "GPU":
         pytest.skip("a GPU is available here: the error path cannot be exercised")
     assert res.stdout.strip() == "RAISED"
+
+
+def test_the_cuda_backend_is_reachable_by_name_and_fails_clearly_without_a_gpu():
+    from mme_numba.backends import get_backend
+    from mme_numba.cuda_backend import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is None:
+        assert get_backend("cuda").name == "cuda"
+    else:
+        with pytest.raises(RuntimeError):
+            get_backend("cuda")

@@ -86,3 +86,4 @@ def test_field_errors_are_named():
     img = mme.nn.classifier_cnn(10)
     with pytest.raises(ValueError, match="features"):
         m.with_field(fields.ClassifierField(img, 3))
+

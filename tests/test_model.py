@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import mme_numba as mme
-from mme_numba import quadrature, solvers
+from mme_numba import quadrature
 
 
 # --------------------------------------------------------------------------- closed-form λ
@@ -207,6 +207,7 @@ def test_maxent_does_not_touch_theta_and_load_round_trips_polynomial(tmp_path):
     m = mme.MaxEnt(obs, support=(-5.0, 5.0), n_chains=32, sweeps=2, burn_in=4,
                    random_state=0).fit(X, epochs=3)
     np.testing.assert_array_equal(obs.theta, theta0)
+    assert m.epoch_ == 3 and np.any(m.lambda_ != 0)
     p = mme.MaxEnt(mme.observables.polynomial(2), support=(-5.0, 5.0), n_chains=32, sweeps=2,
                    burn_in=4, random_state=0).fit(X, epochs=2)
     p.save(tmp_path / "p.npz")

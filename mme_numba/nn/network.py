@@ -13,6 +13,7 @@ from .layers import (
     activation as _activation,
     layer_from_config,
 )
+from .params import FlatParameters
 
 _MLP_ACTIVATIONS = ("tanh", "softplus", "sigmoid", "relu")
 
@@ -23,7 +24,7 @@ def _as_rng(random_state):
     return np.random.default_rng(random_state)
 
 
-class Sequential:
+class Sequential(FlatParameters):
     """A chain of layers whose parameters all live in one flat float64 vector ``theta``.
 
     Parameters
@@ -92,30 +93,6 @@ class Sequential:
             view[:] = layer.init_params(rng)
 
     # -- parameters ------------------------------------------------------------------------
-
-    @property
-    def theta(self):
-        return self._theta
-
-    @theta.setter
-    def theta(self, value):
-        self.set_theta(value)
-
-    def set_theta(self, theta):
-        """Copy ``theta (n_params,)`` into the parameter vector (layer views stay valid).
-
-        Raises
-        ------
-        ValueError
-            If ``theta`` has the wrong shape or non-finite entries.
-        """
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.n_params,):
-            raise ValueError(f"theta must have shape ({self.n_params},), got {theta.shape}")
-        if not np.all(np.isfinite(theta)):
-            raise ValueError("theta contains non-finite values (nan or inf)")
-        if theta is not self._theta:
-            self._theta[:] = theta
 
     def params(self):
         """Per-layer parameter views into ``theta``: a list of ``(layer.n_params,)`` arrays."""

@@ -21,6 +21,8 @@ import numpy as np
 from scipy.linalg import expm, expm_frechet
 from scipy.optimize import minimize
 
+from ..nn.params import FlatParameters
+
 __all__ = ["SquaredProjections", "squared_projections", "gaussian_maxent_entropy",
            "gaussian_maxent_entropy_gradient", "pca_by_entropy"]
 
@@ -30,7 +32,7 @@ DENSE, SQUARE = 0, 6  # spec op codes, docs/architecture.md §2
 SPEC_WIDTH = 8
 
 
-class SquaredProjections:
+class SquaredProjections(FlatParameters):
     """Observable map ``O_k(x; θ) = (u_k·x)²``, ``U = expm(A(θ))`` orthogonal.
 
     Parameters
@@ -64,30 +66,6 @@ class SquaredProjections:
         self._U = None
 
     # -- parameters ------------------------------------------------------------------------
-
-    @property
-    def theta(self):
-        return self._theta
-
-    @theta.setter
-    def theta(self, value):
-        self.set_theta(value)
-
-    def set_theta(self, theta):
-        """Copy ``theta (n_params,)`` into the parameter vector.
-
-        Raises
-        ------
-        ValueError
-            If ``theta`` has the wrong shape or non-finite entries.
-        """
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.n_params,):
-            raise ValueError(f"theta must have shape ({self.n_params},), got {theta.shape}")
-        if not np.all(np.isfinite(theta)):
-            raise ValueError("theta contains non-finite values (nan or inf)")
-        if theta is not self._theta:
-            self._theta[:] = theta
 
     def skew(self, theta=None):
         """The skew-symmetric generator ``A (d, d)`` built from ``theta`` (default: current)."""

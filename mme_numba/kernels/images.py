@@ -34,10 +34,10 @@ import numpy as np
 from numba import njit, prange
 
 from .network import (CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH, _apply_row,
-                      _check_term, _dot, _max_width, _relu, _sigmoid, _softplus, _tanh,
+                      _dot, _max_width, _relu, _sigmoid, _softplus, _tanh,
                       forward_rows)
 from .rng import normal, uniform
-from .sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, _accept, _propose
+from .sampler import _accept, _propose, chain_args
 
 __all__ = ["supports_incremental", "incremental_prefix", "single_pixel_sweeps"]
 
@@ -366,13 +366,6 @@ def incremental_prefix(spec):
     return int(_plan(spec)[0])
 
 
-def _inplace(a, name, dtype, shape):
-    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape \
-            or not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-contiguous {np.dtype(dtype).name} "
-                         f"array of shape {shape} (updated in place)")
-
-
 def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                         n_sweeps, boundary, rng_state, accepted):
     """Random-scan single-pixel Metropolis sweeps with incremental conv updates, in place.
@@ -409,28 +402,12 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     -------
     None
     """
-    if np.ndim(x) != 2:
-        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {np.shape(x)}")
-    n_chains, d = np.shape(x)
-    _inplace(x, "x", np.float64, (n_chains, d))
-    _inplace(energy, "energy", np.float64, (n_chains,))
-    _inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
-    _inplace(accepted, "accepted", np.int64, (n_chains,))
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
+    n_chains = x.shape[0]
     if not supports_incremental(spec):
         raise ValueError("single_pixel_sweeps needs a spec whose first row is CONV2D")
-    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
-    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
-    if not np.all(lo < hi):
-        raise ValueError("the box needs lo < hi in every coordinate")
-    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
-    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
-        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
-                         f"got {boundary!r}")
-    n_sweeps = int(n_sweeps)
-    if n_sweeps < 0:
-        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
     if n_chains == 0 or n_sweeps == 0:
         return
     tw, toff = _transposed_weights(spec, params)

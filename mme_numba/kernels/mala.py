@@ -38,7 +38,7 @@ from numba import njit, prange
 from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
                       TANH, _apply_row, _check_term, _max_width, _sigmoid)
 from .rng import normal, uniform
-from .sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, _propose
+from .sampler import BOUNDARY_REFLECT, _propose, chain_args
 
 __all__ = ["energy_grad_one", "energy_grad_batch", "log_proposal_1d", "mala_sweeps"]
 
@@ -359,13 +359,6 @@ def energy_grad_batch(spec, params, lam, X, spec2, params2, lam2):
     return energy, grad
 
 
-def _inplace(a, name, dtype, shape):
-    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != shape \
-            or not a.flags.c_contiguous or not a.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-contiguous {np.dtype(dtype).name} "
-                         f"array of shape {shape} (updated in place)")
-
-
 def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted):
     """Advance persistent chains by ``n_sweeps`` MALA proposals each, in place.
@@ -395,28 +388,13 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     -------
     None
     """
-    if np.ndim(x) != 2:
-        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {np.shape(x)}")
-    n_chains, d = np.shape(x)
-    _inplace(x, "x", np.float64, (n_chains, d))
-    _inplace(energy, "energy", np.float64, (n_chains,))
-    _inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
-    _inplace(accepted, "accepted", np.int64, (n_chains,))
-    terms = _checked(spec, params, lam, spec2, params2, lam2, d)
-    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
-    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
-    if not np.all(lo < hi):
-        raise ValueError("the box needs lo < hi in every coordinate")
-    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
+    n_chains = x.shape[0]
     if not np.all(step > 0):
         raise ValueError("MALA needs a positive step in every chain")
-    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
-        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
-                         f"got {boundary!r}")
-    n_sweeps = int(n_sweeps)
-    if n_sweeps < 0:
-        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
     if n_chains == 0 or n_sweeps == 0:
         return
-    _mala_sweeps(*terms, x, energy, lo, hi, step, n_sweeps, int(boundary), rng_state,
-                 accepted)
+    _mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                 int(boundary), rng_state, accepted)

@@ -407,6 +407,36 @@ def _check_inplace(a, name, dtype, shape):
                          f"array of shape {shape} (updated in place), got {got}")
 
 
+def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                boundary, rng_state, accepted):
+    """Argument checks shared by every sampler (CPU and CUDA); returns the normalized
+    ``(spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps)``."""
+    x_shape = np.shape(x)
+    if len(x_shape) != 2:
+        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
+    n_chains, d = x_shape
+    _check_inplace(x, "x", np.float64, (n_chains, d))
+    _check_inplace(energy, "energy", np.float64, (n_chains,))
+    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
+    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
+    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
+    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
+    if spec.shape[0] == 0:
+        raise ValueError("spec must have at least one row")
+    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
+    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
+    if not np.all(lo < hi):
+        raise ValueError("the box needs lo < hi in every coordinate")
+    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
+        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
+                         f"got {boundary!r}")
+    n_sweeps = int(n_sweeps)
+    if n_sweeps < 0:
+        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
+    return spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps
+
+
 def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                       n_sweeps, move, boundary, rng_state, accepted, incremental=True,
                       lanes=None):
@@ -455,31 +485,12 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     -------
     None
     """
-    x_shape = np.shape(x)
-    if len(x_shape) != 2:
-        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
-    n_chains, d = x_shape
-    _check_inplace(x, "x", np.float64, (n_chains, d))
-    _check_inplace(energy, "energy", np.float64, (n_chains,))
-    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
-    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
-    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
-    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
-    if not np.all(lo < hi):
-        raise ValueError("the box needs lo < hi in every coordinate")
-    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
+    n_chains = x.shape[0]
     if move not in (MOVE_ALL, MOVE_SINGLE):
         raise ValueError(f"move must be MOVE_ALL (0) or MOVE_SINGLE (1), got {move!r}")
-    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
-        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
-                         f"got {boundary!r}")
-    n_sweeps = int(n_sweeps)
-    if n_sweeps < 0:
-        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
     if n_chains == 0 or n_sweeps == 0:
         return
     use_incremental = bool(incremental) and spec[0, 0] == DENSE

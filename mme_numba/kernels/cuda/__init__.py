@@ -38,7 +38,7 @@ from numba import cuda
 
 from ..images import incremental_prefix
 from ..network import DENSE, _check_term, max_width
-from ..sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE, _check_inplace
+from ..sampler import MOVE_ALL, MOVE_SINGLE, _check_inplace, chain_args
 from .chains import (_draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel,
                      _sweep_kernel)
 from .mala import _mala_kernel
@@ -143,33 +143,6 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     return d_out.copy_to_host(out)
 
 
-def _chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                boundary, rng_state, accepted):
-    """The CPU samplers' argument checks; returns the normalized ``(spec, ..., n_sweeps)``."""
-    x_shape = np.shape(x)
-    if len(x_shape) != 2:
-        raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
-    n_chains, d = x_shape
-    _check_inplace(x, "x", np.float64, (n_chains, d))
-    _check_inplace(energy, "energy", np.float64, (n_chains,))
-    _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
-    _check_inplace(accepted, "accepted", np.int64, (n_chains,))
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
-    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
-    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
-    if not np.all(lo < hi):
-        raise ValueError("the box needs lo < hi in every coordinate")
-    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
-    if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
-        raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "
-                         f"got {boundary!r}")
-    n_sweeps = int(n_sweeps)
-    if n_sweeps < 0:
-        raise ValueError(f"n_sweeps must be non-negative, got {n_sweeps}")
-    return spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps
 
 
 def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, boundary,
@@ -229,7 +202,7 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     -------
     None
     """
-    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = _chain_args(
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
     if move not in (MOVE_ALL, MOVE_SINGLE):
@@ -276,7 +249,7 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     -------
     None
     """
-    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = _chain_args(
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
     if not np.all(step > 0):
@@ -324,7 +297,7 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     -------
     None
     """
-    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = _chain_args(
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
     n_inc, n_inc2 = incremental_prefix(spec), incremental_prefix(spec2)

@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["save", "load", "save_network", "load_network", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
@@ -83,6 +83,11 @@ def save(model, path):
         arrays.update(model._theta_adam.get_state("adam_theta"))
     arrays["meta"] = np.array(json.dumps(meta))
 
+    _atomic_savez(path, arrays)
+
+
+def _atomic_savez(path, arrays):
+    """``np.savez`` to a temporary file in the same folder, ``fsync``, then ``os.replace``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -105,6 +110,36 @@ def save(model, path):
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def save_network(net, path):
+    """Write a network (architecture as JSON, θ as an array) atomically; no pickle.
+
+    Used for steering classifiers and discriminators: ``mme-numba steer --classifier``.
+    """
+    meta = {"format_version": FORMAT_VERSION, "network": net.get_config()}
+    _atomic_savez(path, {"theta": np.asarray(net.theta, dtype=np.float64),
+                         "meta": np.array(json.dumps(meta))})
+
+
+def load_network(path):
+    """Read a network written by :func:`save_network`."""
+    from .observables import from_config
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no saved network at {path!r}")
+    with np.load(path, allow_pickle=False) as data:
+        if "meta" not in data.files or "theta" not in data.files:
+            raise ValueError(f"{path!r} is not a saved mme_numba network")
+        meta = json.loads(str(data["meta"]))
+        theta = data["theta"].copy()
+    if "network" not in meta:
+        raise ValueError(f"{path!r} is not a saved mme_numba network (it may be a model: "
+                         f"use mme_numba.load)")
+    net = from_config(meta["network"])
+    net.set_theta(theta)
+    return net
 
 
 def load(path, comm=None):

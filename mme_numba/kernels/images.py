@@ -36,8 +36,7 @@ from numba import njit, prange
 from .network import (CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH, _apply_row,
                       _dot, _max_width, _relu, _sigmoid, _softplus, _tanh,
                       forward_rows)
-from .rng import normal, uniform
-from .sampler import _accept, _propose, chain_args
+from .sampler import _accept, _single_site_proposal, chain_args
 
 __all__ = ["supports_incremental", "incremental_prefix", "single_pixel_sweeps"]
 
@@ -260,9 +259,7 @@ def _chain_pixels(c, spec, params, lam, tw, toff, spec2, params2, lam2, tw2, tof
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps * d):
-        j = min(int(uniform(rng_state, c) * d), d - 1)
-        old = xc[j]
-        yj, inside = _propose(old + step[c] * normal(rng_state, c), lo[j], hi[j], boundary)
+        j, old, yj, inside = _single_site_proposal(rng_state, c, xc, step[c], lo, hi, boundary)
         if not inside:
             continue
         xc[j] = yj  # own row only; restored below on rejection

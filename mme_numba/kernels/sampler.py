@@ -87,6 +87,21 @@ def _propose(y, lo, hi, boundary):
     return _reflect(y, lo, hi), True
 
 
+@njit(cache=True, inline="always")
+def _single_site_proposal(state, c, x_row, step, lo, hi, boundary):
+    """One single-coordinate proposal: a coordinate, then a Gaussian step, then the box rule.
+
+    Every single-coordinate kernel (full recompute, incremental dense, lock-step, incremental
+    conv in ``images.py``) draws through here, so they all consume the chain's random stream
+    in the same order and produce the same chain.  Returns ``(j, old, new, inside)``.
+    """
+    d = lo.shape[0]
+    j = min(int(uniform(state, c) * d), d - 1)
+    old = x_row[j]
+    yj, inside = _propose(old + step * normal(state, c), lo[j], hi[j], boundary)
+    return j, old, yj, inside
+
+
 @njit(cache=True)
 def _accept(state, c, h_old, h_new):
     # fastmath.log: the C library's log to the last bit, minus the call
@@ -141,9 +156,7 @@ def _chain_single(c, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps * d):
-        j = min(int(uniform(rng_state, c) * d), d - 1)
-        old = xc[j]
-        yj, inside = _propose(old + step[c] * normal(rng_state, c), lo[j], hi[j], boundary)
+        j, old, yj, inside = _single_site_proposal(rng_state, c, xc, step[c], lo, hi, boundary)
         if not inside:
             continue
         xc[j] = yj  # own row only; restored below on rejection
@@ -175,9 +188,7 @@ def _chain_single_dense(c, spec, params, lam, spec2, params2, lam2, x, energy, l
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps * d):
-        j = min(int(uniform(rng_state, c) * d), d - 1)
-        old = xc[j]
-        yj, inside = _propose(old + step[c] * normal(rng_state, c), lo[j], hi[j], boundary)
+        j, old, yj, inside = _single_site_proposal(rng_state, c, xc, step[c], lo, hi, boundary)
         if not inside:
             continue
         dx = yj - old
@@ -327,9 +338,8 @@ def _block_single(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy
     for _ in range(n_sweeps * d):
         for lane in range(n_live):
             c = c0 + lane
-            j = min(int(uniform(rng_state, c) * d), d - 1)
-            yj, ok = _propose(xb[j, lane] + step[c] * normal(rng_state, c), lo[j], hi[j],
-                              boundary)
+            j, _, yj, ok = _single_site_proposal(rng_state, c, xb[:, lane], step[c], lo, hi,
+                                                 boundary)
             j_of[lane] = j
             new[lane] = yj
             inside[lane] = ok

@@ -24,8 +24,8 @@ from . import solvers
 from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend
 from ._validation import parse_support
 
-__all__ = ["ChainState", "energy", "init_chains", "metropolis", "lambda_step",
-           "entropy_gradient"]
+__all__ = ["ChainState", "energy", "init_chains", "metropolis", "data_statistics",
+           "lambda_step", "entropy_gradient"]
 
 
 class ChainState(NamedTuple):
@@ -109,6 +109,24 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
     return ChainState(x, rng_state, accepted / float(int(sweeps) * per_sweep))
 
 
+def data_statistics(obs, X, var_floor=1e-12):
+    """Data means ``ō``, guarded variances ``σ²`` and the mask of active observables.
+
+    Observables whose data variance is at most ``var_floor`` are constant on the data: they
+    are marked inactive (their λ is frozen) and their variance is set to 1 so that nothing
+    divides by zero.
+
+    Returns
+    -------
+    obar, var : ndarray (m,)
+    active : ndarray of bool (m,)
+    """
+    O = obs.forward(X)
+    var = O.var(axis=0)
+    active = var > var_floor
+    return O.mean(axis=0), np.where(active, var, 1.0), active
+
+
 def lambda_step(obs, lam, X, samples, solver="newton", n_steps=1, **kwargs):
     """One λ update (:mod:`mme_numba.solvers`) from data ``X`` and model samples.
 
@@ -119,12 +137,9 @@ def lambda_step(obs, lam, X, samples, solver="newton", n_steps=1, **kwargs):
     -------
     ndarray (m,)
     """
-    O_data = obs.forward(X)
-    var = O_data.var(axis=0)
-    active = var > 1e-12
+    obar, var, active = data_statistics(obs, X)
     lam_new, _ = solvers.make_lambda_solver(solver, n_steps=n_steps, **kwargs).fit(
-        np.asarray(lam, dtype=np.float64), obs.forward(samples), O_data.mean(axis=0),
-        np.where(active, var, 1.0), active)
+        np.asarray(lam, dtype=np.float64), obs.forward(samples), obar, var, active)
     return lam_new
 
 

@@ -343,16 +343,14 @@ class MaxEnt:
     # ------------------------------------------------------------------ data statistics
     def _data_statistics(self, X):
         """Data means ``ō``, guarded variances ``σ²`` and the mask of active observables."""
-        O = self.observables.forward(X)
-        obar = O.mean(axis=0)
-        var = O.var(axis=0)
-        active = var > self.var_floor
+        from .core import data_statistics
+
+        obar, var, active = data_statistics(self.observables, X, self.var_floor)
         if not np.all(active) and not getattr(self, "_warned_constant", False):
             logger.warning("observables %s are constant on the data (variance <= %g): their "
                            "multipliers are frozen", np.flatnonzero(~active).tolist(), self.var_floor)
             self._warned_constant = True
-        var = np.where(active, var, 1.0)
-        return O, obar, var, active
+        return obar, var, active
 
     # ------------------------------------------------------------------ training
     def fit(self, X, epochs=None, *, checkpoint=None, checkpoint_every=10, progress=False,
@@ -431,7 +429,7 @@ class MaxEnt:
         spec, params = self._spec_params()
         O_model = self._backend.observe(spec, params, samples)
         t1 = time.perf_counter()
-        O_data, obar, var, active = self._stats
+        obar, var, active = self._stats
         lam_old = self.lambda_
         self.lambda_, info = self._lambda_solver.fit(self.lambda_, O_model, obar, var, active)
         t2 = time.perf_counter()

@@ -105,7 +105,7 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
     accepted = np.zeros(n, dtype=np.int64)
     be.sweep(spec, params, lam, NO_FIELD, x, e, lo, hi, step, int(sweeps), move, boundary,
              rng_state, accepted)
-    per_sweep = obs.n_features if move == "single" else 1
+    per_sweep = obs.n_features if move in ("single", "scan") else 1
     return ChainState(x, rng_state, accepted / float(int(sweeps) * per_sweep))
 
 

@@ -42,7 +42,7 @@ class MaxEnt:
         Number of persistent Markov chains (model samples per epoch).
     sweeps : int
         Metropolis sweeps per epoch (and the default for :meth:`sample`). With
-        ``move="single"`` one sweep is ``d`` single-coordinate proposals.
+        ``move="single"`` or ``"scan"`` one sweep is ``d`` single-coordinate proposals.
     burn_in : int
         Sweeps run once at the first epoch, before any λ step, with step-size adaptation.
     step_size : float or "auto"
@@ -54,10 +54,12 @@ class MaxEnt:
         Acceptance rate targeted by the adaptation.
     adapt_epochs : int
         Number of initial epochs during which the step size keeps adapting.
-    move : {"all", "single", "mala"}
-        All-coordinate Gaussian moves, single-coordinate moves (incremental updates for a
-        dense first layer and for conv image networks), or MALA (gradient-guided all-coordinate
-        proposals with the Metropolis correction).
+    move : {"all", "single", "scan", "mala"}
+        All-coordinate Gaussian moves; single-coordinate moves on random coordinates
+        (``"single"``) or on every coordinate in order (``"scan"``: chains in lock-step, the
+        fastest for image networks), both with incremental updates of a dense first layer
+        and of conv image networks; or MALA (gradient-guided all-coordinate proposals with
+        the Metropolis correction).
     boundary : {"reflect", "reject"}
         Proposals outside the box are reflected at the walls (symmetric, keeps detailed
         balance) or rejected.
@@ -320,7 +322,7 @@ class MaxEnt:
         self.chains_ = parallel.gather_rows(x, self.comm)
         self.rng_state_ = parallel.gather_rows(rng_state, self.comm)
         accepted = parallel.gather_rows(accepted, self.comm)
-        per_sweep = self.n_features_in_ if self.move == "single" else 1
+        per_sweep = self.n_features_in_ if self.move in ("single", "scan") else 1
         return accepted / float(n_sweeps * per_sweep)
 
     def _adapt_step(self, acceptance):

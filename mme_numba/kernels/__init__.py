@@ -10,13 +10,13 @@ from .network import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS
                       SPEC_WIDTH, SQUARE, TANH, empty_term, energy_batch, forward_one,
                       max_width, observables_batch, validate_spec)
 from .rng import normal, next_u64, seed_states, uniform
-from .sampler import (BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE,
+from .sampler import (BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE,
                       metropolis_sweeps)
 
 __all__ = [
     "DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
     "LOGSOFTMAX", "SPEC_WIDTH",
-    "MOVE_ALL", "MOVE_SINGLE", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
+    "MOVE_ALL", "MOVE_SINGLE", "MOVE_SCAN", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
     "seed_states", "next_u64", "uniform", "normal",
     "forward_one", "observables_batch", "energy_batch", "empty_term",
     "max_width", "validate_spec", "metropolis_sweeps",

@@ -14,6 +14,9 @@ Proposal and draw order (replayed exactly by ``tests/naive.py``):
   uniformly at random (random scan: ``j = floor(uniform() * d)``), so every single
   step satisfies detailed balance on its own. ``y_j = x_j + step[c] * normal()``, then
   the boundary rule, then (if kept) one ``uniform()``.
+* ``move=MOVE_SCAN``: ``d`` proposals per sweep on the coordinates ``0, 1, ..., d - 1`` in
+  order (systematic scan), run by :mod:`~mme_numba.kernels.scan`, which has its own draw
+  order (no coordinate draw; the all-coordinate normal deviate).
 * ``boundary=BOUNDARY_REJECT``: a proposal outside the box is rejected without
   drawing the acceptance uniform. ``BOUNDARY_REFLECT``: each coordinate outside
   is folded back at the walls until inside.
@@ -46,11 +49,12 @@ from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width,
                       dynamic_schedule, energy_lockstep, energy_one, forward_rows, lanes_for)
 from .rng import normal, uniform
 
-__all__ = ["MOVE_ALL", "MOVE_SINGLE", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
+__all__ = ["MOVE_ALL", "MOVE_SINGLE", "MOVE_SCAN", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
            "metropolis_sweeps"]
 
 MOVE_ALL = 0
 MOVE_SINGLE = 1
+MOVE_SCAN = 3  # systematic scan, kernels/scan.py (2 is MALA in backends.MOVES)
 BOUNDARY_REJECT = 0
 BOUNDARY_REFLECT = 1
 
@@ -472,10 +476,13 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
         Per-chain Gaussian proposal std, the same for every coordinate, in coordinate
         units (scale coordinates yourself for per-feature widths).
     n_sweeps : int
-        ``MOVE_ALL``: number of all-coordinate proposals. ``MOVE_SINGLE``: number of
-        sweeps of ``n_features`` random-scan single-coordinate proposals each.
+        ``MOVE_ALL``: number of all-coordinate proposals. ``MOVE_SINGLE`` /
+        ``MOVE_SCAN``: number of sweeps of ``n_features`` single-coordinate proposals each
+        (random scan / systematic scan).
     move : int
-        ``MOVE_ALL`` (0) or ``MOVE_SINGLE`` (1).
+        ``MOVE_ALL`` (0), ``MOVE_SINGLE`` (1) or ``MOVE_SCAN`` (3, delegated to
+        :func:`mme_numba.kernels.scan.scan_sweeps`: chains in lock-step through incremental
+        updates, also of conv observables).
     boundary : int
         ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
     rng_state : ndarray of uint64, shape (n_chains, 4)
@@ -484,7 +491,8 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
         Incremented in place by the number of accepted proposals.
     incremental : bool, optional
         With ``MOVE_SINGLE`` and a DENSE first row of ``spec``, update that layer's
-        pre-activation incrementally (default). ``False`` forces full forwards
+        pre-activation incrementally (default); with ``MOVE_SCAN``, every incremental
+        update of :mod:`~mme_numba.kernels.scan`. ``False`` forces full forwards
         (same chain up to rounding; used to test one path against the other).
     lanes : int, optional
         Chains advanced in lock-step by one thread (default: ``lanes_for`` the networks,
@@ -499,9 +507,16 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
     n_chains = x.shape[0]
-    if move not in (MOVE_ALL, MOVE_SINGLE):
-        raise ValueError(f"move must be MOVE_ALL (0) or MOVE_SINGLE (1), got {move!r}")
+    if move not in (MOVE_ALL, MOVE_SINGLE, MOVE_SCAN):
+        raise ValueError(f"move must be MOVE_ALL (0), MOVE_SINGLE (1) or MOVE_SCAN (3), "
+                         f"got {move!r}")
     if n_chains == 0 or n_sweeps == 0:
+        return
+    if move == MOVE_SCAN:
+        from .scan import scan_sweeps  # imports this module
+
+        scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                    boundary, rng_state, accepted, incremental=incremental, lanes=lanes)
         return
     use_incremental = bool(incremental) and spec[0, 0] == DENSE
     lanes = lanes_for(spec, spec2, n_items=n_chains) if lanes is None else int(lanes)

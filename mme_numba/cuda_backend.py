@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from .kernels.network import CONV2D
-from .kernels.sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SINGLE
+from .kernels.sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
 
 __all__ = ["CUDABackend", "cuda_unavailable_reason"]
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 # The same names as ``mme_numba.backends.MOVES``/``BOUNDARIES`` (not imported from there so
 # that ``backends`` may import this module at its top). "mala" has its own kernel.
-_MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE, "mala": None}
+_MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE, "mala": None, "scan": MOVE_SCAN}
 _BOUNDARIES = {"reject": BOUNDARY_REJECT, "reflect": BOUNDARY_REFLECT}
 
 
@@ -101,9 +101,12 @@ class CUDABackend:
         """In-place sweeps of the persistent chains; ``x, energy, rng_state, accepted`` are
         updated in place.
 
-        ``move``: ``"all"``, ``"single"`` or ``"mala"`` (see ``mme_numba.backends``);
-        ``boundary``: ``"reject"`` or ``"reflect"``. As on the CPU, ``"single"`` on a network
-        whose first row is CONV2D updates only the conv windows a pixel touches.
+        ``move``: ``"all"``, ``"single"``, ``"scan"`` or ``"mala"`` (see
+        ``mme_numba.backends``); ``boundary``: ``"reject"`` or ``"reflect"``. As on the CPU,
+        ``"single"`` (random scan) and ``"scan"`` (systematic scan) on a network whose first
+        row is CONV2D update only the conv windows a pixel touches; ``"scan"`` carries the
+        energies through the call where the CPU re-evaluates them at its end, so they agree
+        up to rounding.
         """
         if move not in _MOVES:
             raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")
@@ -114,10 +117,11 @@ class CUDABackend:
             self._k.mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                                 int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted)
             return
-        if move == "single" and np.ndim(spec) == 2 and len(spec) and spec[0][0] == CONV2D:
+        if move in ("single", "scan") and np.ndim(spec) == 2 and len(spec) \
+                and spec[0][0] == CONV2D:
             self._k.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo,
                                         hi, step, int(n_sweeps), _BOUNDARIES[boundary],
-                                        rng_state, accepted)
+                                        rng_state, accepted, scan=move == "scan")
             return
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],

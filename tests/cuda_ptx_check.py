@@ -45,7 +45,7 @@ def main(names):
         "_observables_kernel": (i2, f1, f2, f2, f3),
         "_energy_kernel": term + term + (f2, f1, f3, f3),
         "_sweep_kernel": term + term + (f2, f1, f1, f1, f1, i, i, i, u2, i1, b, f3, f3, f2, f3),
-        "_pixel_kernel": term + (i,) + term + (i, f2, f1, f1, f1, f1, i, i, u2, i1)
+        "_pixel_kernel": term + (i,) + term + (i, f2, f1, f1, f1, f1, i, b, i, u2, i1)
         + (f3,) * 6,
         "_mala_kernel": term + term + (f2, f1, f1, f1, f1, i, i, u2, i1, f3, f3, f3, f3),
         "_draw_kernel": (u2, i, u2, f2),

@@ -6,11 +6,13 @@ simulator is usable first). Every device function below mirrors one function of
 :mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network`,
 :mod:`~mme_numba.kernels.sampler` or :mod:`~mme_numba.kernels.mala` statement for
 statement, so a chain advanced here draws the same numbers and takes the same accept
-decisions as on the CPU. Floats may differ in the last bits: NVVM fuses multiply-adds (as
-LLVM does where a CPU kernel allows contraction) and libdevice's ``exp``/``log``/``cos``
-are not the C library's; ``tanh`` is the CPU's own polynomial
-(:mod:`~mme_numba.kernels.fastmath`). The simulator (``NUMBA_ENABLE_CUDASIM=1``) runs the
-device code as Python, without fusion.
+decisions as on the CPU. The systematic scan (``MOVE_SCAN``, :mod:`~mme_numba.kernels.scan`)
+is run by the single-coordinate chains with the coordinate taken in order instead of drawn:
+the CPU's draws, one chain per thread instead of chains in lock-step. Floats may differ in
+the last bits: NVVM fuses multiply-adds (as LLVM does where a CPU kernel allows
+contraction) and libdevice's ``exp``/``log``/``cos`` are not the C library's; ``tanh`` is
+the CPU's own polynomial (:mod:`~mme_numba.kernels.fastmath`). The simulator
+(``NUMBA_ENABLE_CUDASIM=1``) runs the device code as Python, without fusion.
 
 Threads and scratch
 -------------------
@@ -38,7 +40,7 @@ from numba import cuda
 
 from ..images import incremental_prefix
 from ..network import DENSE, _check_term, max_width
-from ..sampler import MOVE_ALL, MOVE_SINGLE, _check_inplace, chain_args
+from ..sampler import MOVE_ALL, MOVE_SCAN, MOVE_SINGLE, _check_inplace, chain_args
 from .chains import (_draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel,
                      _sweep_kernel)
 from .mala import _mala_kernel
@@ -169,7 +171,9 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
 
     Same contract, draw order and results as :func:`mme_numba.kernels.metropolis_sweeps`
     (one GPU thread per chain): ``x``, ``energy``, ``rng_state`` and ``accepted`` are
-    copied to the device, advanced, and copied back into the same arrays.
+    copied to the device, advanced, and copied back into the same arrays. With
+    ``MOVE_SCAN`` the energies are carried through the call (the CPU re-evaluates them at
+    its end), so they agree with the CPU's up to rounding.
 
     Parameters
     ----------
@@ -187,8 +191,12 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     step : array_like of float64, shape (n_chains,) or scalar
         Per-chain Gaussian proposal std.
     n_sweeps : int
+        ``MOVE_ALL``: number of all-coordinate proposals. ``MOVE_SINGLE`` / ``MOVE_SCAN``:
+        number of sweeps of ``n_features`` single-coordinate proposals each.
     move : int
-        ``MOVE_ALL`` (0) or ``MOVE_SINGLE`` (1).
+        ``MOVE_ALL`` (0), ``MOVE_SINGLE`` (1, random scan) or ``MOVE_SCAN`` (3, systematic
+        scan: proposal ``it`` changes coordinate ``it mod n_features`` and draws no
+        coordinate, the chain of :func:`mme_numba.kernels.scan.scan_sweeps`).
     boundary : int
         ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
     rng_state : ndarray of uint64, shape (n_chains, 4)
@@ -196,7 +204,10 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     accepted : ndarray of int64, shape (n_chains,)
         Incremented in place by the number of accepted proposals.
     incremental : bool, optional
-        Incremental first DENSE layer for ``MOVE_SINGLE`` (default), as on the CPU.
+        Incremental first DENSE layer for ``MOVE_SINGLE`` and ``MOVE_SCAN`` (default), as on
+        the CPU; with ``MOVE_SCAN`` a first CONV2D row runs the incremental single-pixel
+        kernel (:func:`single_pixel_sweeps` with ``scan=True``). ``False`` evaluates every
+        proposal in full.
 
     Returns
     -------
@@ -205,12 +216,17 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
-    if move not in (MOVE_ALL, MOVE_SINGLE):
-        raise ValueError(f"move must be MOVE_ALL (0) or MOVE_SINGLE (1), got {move!r}")
+    if move not in (MOVE_ALL, MOVE_SINGLE, MOVE_SCAN):
+        raise ValueError(f"move must be MOVE_ALL (0), MOVE_SINGLE (1) or MOVE_SCAN (3), "
+                         f"got {move!r}")
     if x.shape[0] == 0 or n_sweeps == 0:
         return
+    if move == MOVE_SCAN and incremental and incremental_prefix(spec) > 0:
+        _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                      n_sweeps, boundary, rng_state, accepted, scan=True)
+        return
     d = x.shape[1]
-    incremental = bool(incremental) and move == MOVE_SINGLE and spec[0, 0] == DENSE
+    incremental = bool(incremental) and move != MOVE_ALL and spec[0, 0] == DENSE
     width, width2 = max_width(spec), max_width(spec2)
     n_hid = int(spec[0, 2]) if incremental else 1
     _run_chains(_sweep_kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
@@ -267,11 +283,14 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
 
 
 def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                        n_sweeps, boundary, rng_state, accepted):
-    """Random-scan single-pixel sweeps with incremental conv updates, on the GPU, in place.
+                        n_sweeps, boundary, rng_state, accepted, scan=False):
+    """Single-pixel sweeps with incremental conv updates, on the GPU, in place.
 
-    Same contract and draws as :func:`mme_numba.kernels.images.single_pixel_sweeps`; the
-    chain is the CPU's up to the rounding of the energies (~1e-14 relative).
+    Random scan: same contract and draws as
+    :func:`mme_numba.kernels.images.single_pixel_sweeps`. Systematic scan (``scan=True``):
+    those of ``metropolis_sweeps(..., move=MOVE_SCAN)`` on the CPU
+    (:func:`mme_numba.kernels.scan.scan_sweeps`). Either way the chain is the CPU's up to the
+    rounding of the energies (~1e-14 relative); the energies are carried through the call.
 
     Parameters
     ----------
@@ -292,6 +311,9 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
         ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
     rng_state : ndarray of uint64, shape (n_chains, 4)
     accepted : ndarray of int64, shape (n_chains,)
+    scan : bool, default False
+        ``False``: random scan, each proposal draws its pixel. ``True``: systematic scan,
+        proposal ``it`` changes pixel ``it mod n_features`` and draws no pixel.
 
     Returns
     -------
@@ -300,17 +322,24 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
-    n_inc, n_inc2 = incremental_prefix(spec), incremental_prefix(spec2)
-    if n_inc == 0:
+    if incremental_prefix(spec) == 0:
         raise ValueError("single_pixel_sweeps needs a spec whose first row is CONV2D")
     if x.shape[0] == 0 or n_sweeps == 0:
         return
+    _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                  boundary, rng_state, accepted, scan=scan)
+
+
+def _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                  boundary, rng_state, accepted, scan):
+    """Launch the single-pixel kernel on checked arguments (``spec`` starting with CONV2D)."""
+    n_inc, n_inc2 = incremental_prefix(spec), incremental_prefix(spec2)
     width, width2 = max_width(spec), max_width(spec2)
     n_act = int(spec[:n_inc, 2].sum())
     n_act2 = max(1, int(spec2[:n_inc2, 2].sum()))
     _run_chains(_pixel_kernel, 8 * (2 * width + 2 * width2 + 2 * n_act + 2 * n_act2),
                 (spec, params, lam, np.int64(n_inc), spec2, params2, lam2, np.int64(n_inc2)),
-                x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, (),
+                x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, (bool(scan),),
                 lambda n: (_scratch(n, 2, width), _scratch(n, 2, width2),
                            _scratch(n, 1, n_act), _scratch(n, 1, n_act),
                            _scratch(n, 1, n_act2), _scratch(n, 1, n_act2)))

@@ -1,16 +1,34 @@
-"""Metropolis chains and the batch kernels (mirror kernels/sampler.py and kernels/images.py).
+"""Metropolis chains and the batch kernels (mirror kernels/sampler.py, kernels/images.py and
+kernels/scan.py).
 
 One GPU thread advances one chain (grid-stride over chains); the draw order is the CPU's.
+The single-coordinate chains serve both scans: with ``scan`` false (``MOVE_SINGLE``) each
+proposal draws its coordinate, ``j = floor(uniform() * d)``; with ``scan`` true
+(``MOVE_SCAN``) proposal number ``it`` changes coordinate ``j = it mod d`` and draws no
+coordinate. The rest (normal deviate, boundary rule, acceptance uniform only for a kept
+proposal) is common. The CPU scan evaluates its normal deviate with
+:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``_normal``'s), and replaces the energies
+it carried by a fresh evaluation at the end of each call; here they are carried, so the two
+agree up to rounding.
 """
 
 import numpy as np
 from numba import cuda
 
 from ..network import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
-from ..sampler import MOVE_ALL
+from ..sampler import MOVE_ALL, MOVE_SCAN
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
                      _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
                      _uniform)
+
+
+@cuda.jit(device=True)
+def _coordinate(st, it, d, scan):
+    """Coordinate of proposal number ``it``: ``it mod d`` (systematic scan, no draw) or one
+    uniform draw (random scan)."""
+    if scan:
+        return it % d
+    return _min(int(_uniform(st) * d), d - 1)
 
 
 @cuda.jit(device=True)
@@ -44,12 +62,12 @@ def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
 
 @cuda.jit(device=True)
 def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                  n_sweeps, boundary, st, buf, buf2):
+                  n_sweeps, boundary, scan, st, buf, buf2):
     d = x.shape[1]
     h = energy[c]
     n_acc = 0
-    for _ in range(n_sweeps * d):
-        j = _min(int(_uniform(st) * d), d - 1)
+    for it in range(n_sweeps * d):
+        j = _coordinate(st, it, d, scan)
         old = x[c, j]
         yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
         if not inside:
@@ -66,7 +84,7 @@ def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, 
 
 @cuda.jit(device=True)
 def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                        step, n_sweeps, boundary, st, buf, buf2, zbuf):
+                        step, n_sweeps, boundary, scan, st, buf, buf2, zbuf):
     # First row DENSE: keep z = W x + b in zbuf[zi, :, t] and update it by one column of W
     # per proposal; the proposal's z' goes to zbuf[1 - zi] and to buf[0] (the input of
     # rows 1..). Accepting flips zi. As on the CPU, z is rebuilt from x at every call.
@@ -82,8 +100,8 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     has_second = spec2.shape[0] > 0
     h = energy[c]
     n_acc = 0
-    for _ in range(n_sweeps * d):
-        j = _min(int(_uniform(st) * d), d - 1)
+    for it in range(n_sweeps * d):
+        j = _coordinate(st, it, d, scan)
         old = x[c, j]
         yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
         if not inside:
@@ -118,7 +136,8 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
 # rows in full. Every overwritten entry is saved in ``undo`` first; a rejection copies it
 # back (bit-exact). The proposal and draw order are those of every single-coordinate move,
 # so the chain is the CPU's up to the rounding of the energies (the CPU sums the same
-# contributions in another memory order).
+# contributions in another memory order): random scan that of images.single_pixel_sweeps,
+# systematic scan (``scan``) that of scan.scan_sweeps.
 
 @cuda.jit(device=True)
 def _elementwise(code, z):
@@ -254,7 +273,8 @@ def _pix_restore(spec, n_inc, j, acts, undo, t):
 
 @cuda.jit(device=True)
 def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy,
-                  lo, hi, step, n_sweeps, boundary, st, buf, buf2, acts, undo, acts2, undo2):
+                  lo, hi, step, n_sweeps, boundary, scan, st, buf, buf2, acts, undo, acts2,
+                  undo2):
     d = x.shape[1]
     _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t)
     has_second = spec2.shape[0] > 0
@@ -262,8 +282,8 @@ def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, 
         _pix_rebuild(spec2, params2, n_inc2, x, c, buf2, acts2, t)
     h = energy[c]
     n_acc = 0
-    for _ in range(n_sweeps * d):
-        j = _min(int(_uniform(st) * d), d - 1)
+    for it in range(n_sweeps * d):
+        j = _coordinate(st, it, d, scan)
         old = x[c, j]
         yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
         if not inside:
@@ -321,11 +341,12 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
                                   lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
         elif incremental:
             h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                           energy, lo, hi, step, n_sweeps, boundary, st,
-                                           buf, buf2, zbuf)
+                                           energy, lo, hi, step, n_sweeps, boundary,
+                                           move == MOVE_SCAN, st, buf, buf2, zbuf)
         else:
             h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                     energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2)
+                                     energy, lo, hi, step, n_sweeps, boundary,
+                                     move == MOVE_SCAN, st, buf, buf2)
         energy[c] = h
         accepted[c] += n_acc
         for k in range(4):
@@ -334,16 +355,16 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
 
 @cuda.jit(cache=True)
 def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
-                  step, n_sweeps, boundary, rng_state, accepted, buf, buf2, acts, undo, acts2,
-                  undo2):
+                  step, n_sweeps, scan, boundary, rng_state, accepted, buf, buf2, acts, undo,
+                  acts2, undo2):
     t = cuda.grid(1)
     st = cuda.local.array(4, np.uint64)
     for c in range(t, x.shape[0], cuda.gridsize(1)):
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
-                                 x, energy, lo, hi, step, n_sweeps, boundary, st, buf, buf2,
-                                 acts, undo, acts2, undo2)
+                                 x, energy, lo, hi, step, n_sweeps, boundary, scan, st, buf,
+                                 buf2, acts, undo, acts2, undo2)
         energy[c] = h
         accepted[c] += n_acc
         for k in range(4):

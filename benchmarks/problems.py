@@ -63,3 +63,34 @@ def flops_per_evaluation(spec):
                 sum(min(k, w + k // 2 - x) - max(0, k // 2 - x) for x in range(w))
             flops += 2 * c_out * a * taps
     return flops + 2 * int(np.asarray(spec)[-1, 2])
+
+
+def scan_flops_per_proposal(spec):
+    """Floating-point operations of one incremental single-pixel update (``kernels/scan.py``).
+
+    For a ``conv(k) - act - conv(k) - act - dense`` network (``paper_cnn``), averaged over
+    the pixels of the image (windows clipped at the borders): the first conv's window
+    (``c1`` outputs per position), the second conv's contributions from every changed
+    first-layer entry to each output it reaches, and the folded energy ``(W^T lam) . change``
+    over the second conv's window; 2 per multiply-add, activations not counted.
+    """
+    spec = np.asarray(spec)
+    h, w, k = int(spec[0, 5]), int(spec[0, 6]), int(spec[0, 7])
+    c1 = int(spec[0, 2]) // (h * w)
+    c2 = int(spec[2, 2]) // (h * w)
+    pad = k // 2
+
+    def window(y, x, r):
+        return [(a, b) for a in range(y - r, y + r + 1) for b in range(x - r, x + r + 1)
+                if 0 <= a < h and 0 <= b < w]
+
+    macs = 0
+    for y in range(h):
+        for x in range(w):
+            first = window(y, x, pad)
+            macs += len(first) * c1
+            macs += sum(len(window(a, b, pad)) for a, b in first) * c1 * c2
+            ys = range(max(0, y - 2 * pad), min(h, y + 2 * pad + 1))
+            xs = range(max(0, x - 2 * pad), min(w, x + 2 * pad + 1))
+            macs += len(ys) * len(xs) * c2
+    return 2 * macs / (h * w)

@@ -100,9 +100,9 @@ def throughput(rounds, max_threads):
 
     Two phases. First every contender on one thread (numba's workers started with one
     thread too, so no idle pool spins next to the others). Then the thread scaling of the
-    MLP sampler, 1 vs ``max_threads`` threads, with the default OpenMP wait policy and
-    with ``OMP_WAIT_POLICY=passive``, interleaved among themselves only: spinning pool
-    threads would otherwise steal wall time from the single-thread contenders.
+    MLP sampler (default OpenMP wait policy and ``OMP_WAIT_POLICY=passive``) and of the CNN
+    scan sampler, 1 vs ``max_threads`` threads, interleaved among themselves only: spinning
+    pool threads would otherwise steal wall time from the single-thread contenders.
     """
     def one_thread(name):
         return dict(ONE_THREAD_ENV)
@@ -121,7 +121,7 @@ def throughput(rounds, max_threads):
                 extra["OMP_WAIT_POLICY"] = "passive"
             return extra
 
-        workers, more = _start(["mlp/mme", "mlp/mme-passive"], threaded)
+        workers, more = _start(["mlp/mme", "mlp/mme-passive", "cnn/mme-scan"], threaded)
         skipped.update(more)
         schedule = [(n, t, f"{'mlp/mme-default' if n == 'mlp/mme' else n}@{t}")
                     for n in workers for t in (1, max_threads)]
@@ -158,7 +158,8 @@ def summarize(results):
             s["percent_of_peak"] = 100 * s["gflops_cpu"] / peak if peak else None
     ratios = {}
     for problem, ours in (("mlp", ["mlp/mme", "mlp/mme-one-chain"]),
-                          ("cnn", ["cnn/mme-incremental", "cnn/mme-lockstep"])):
+                          ("cnn", ["cnn/mme-scan", "cnn/mme-incremental",
+                                   "cnn/mme-lockstep"])):
         for a in ours:
             for b in (f"{problem}/torch-f64", f"{problem}/torch-f32"):
                 value = ratio(a, b)
@@ -167,9 +168,10 @@ def summarize(results):
                 value = ratio(a, b, "rate_wall")
                 if value is not None:
                     ratios[f"{a} / {b} (wall)"] = value
-    lock = ratio("mlp/mme", "mlp/mme-one-chain")
-    if lock is not None:
-        ratios["mlp/mme / mlp/mme-one-chain"] = lock
+    for a, b in (("mlp/mme", "mlp/mme-one-chain"), ("cnn/mme-scan", "cnn/mme-incremental")):
+        value = ratio(a, b)
+        if value is not None:
+            ratios[f"{a} / {b}"] = value
     for label in summary:
         if "@" in label and not label.endswith("@1"):
             one = label.split("@")[0] + "@1"
@@ -223,7 +225,7 @@ def print_report(summary, ratios, skipped, trains, compiles, max_threads):
         print(f"{name:26s} skipped: {why}")
     scaled = [label for label in summary if "@" in label and not label.endswith("@1")]
     if scaled:
-        print(f"\nThread scaling (wall time, MLP sampler, 1 -> {max_threads} threads)")
+        print(f"\nThread scaling (wall time, 1 -> {max_threads} threads)")
         for label in scaled:
             base = label.split("@")[0] + "@1"
             print(f"  {base[:-2]:24s} {summary[base]['rate_wall']:10.4g} -> "

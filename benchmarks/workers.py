@@ -10,7 +10,8 @@ interleave the contenders' repetitions, so that load from other processes hits a
 them alike.
 
 Contenders (``CONTENDERS``): ``mlp/*`` sample the MLP problem with all-coordinate moves,
-``cnn/*`` the CNN problem with single-pixel moves, ``peak`` multiplies two large float64
+``cnn/*`` the CNN problem with single-pixel moves (random scan; ``cnn/mme-scan``: systematic
+scan), ``peak`` multiplies two large float64
 matrices (the machine's attainable FLOP/s).
 """
 
@@ -33,6 +34,7 @@ CONTENDERS = {
     "mlp/torch-f32": ("mlp", "torch", {"dtype": "float32"}),
     "cnn/mme-incremental": ("cnn", "images", {}),
     "cnn/mme-lockstep": ("cnn", "mme", {}),
+    "cnn/mme-scan": ("cnn", "scan", {}),   # systematic scan, lock-step incremental
     "cnn/torch-f64": ("cnn", "torch", {"dtype": "float64"}),
     "cnn/torch-f32": ("cnn", "torch", {"dtype": "float32"}),
     "peak": ("peak", "numpy", {}),
@@ -66,6 +68,12 @@ def _mme_runner(prob, impl, options):
             images.single_pixel_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo,
                                        hi, step, CNN_SWEEPS, K.BOUNDARY_REFLECT, state,
                                        accepted)
+            return n * d * CNN_SWEEPS
+    elif impl == "scan":
+        def work():
+            K.metropolis_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo, hi,
+                                step, CNN_SWEEPS, K.MOVE_SCAN, K.BOUNDARY_REFLECT, state,
+                                accepted, **options)
             return n * d * CNN_SWEEPS
     elif d == 1:
         def work():
@@ -143,6 +151,8 @@ def make(name):
         return _peak_runner(), 2 * PEAK_N ** 3
     prob = problems.mlp_problem() if kind == "mlp" else problems.cnn_problem()
     flops = problems.flops_per_evaluation(prob["spec"])
+    if impl == "scan":  # counts the work it does, not a full forward per proposal
+        flops = problems.scan_flops_per_proposal(prob["spec"])
     if impl == "torch":
         return _torch_runner(prob, options), flops
     return _mme_runner(prob, impl, options), flops

@@ -10,8 +10,8 @@ It smoke-tests anywhere with the CUDA simulator (tiny sizes, no timings worth re
 
 Correctness: the same chains (same seeds, states, steps) advanced by the CPU and the CUDA
 backends, for an MLP (all-coordinate moves; single-coordinate moves with the incremental
-first layer; MALA) and the digits CNN with a classifier steering field (single-coordinate
-moves, incremental conv windows on both; MALA). It reports the fraction of chains whose
+first layer; MALA) and the digits CNN with a classifier steering field (random-scan and
+systematic-scan single-pixel moves, incremental conv windows on both; MALA). It reports the fraction of chains whose
 random state and accept count are identical (expected 1.0) and the largest position/energy
 difference (expected below 1e-9: libdevice and fused multiply-adds change the last bits
 only). Observables and energies of
@@ -96,7 +96,8 @@ def correctness(name, quick, n_chains, n_sweeps, move, boundary):
                chains_identical_fraction=float(np.mean(same_chain)),
                max_abs_dx=float(np.max(np.abs(xa - xb))),
                max_abs_denergy=float(np.max(np.abs(ea - eb))),
-               acceptance=float(aa.sum() / (n_chains * n_sweeps * (d if move == "single" else 1))))
+               acceptance=float(aa.sum() / (n_chains * n_sweeps
+                                            * (d if move in ("single", "scan") else 1))))
     res["ok"] = bool(res["chains_identical_fraction"] == 1.0 and max(
         res["max_abs_observables"], res["max_abs_energy_points"], res["max_abs_dx"],
         res["max_abs_denergy"]) < TOL)
@@ -112,7 +113,7 @@ def throughput(backend, name, quick, n_chains, n_sweeps, move):
     t0 = time.perf_counter()
     sweep(backend, case, x, e, s, n_sweeps, move, "reflect")
     dt = time.perf_counter() - t0
-    n_prop = n_chains * n_sweeps * (case[4] if move == "single" else 1)
+    n_prop = n_chains * n_sweeps * (case[4] if move in ("single", "scan") else 1)
     return dict(device=backend.name, case=name, move=move, n_chains=n_chains,
                 n_sweeps=n_sweeps, seconds=dt, first_call_seconds=t_first,
                 proposals_per_s=n_prop / dt)
@@ -142,6 +143,7 @@ def main(argv=None):
               ("mlp", 4 if q else 512, 1 if q else 5, "single", "reject"),
               ("mlp", 4 if q else 512, 2 if q else 20, "mala", "reflect"),
               ("cnn", 2 if q else 128, 1, "single", "reflect"),
+              ("cnn", 2 if q else 128, 1, "scan", "reflect"),
               ("cnn", 2 if q else 128, 1 if q else 5, "mala", "reflect")]
     results = dict(info=info, correctness=[], throughput=[])
     for name, n_chains, n_sweeps, move, boundary in checks:
@@ -156,11 +158,12 @@ def main(argv=None):
     else:
         plan = [(cpu, "mlp", 16384, 50, "all"), (cpu, "mlp", 16384, 10, "single"),
                 (cpu, "mlp", 16384, 20, "mala"), (cpu, "cnn", 1024, 1, "single"),
-                (cpu, "cnn", 256, 5, "mala")]
+                (cpu, "cnn", 1024, 2, "scan"), (cpu, "cnn", 256, 5, "mala")]
         plan += [(gpu, "mlp", n, 50, "all") for n in (4096, 32768, 262144)]
         plan += [(gpu, "mlp", n, 5, "single") for n in (4096, 65536, 262144)]
         plan += [(gpu, "mlp", n, 20, "mala") for n in (4096, 65536)]
         plan += [(gpu, "cnn", n, 1, "single") for n in (1024, 8192, 32768)]
+        plan += [(gpu, "cnn", n, 1, "scan") for n in (8192, 32768)]
         plan += [(gpu, "cnn", n, 5, "mala") for n in (1024, 8192)]
     for backend, name, n_chains, n_sweeps, move in plan:
         r = throughput(backend, name, q, n_chains, n_sweeps, move)

@@ -632,12 +632,13 @@ def _scan_sweeps(x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepte
                     rows2, n_lanes, width)
 
 
-def scan_lanes(n_chains, *plans):
+def scan_lanes(n_chains):
     """Lanes per block for :func:`scan_sweeps`: ``settings.SCAN_LANES`` (a multiple of 8),
-    fewer when there are too few chains for four blocks per thread."""
+    fewer when there are too few chains for two blocks per thread (more lanes pay more here
+    than in the full-forward kernels, so fewer blocks per thread are asked for)."""
     import numba
 
-    per_block = -(-max(int(n_chains), 1) // (4 * numba.get_num_threads()))
+    per_block = -(-max(int(n_chains), 1) // (2 * numba.get_num_threads()))
     lanes = min(settings.SCAN_LANES, -(-per_block // 8) * 8)
     return int(max(8, lanes))
 

@@ -4,7 +4,7 @@
 
 Prints one JSON line with the seconds spent importing and in the first call of each entry
 point the sampler uses (``energy_batch``, ``observables_batch``, ``metropolis_sweeps`` with
-all-coordinate and single-coordinate moves) on the MLP problem. With an empty cache
+all-coordinate, random-scan and systematic-scan single-coordinate moves) on the MLP problem. With an empty cache
 directory these calls compile (what every process pays without ``cache=True``); run again
 with the same directory they load the compiled code from it.
 """
@@ -33,7 +33,8 @@ def main():
     t = time.perf_counter()
     K.observables_batch(spec, params, x)
     out["observables_batch"] = time.perf_counter() - t
-    for move, name in ((K.MOVE_ALL, "sweeps_all"), (K.MOVE_SINGLE, "sweeps_single")):
+    for move, name in ((K.MOVE_ALL, "sweeps_all"), (K.MOVE_SINGLE, "sweeps_single"),
+                       (K.MOVE_SCAN, "sweeps_scan")):
         t = time.perf_counter()
         K.metropolis_sweeps(spec, params, lam, *term2, x, energy, -6.0, 6.0, np.ones(64), 1,
                             move, K.BOUNDARY_REFLECT, K.seed_states(0, 64),

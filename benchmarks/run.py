@@ -101,8 +101,8 @@ def throughput(rounds, max_threads):
     Two phases. First every contender on one thread (numba's workers started with one
     thread too, so no idle pool spins next to the others). Then the thread scaling of the
     MLP sampler (default OpenMP wait policy and ``OMP_WAIT_POLICY=passive``) and of the CNN
-    scan sampler, 1 vs ``max_threads`` threads, interleaved among themselves only: spinning
-    pool threads would otherwise steal wall time from the single-thread contenders.
+    scan sampler, 1 vs ``max_threads`` threads, each contender in a phase of its own: the
+    spinning pool threads of an idle worker would otherwise steal wall time from the others.
     """
     def one_thread(name):
         return dict(ONE_THREAD_ENV)
@@ -121,14 +121,17 @@ def throughput(rounds, max_threads):
                 extra["OMP_WAIT_POLICY"] = "passive"
             return extra
 
-        workers, more = _start(["mlp/mme", "mlp/mme-passive", "cnn/mme-scan"], threaded)
-        skipped.update(more)
-        schedule = [(n, t, f"{'mlp/mme-default' if n == 'mlp/mme' else n}@{t}")
-                    for n in workers for t in (1, max_threads)]
-        try:
-            _interleave(workers, schedule, rounds, results)
-        finally:
-            _close(workers)
+        # One contender at a time: an idle worker of another contender keeps its OpenMP pool
+        # spinning for a while after each call and would take a core from this one.
+        for name in ("mlp/mme", "mlp/mme-passive", "cnn/mme-scan"):
+            workers, more = _start([name], threaded)
+            skipped.update(more)
+            label = "mlp/mme-default" if name == "mlp/mme" else name
+            schedule = [(name, t, f"{label}@{t}") for t in (1, max_threads) if name in workers]
+            try:
+                _interleave(workers, schedule, rounds, results)
+            finally:
+                _close(workers)
     return results, skipped
 
 
@@ -251,7 +254,7 @@ def print_report(summary, ratios, skipped, trains, compiles, max_threads):
             else:
                 print(f"  {label:32s} total {c['total']:.1f} s (import {c['import']:.1f} s, "
                       f"sweeps_all {c['sweeps_all']:.1f} s, sweeps_single "
-                      f"{c['sweeps_single']:.1f} s)")
+                      f"{c['sweeps_single']:.1f} s, sweeps_scan {c['sweeps_scan']:.1f} s)")
 
 
 def _machine():

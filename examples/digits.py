@@ -1,12 +1,14 @@
 """8×8 digits (paper §I.3, Fig. 5): Min-MaxEnt with CNN observables on 200 images, labels unused.
 
-Trains ``MinMaxEnt(paper_cnn(16))`` on 200 of the 1797 optdigits images with single-pixel
-Metropolis moves (incremental conv updates, :mod:`mme_numba.kernels.images`), saves the model,
+Trains ``MinMaxEnt(paper_cnn(16))`` on 200 of the 1797 optdigits images with systematic-scan
+single-pixel Metropolis moves (chains in lock-step through incremental conv updates,
+:mod:`mme_numba.kernels.scan`; ``--move single`` for random scan), saves the model,
 and writes the sample grid at chosen epochs (from noise to digits as the entropy falls) to
 ``docs/figures/digits_epochs.png``. Then it measures sample quality
 (:mod:`mme_numba.quality`) against 300 held-out real images, for the model and for the VAE
 baseline trained on the same 200 images (:class:`mme_numba.baselines.image_vae.ImageVAE`),
-compares MALA with single-pixel moves at equal wall time, and writes everything to
+compares random-scan and systematic-scan single-pixel moves and MALA at equal wall time, and
+writes everything to
 ``<out>/digits.json``.
 
     python examples/digits.py [--epochs 800] [--out runs/digits] [--vae-epochs 300]
@@ -66,16 +68,18 @@ def sample_grid(snapshots, path, n_show=10):
 
 
 def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweeps=100):
-    """Single-pixel sweeps against MALA on the trained model, at equal wall time.
+    """Random-scan and systematic-scan single-pixel sweeps and MALA on the trained model, at
+    equal wall time.
 
-    Both start from the same chain states of the frozen model, first equilibrated by
+    All start from the same chain states of the frozen model, first equilibrated by
     ``warm_sweeps`` single-pixel sweeps (the training chains lag behind the moving model: their
     energy still falls by ~40 in the first 50 sweeps at the frozen model). Blocks alternate
-    (one single-pixel sweep, then ``m`` MALA steps with ``m`` chosen so a block costs about the
-    same), so load changes on the shared machine hit both alike. The mixing measure is the
-    integrated autocorrelation time of the energy, pooled over chains, converted to seconds:
-    ``τ_s = τ_blocks × (mean block time)``; smaller is better. Also reported: the RMS distance
-    each chain travelled in pixel space over the whole run (``travel``).
+    (one random-scan sweep, one systematic-scan sweep, then ``m`` MALA steps with ``m`` chosen
+    so a block costs about as much as a random-scan sweep), so load changes on the shared
+    machine hit all alike. The mixing measure is the integrated autocorrelation time of the
+    energy, pooled over chains, converted to seconds: ``τ_s = τ_blocks × (mean block time)``;
+    smaller is better. Also reported: the RMS distance each chain travelled in pixel space over
+    the whole run (``travel``).
     """
     from mme_numba import diagnostics, kernels as K
     from mme_numba.kernels import images, mala
@@ -97,6 +101,11 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
         images.single_pixel_sweeps(spec, params, lam, *empty, x, e, 0.0, 1.0, step_single, n,
                                    K.BOUNDARY_REFLECT, rs, acc)
 
+    def scan(state, n):
+        x, e, rs, acc = state
+        K.metropolis_sweeps(spec, params, lam, *empty, x, e, 0.0, 1.0, step_single, n,
+                            K.MOVE_SCAN, K.BOUNDARY_REFLECT, rs, acc)
+
     def langevin(state, n, eps):
         x, e, rs, acc = state
         mala.mala_sweeps(spec, params, lam, *empty, x, e, 0.0, 1.0, eps, n,
@@ -112,6 +121,7 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
         pilot[3][:] = 0
         langevin(pilot, 10, eps)
         eps *= float(np.exp(np.log(max(pilot[3].mean() / 10, 1e-3) / target_mala)))
+    scan(fresh(2), 1)  # compile outside the clock
     t = time.perf_counter()
     single(fresh(2), 1)
     t_sweep = time.perf_counter() - t
@@ -119,20 +129,20 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     langevin(fresh(3), 5, eps)
     m = max(1, int(round(t_sweep / ((time.perf_counter() - t) / 5))))
 
-    states = {"single": fresh(4), "mala": fresh(5)}
-    traces = {"single": [], "mala": []}
-    spent = {"single": 0.0, "mala": 0.0}
-    while spent["single"] + spent["mala"] < 2 * seconds:
-        for name in ("single", "mala"):
+    names = ("single", "scan", "mala")
+    step = {"single": lambda st: single(st, 1), "scan": lambda st: scan(st, 1),
+            "mala": lambda st: langevin(st, m, eps)}
+    states = {name: fresh(4 + i) for i, name in enumerate(names)}
+    traces = {name: [] for name in names}
+    spent = {name: 0.0 for name in names}
+    while sum(spent.values()) < len(names) * seconds:
+        for name in names:
             t = time.perf_counter()
-            if name == "single":
-                single(states[name], 1)
-            else:
-                langevin(states[name], m, eps)
+            step[name](states[name])
             spent[name] += time.perf_counter() - t
             traces[name].append(states[name][1].copy())
     out = {}
-    for name, per_block in (("single", 64), ("mala", m)):
+    for name, per_block in (("single", 64), ("scan", 64), ("mala", m)):
         trace = np.array(traces[name])
         n_blocks = len(trace)
         tau = diagnostics.integrated_time(trace, pooled=True)
@@ -145,7 +155,7 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
                      "energy_mean": float(trace[n_blocks // 2:].mean()),
                      "travel": float(np.sqrt(((states[name][0] - x0) ** 2).sum(axis=1)).mean())}
     out["mala"]["eps"] = eps
-    out["single"]["step"] = step_single
+    out["single"]["step"] = out["scan"]["step"] = step_single
     return out
 
 
@@ -175,7 +185,9 @@ def main(argv=None):
     p.add_argument("--sweeps", type=int, default=2)
     p.add_argument("--step", type=float, default=0.5)
     p.add_argument("--burn-in", type=int, default=20)
-    p.add_argument("--move", default="single", choices=["single", "mala"])
+    p.add_argument("--move", default="scan", choices=["scan", "single", "mala"],
+                   help="scan: systematic-scan single-pixel moves, chains in lock-step "
+                        "(fastest); single: random-scan single-pixel moves")
     p.add_argument("--lambda-solver", default="adam", choices=["adam", "newton"])
     p.add_argument("--lr-lambda", type=float, default=0.05)
     p.add_argument("--lr-theta", type=float, default=1e-3)
@@ -185,7 +197,7 @@ def main(argv=None):
     p.add_argument("--vae-epochs", type=int, default=300, help="0 skips the VAE baseline")
     p.add_argument("--classifier-epochs", type=int, default=30)
     p.add_argument("--mixing-seconds", type=float, default=60.0,
-                   help="wall time per sampler in the MALA vs single-pixel comparison (0 skips)")
+                   help="wall time per sampler in the comparison of moves (0 skips)")
     p.add_argument("--out", default="runs/digits")
     p.add_argument("--fig", default=str(FIG_DIR / "digits_epochs.png"))
     p.add_argument("--samples-fig", default=str(FIG_DIR / "digits_samples.png"))
@@ -227,7 +239,7 @@ def main(argv=None):
     cpu_train = time.process_time() - c0  # summed over threads
     hist = model.history_
     t_sample = sum(r["t_sample"] for r in hist)
-    per_sweep = 64 if args.move == "single" else 1
+    per_sweep = 64 if args.move in ("single", "scan") else 1
     proposals = args.epochs * args.n_chains * args.sweeps * per_sweep + \
         model.burn_in * args.n_chains * per_sweep
     log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", args.epochs,
@@ -266,7 +278,7 @@ def main(argv=None):
     log.info("wrote %s", args.samples_fig)
     if args.mixing_seconds > 0:
         report["mixing"] = compare_moves(model, args.mixing_seconds)
-        for name in ("single", "mala"):
+        for name in ("single", "scan", "mala"):
             r = report["mixing"][name]
             log.info("%s: acceptance %.3f  tau %.3g blocks = %.3g s  (%d blocks of %d "
                      "proposals)  travel %.3g", name, r["acceptance"], r["tau_blocks"],

@@ -270,13 +270,9 @@ IMAGE_NETS = {  # (d, layers) with a CONV2D first row: every kind of incremental
 }
 
 
-@pytest.mark.parametrize("name", sorted(IMAGE_NETS))
-@pytest.mark.parametrize("second", ["none", "conv", "dense"])
-@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
-def test_single_pixel_moves_match_the_cpu_image_kernel(name, second, boundary):
-    """Incremental conv windows on the GPU against images.single_pixel_sweeps; the second
-    term incremental too ("conv") or recomputed ("dense"). Most cases also reject some
-    in-box proposals, which exercises the undo of the windows."""
+def _image_case(name, second):
+    """A conv net of IMAGE_NETS, its multipliers, a second term ("conv": a conv classifier,
+    incremental too; "dense": recomputed; "none") and three starting images."""
     d, layers = IMAGE_NETS[name]
     spec, params = build(d, layers, seed=3)
     lam = np.linspace(-1.0, 1.5, int(spec[-1, 2]))
@@ -289,7 +285,17 @@ def test_single_pixel_moves_match_the_cpu_image_kernel(name, second, boundary):
         term = (*build(d, head, seed=8), np.array([0.5, -2.0, 1.0]))
     else:
         term = EMPTY
-    x0 = np.random.default_rng(1).uniform(0.0, 1.0, (3, d))
+    return spec, params, lam, term, np.random.default_rng(1).uniform(0.0, 1.0, (3, d))
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_NETS))
+@pytest.mark.parametrize("second", ["none", "conv", "dense"])
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+def test_single_pixel_moves_match_the_cpu_image_kernel(name, second, boundary):
+    """Incremental conv windows on the GPU against images.single_pixel_sweeps; the second
+    term incremental too ("conv") or recomputed ("dense"). Most cases also reject some
+    in-box proposals, which exercises the undo of the windows."""
+    spec, params, lam, term, x0 = _image_case(name, second)
     e0 = K.energy_batch(spec, params, lam, x0, *term)
     runs = []
     for sweeps in (I.single_pixel_sweeps, KC.single_pixel_sweeps):
@@ -361,19 +367,7 @@ def test_scan_on_conv_nets_matches_the_cpu_scan_kernel(name, second, boundary):
     """metropolis_sweeps(MOVE_SCAN) on a CONV2D-first spec runs the single-pixel kernel in
     scan order, against every incremental plan of kernels/scan.py (folded closing DENSE,
     folded conv-only, kept DENSE with rows after it) and a conv or dense field."""
-    d, layers = IMAGE_NETS[name]
-    spec, params = build(d, layers, seed=3)
-    lam = np.linspace(-1.0, 1.5, int(spec[-1, 2]))
-    c_in, h, w = (int(v) for v in spec[0, 4:7])
-    head = [("dense", 3, True), ("act", K.LOGSOFTMAX)]
-    if second == "conv":
-        term = (*build(d, [("conv", c_in, h, w, 3, 1), ("act", K.TANH)] + head, seed=8),
-                np.array([0.5, -2.0, 1.0]))
-    elif second == "dense":
-        term = (*build(d, head, seed=8), np.array([0.5, -2.0, 1.0]))
-    else:
-        term = EMPTY
-    x0 = np.random.default_rng(1).uniform(0.0, 1.0, (3, d))
+    spec, params, lam, term, x0 = _image_case(name, second)
     (cpu, gpu), _ = run_both(spec, params, lam, term, x0, 0.0, 1.0,
                              np.array([0.2, 0.5, 1.5]), 2, K.MOVE_SCAN, boundary, seed=5)
     assert_chains_equal(cpu, gpu)

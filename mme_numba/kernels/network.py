@@ -432,6 +432,35 @@ def _logsoftmax_ls(n, src, dst, tmp):
 
 
 @njit(cache=True, error_model="numpy")
+def _elementwise_ls(code, src, s0, dst, d0, n):
+    """``dst[d0 + i] = act(src[s0 + i])`` for ``i < n``, rows of ``(rows, lanes)`` arrays.
+
+    One loop per activation so each vectorizes. The rows must not overlap partially; an
+    exact in-place call (``src is dst``, ``s0 == d0``) is correct but fails LLVM's runtime
+    alias check and runs scalar.
+    """
+    n_lanes = src.shape[1]
+    for i in range(n):
+        a = src[s0 + i]
+        b = dst[d0 + i]
+        if code == TANH:
+            for lane in range(n_lanes):
+                b[lane] = _tanh(a[lane])
+        elif code == SOFTPLUS:
+            for lane in range(n_lanes):
+                b[lane] = _softplus(a[lane])
+        elif code == SIGMOID:
+            for lane in range(n_lanes):
+                b[lane] = _sigmoid(a[lane])
+        elif code == RELU:
+            for lane in range(n_lanes):
+                b[lane] = _relu(a[lane])
+        else:  # SQUARE
+            for lane in range(n_lanes):
+                b[lane] = a[lane] * a[lane]
+
+
+@njit(cache=True, error_model="numpy")
 def _apply_row_ls(row, params, src, dst, tmp):
     code = row[0]
     n_in = row[1]
@@ -455,24 +484,7 @@ def _apply_row_ls(row, params, src, dst, tmp):
     elif code == LOGSOFTMAX:
         _logsoftmax_ls(n_in, src, dst, tmp)
     else:  # elementwise
-        for j in range(n_in):
-            a = src[j]
-            b = dst[j]
-            if code == TANH:
-                for lane in range(n_lanes):
-                    b[lane] = _tanh(a[lane])
-            elif code == SOFTPLUS:
-                for lane in range(n_lanes):
-                    b[lane] = _softplus(a[lane])
-            elif code == SIGMOID:
-                for lane in range(n_lanes):
-                    b[lane] = _sigmoid(a[lane])
-            elif code == RELU:
-                for lane in range(n_lanes):
-                    b[lane] = _relu(a[lane])
-            else:  # SQUARE
-                for lane in range(n_lanes):
-                    b[lane] = a[lane] * a[lane]
+        _elementwise_ls(code, src, 0, dst, 0, n_in)
 
 
 @njit(cache=True)

@@ -48,9 +48,8 @@ from numba import njit, prange
 from .fastmath import cos_2pi as _cos_2pi
 from .fastmath import log as _log
 from .images import _plan, _transposed_weights
-from .network import (CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH, _apply_row_ls,
-                      _dot_ls, _max_width, _relu, _sigmoid, _softplus, _tanh, dynamic_schedule,
-                      energy_lockstep)
+from .network import (CONV2D, DENSE, _apply_row_ls, _dot_ls, _elementwise_ls, _max_width,
+                      dynamic_schedule, energy_lockstep, forward_lockstep)
 from .rng import uniform
 from .sampler import _propose, chain_args
 from . import settings
@@ -121,30 +120,6 @@ def term_plan(spec, params, lam, incremental=True):
 
 
 # --- small lock-step helpers -------------------------------------------------------------
-
-@njit(cache=True, error_model="numpy")
-def _activation_ls(code, src, s0, dst, d0, n):
-    # dst[d0 + i] = act(src[s0 + i]) for i < n (rows that do not overlap)
-    n_lanes = src.shape[1]
-    for i in range(n):
-        a = src[s0 + i]
-        b = dst[d0 + i]
-        if code == TANH:
-            for lane in range(n_lanes):
-                b[lane] = _tanh(a[lane])
-        elif code == SOFTPLUS:
-            for lane in range(n_lanes):
-                b[lane] = _softplus(a[lane])
-        elif code == SIGMOID:
-            for lane in range(n_lanes):
-                b[lane] = _sigmoid(a[lane])
-        elif code == RELU:
-            for lane in range(n_lanes):
-                b[lane] = _relu(a[lane])
-        else:  # SQUARE
-            for lane in range(n_lanes):
-                b[lane] = a[lane] * a[lane]
-
 
 @njit(cache=True)
 def _copy_rows(src, dst, r0, r1):
@@ -285,9 +260,9 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
                 vn[lane] = ar[lane] + nr[lane]
         for r in range(r_conv + 1, r_end):
             if r == r_conv + 1:
-                _activation_ls(spec[r, 0], Vn, 0, N, aoff[r] + e0, n_chunk)
+                _elementwise_ls(spec[r, 0], Vn, 0, N, aoff[r] + e0, n_chunk)
             else:
-                _activation_ls(spec[r, 0], N, aoff[r - 1] + e0, N, aoff[r] + e0, n_chunk)
+                _elementwise_ls(spec[r, 0], N, aoff[r - 1] + e0, N, aoff[r] + e0, n_chunk)
         new = Vn if r_end == r_conv + 1 else N
         n0 = 0 if r_end == r_conv + 1 else a_last + e0
         if fold:
@@ -411,14 +386,8 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, j, delta, A, N, w
         for lane in range(n_lanes):
             e_new[lane] = e_old[lane] + e_new[lane]
     else:
-        cur = H[:geo[n_pre - 1, 0]]
-        use_a = True
-        for r in range(n_pre, spec.shape[0]):
-            dst = wa if use_a else wb
-            _apply_row_ls(spec[r], params, cur, dst, tmp)
-            cur = dst
-            use_a = not use_a
-        _dot_ls(lam, cur, e_new)
+        _dot_ls(lam, forward_lockstep(spec, params, H[:geo[n_pre - 1, 0]], n_pre, wa, wb, tmp),
+                e_new)
 
 
 @njit(cache=True)
@@ -471,23 +440,9 @@ def _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, j, delta, x
             nr = N[i]
             for lane in range(n_lanes):
                 nr[lane] = ar[lane] + u * delta[lane]
-        cur = N[:n_hid]
-        use_a = True
-        for r in range(1, spec.shape[0]):
-            dst = wa if use_a else wb
-            _apply_row_ls(spec[r], params, cur, dst, tmp)
-            cur = dst
-            use_a = not use_a
-        _dot_ls(lam, cur, e_new)
+        _dot_ls(lam, forward_lockstep(spec, params, N[:n_hid], 1, wa, wb, tmp), e_new)
     else:
-        cur = xb
-        use_a = True
-        for r in range(spec.shape[0]):
-            dst = wa if use_a else wb
-            _apply_row_ls(spec[r], params, cur, dst, tmp)
-            cur = dst
-            use_a = not use_a
-        _dot_ls(lam, cur, e_new)
+        _dot_ls(lam, forward_lockstep(spec, params, xb, 0, wa, wb, tmp), e_new)
 
 
 @njit(cache=True)

@@ -245,6 +245,39 @@ def _metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, h
 # last chain (a partial last block) hold the box corner ``lo`` and draw nothing.
 
 @njit(cache=True)
+def load_block(c0, n_live, n_lanes, x, lo, step, rng_state):
+    """A block's chains copied lane-major: states ``(d, lanes)``, xoshiro streams
+    ``(4, lanes)`` (``streams.T[lane]`` is one state) and steps; lanes past ``n_live`` hold
+    the box corner ``lo`` and a zero step."""
+    d = x.shape[1]
+    xb = np.empty((d, n_lanes))
+    streams = np.zeros((4, n_lanes), np.uint64)
+    step_b = np.zeros(n_lanes)
+    for lane in range(n_lanes):
+        for k in range(d):
+            xb[k, lane] = x[c0 + lane, k] if lane < n_live else lo[k]
+    for lane in range(n_live):
+        for q in range(4):
+            streams[q, lane] = rng_state[c0 + lane, q]
+        step_b[lane] = step[c0 + lane]
+    return xb, streams, step_b
+
+
+@njit(cache=True)
+def store_block(c0, n_live, xb, streams, h, n_acc, x, rng_state, energy, accepted):
+    """Write a block back: states, streams and energies; accept counts added."""
+    d = x.shape[1]
+    for lane in range(n_live):
+        c = c0 + lane
+        for k in range(d):
+            x[c, k] = xb[k, lane]
+        for q in range(4):
+            rng_state[c, q] = streams[q, lane]
+        energy[c] = h[lane]
+        accepted[c] += n_acc[lane]
+
+
+@njit(cache=True)
 def _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                step, n_sweeps, boundary, rng_state, accepted, y, scratch, h_old, h_new,
                inside):
@@ -253,20 +286,13 @@ def _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, l
     # Per lane it performs exactly the draws and operations of _chain_all.
     d = x.shape[1]
     n_lanes = y.shape[1]
-    xb = np.empty((d, n_lanes))
-    streams = np.empty((4, n_lanes), np.uint64)
+    xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # (lanes, 4) view: st[lane] is one xoshiro state
-    step_b = np.zeros(n_lanes)
     for lane in range(n_lanes):
         for k in range(d):
-            xb[k, lane] = x[c0 + lane, k] if lane < n_live else lo[k]
             y[k, lane] = xb[k, lane]
     for lane in range(n_live):
-        c = c0 + lane
-        for q in range(4):
-            streams[q, lane] = rng_state[c, q]
-        step_b[lane] = step[c]
-        h_old[lane] = energy[c]
+        h_old[lane] = energy[c0 + lane]
     n_acc = np.zeros(n_lanes, np.int64)
     log_r = np.empty(n_lanes)
     cos_t = np.empty(n_lanes)
@@ -301,14 +327,7 @@ def _block_all(c0, n_live, spec, params, lam, spec2, params2, lam2, x, energy, l
                     xb[k, lane] = y[k, lane]
                 h_old[lane] = h_new[lane]
                 n_acc[lane] += 1
-    for lane in range(n_live):
-        c = c0 + lane
-        for k in range(d):
-            x[c, k] = xb[k, lane]
-        for q in range(4):
-            rng_state[c, q] = streams[q, lane]
-        energy[c] = h_old[lane]
-        accepted[c] += n_acc[lane]
+    store_block(c0, n_live, xb, streams, h_old, n_acc, x, rng_state, energy, accepted)
 
 
 @njit(cache=True)

@@ -51,7 +51,7 @@ from .images import _plan, _transposed_weights
 from .network import (CONV2D, DENSE, _apply_row_ls, _dot_ls, _elementwise_ls, _max_width,
                       dynamic_schedule, energy_lockstep, forward_lockstep)
 from .rng import uniform
-from .sampler import _propose, chain_args
+from .sampler import _propose, chain_args, load_block, store_block
 from . import settings
 
 __all__ = ["scan_sweeps", "term_plan", "TERM_FULL", "TERM_DENSE", "TERM_CONV"]
@@ -471,17 +471,8 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
                 spec2, params2, lam2, kind2, n_pre2, fold2, tw2, toff2, v2, rows2,
                 n_lanes, width):
     d = x.shape[1]
-    xb = np.empty((d, n_lanes))
-    streams = np.empty((4, n_lanes), np.uint64)
+    xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # st[lane] is one xoshiro state
-    step_b = np.zeros(n_lanes)
-    for lane in range(n_lanes):
-        for k in range(d):
-            xb[k, lane] = x[c0 + lane, k] if lane < n_live else lo[k]
-    for lane in range(n_live):
-        for q in range(4):
-            streams[q, lane] = rng_state[c0 + lane, q]
-        step_b[lane] = step[c0 + lane]
     wa = np.empty((width, n_lanes))
     wb = np.empty((width, n_lanes))
     tmp = np.empty((2, n_lanes))
@@ -562,14 +553,7 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     h = np.empty(n_lanes)
     scratch = np.empty((5, width, n_lanes))
     energy_lockstep(spec, params, lam, spec2, params2, lam2, xb, 0, xb, scratch, h)
-    for lane in range(n_live):
-        c = c0 + lane
-        for k in range(d):
-            x[c, k] = xb[k, lane]
-        for q in range(4):
-            rng_state[c, q] = streams[q, lane]
-        energy[c] = h[lane]
-        accepted[c] += n_acc[lane]
+    store_block(c0, n_live, xb, streams, h, n_acc, x, rng_state, energy, accepted)
 
 
 @njit(parallel=True, cache=True)

@@ -18,8 +18,8 @@ one-pixel move costs only the multiply-adds of the pixel's receptive field:
   channel-last). A move of pixel ``(c, y, x)`` by ``delta`` adds ``W[:, c, ., .] delta`` to the
   ``k x k`` window of the first conv output, re-applies the activation there, adds the changed
   activations' contributions to the next conv output over the window grown by ``k // 2``, and
-  so on. New values go to a proposal buffer; accepted lanes copy them over (a select, so the
-  kept state is bit-exact on rejection).
+  so on. The changes go to a proposal buffer; accepted lanes take them over (a select, so a
+  rejected lane keeps its state bit for bit).
 * **Closing DENSE folded into the energy**: when a DENSE row ends the network,
   ``lam . (W a + b) = (W^T lam) . a + lam . b``, so the energy change is one dot product of
   ``v = W^T lam`` with the changed activations (``paper_cnn``: 400 multiply-adds instead of
@@ -287,10 +287,12 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, j, delta, A, N, w
                   e_old, e_new, wa, wb, tmp):
     """Energy of the proposals ``x_j += delta`` (per lane) for a TERM_CONV term.
 
-    ``A`` keeps the outputs of the CONV2D rows (pre-activations) and of a kept closing DENSE;
-    a proposal writes their changes over the touched window into ``N``. Activations are not
-    kept but evaluated over the window, old and new (:func:`_stage_change`): that halves what
-    a proposal reads and an acceptance writes, the bandwidth this kernel is bound by.
+    ``A`` keeps every prefix row's output (channel-last). Over the touched window a proposal
+    writes into ``N`` the *change* of each CONV2D row's output (and of a kept closing DENSE)
+    and the *new value* of each elementwise row (:func:`_stage_change`); only new activations
+    are evaluated, old ones are read from ``A``. :func:`_conv_commit` takes them over for the
+    accepted lanes. Per stage the change of its output feeds the next conv row through
+    :func:`_taps` (``work[1]``, compact and position-major), or the folded energy.
     """
     n_inc, aoff, geo = _plan(spec)
     h = spec[0, 5]

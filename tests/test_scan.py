@@ -38,9 +38,9 @@ def _scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo=0.0, hi=
     return x, energy, rs, acc
 
 
-def _conv_net(shape, c1, c2, k, act, n_out, seed, tail=()):
+def _conv_net(shape, c1, c2, k, act, n_out, seed, tail=(), c0=1):
     H, W = shape
-    layers = [Conv2D(1, c1, k, shape), activation(act), Conv2D(c1, c2, k, shape),
+    layers = [Conv2D(c0, c1, k, shape), activation(act), Conv2D(c1, c2, k, shape),
               activation(act), Dense(c2 * H * W, n_out)] + list(tail)
     net = Sequential(layers, random_state=seed)
     # non-zero biases so every term of the update is exercised
@@ -129,20 +129,22 @@ def test_term_plans():
     assert S.term_plan(soft, np.zeros(20), np.ones(8))[0] == S.TERM_FULL
 
 
-@settings(deadline=None, max_examples=6)
-@given(h=st.integers(2, 6), w=st.integers(1, 6), c1=st.integers(1, 5), c2=st.integers(1, 6),
-       k=st.sampled_from([1, 3, 5]), act=st.sampled_from(["tanh", "softplus", "relu"]),
-       head=st.booleans(), seed=st.integers(0, 100))
-def test_random_conv_nets_and_conv_field_equal_full_recompute(h, w, c1, c2, k, act, head,
+@settings(deadline=None, max_examples=8)
+@given(h=st.integers(2, 6), w=st.integers(1, 6), c0=st.integers(1, 2), c1=st.integers(1, 5),
+       c2=st.integers(1, 6), k=st.sampled_from([1, 3, 5]),
+       act=st.sampled_from(["tanh", "softplus", "relu"]), head=st.booleans(),
+       seed=st.integers(0, 100))
+def test_random_conv_nets_and_conv_field_equal_full_recompute(h, w, c0, c1, c2, k, act, head,
                                                               seed):
+    # c0 input channels: the scan visits channel 0's pixels, then channel 1's
     tail = [activation("tanh"), Dense(3, 2)] if head else []
-    net = _conv_net((h, w), c1, c2, k, act, 3, seed, tail)
+    net = _conv_net((h, w), c1, c2, k, act, 3, seed, tail, c0=c0)
     spec, params = net.describe(), net.kernel_params()
     lam = np.random.default_rng(seed).normal(size=net.n_observables)
     # second term: a conv classifier (kept DENSE outputs, then log-softmax in full)
-    clf = _conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")])
+    clf = _conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")], c0=c0)
     term2 = (clf.describe(), clf.kernel_params(), np.array([-1.5, 0.0, 0.0]))
-    state = _state(spec, params, lam, term2, 5, h * w, seed)
+    state = _state(spec, params, lam, term2, 5, c0 * h * w, seed)
     inc = _scan(spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT)
     full = _scan(spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT,
                  incremental=False)

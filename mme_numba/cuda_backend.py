@@ -104,9 +104,9 @@ class CUDABackend:
         ``move``: ``"all"``, ``"single"``, ``"scan"`` or ``"mala"`` (see
         ``mme_numba.backends``); ``boundary``: ``"reject"`` or ``"reflect"``. As on the CPU,
         ``"single"`` (random scan) and ``"scan"`` (systematic scan) on a network whose first
-        row is CONV2D update only the conv windows a pixel touches; ``"scan"`` carries the
-        energies through the call where the CPU re-evaluates them at its end, so they agree
-        up to rounding.
+        row is CONV2D update only the conv windows a pixel touches; on ``"scan"`` the CPU and
+        the GPU sum the incremental updates in different orders, so energies agree up to
+        rounding.
         """
         if move not in _MOVES:
             raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")

@@ -311,7 +311,7 @@ def test_single_pixel_moves_match_the_cpu_image_kernel(name, second, boundary):
 
 # --------------------------------------------------------------------------- systematic scan
 # MOVE_SCAN: the CPU runs kernels/scan.py (chains in lock-step, its own incremental updates,
-# energies replaced by a fresh evaluation at the end of every call); the GPU runs the
+# every call starting from a full evaluation of its chains); the GPU runs the
 # single-coordinate chains with j = it mod d and no coordinate draw, carrying the energies.
 # Draws and accept decisions are identical; positions and energies agree to rounding, so
 # energies are compared with a tolerance, never bit for bit.

@@ -36,8 +36,11 @@ Draw order per chain and coordinate (replayed by the full path and the CUDA kern
 :mod:`~mme_numba.kernels.fastmath`, as for all-coordinate moves), the boundary rule, then, if
 the proposal is kept, one ``u`` for ``log(u) < H(x) - H(y)``. Every lane performs exactly the
 arithmetic of a one-lane block, so results are bit-identical for any number of lanes and
-threads. Energies carried through the incremental updates are replaced at the end of every
-call by a fresh full evaluation, so rounding never accumulates beyond one call.
+threads. Every call starts from a full evaluation of its chains (the ``energy`` passed in is
+not read), and returns the energies it carried through the incremental updates, so rounding
+never accumulates beyond one call (tested: within 1e-10 of a fresh evaluation after
+thousands of accepted moves). Re-evaluating them at the end as well cost 6-10 % at 1-2
+sweeps per call.
 """
 
 import math
@@ -49,7 +52,7 @@ from .fastmath import cos_2pi as _cos_2pi
 from .fastmath import log as _log
 from .images import _plan, _transposed_weights
 from .network import (CONV2D, DENSE, _apply_row_ls, _dot_ls, _elementwise_ls, _max_width,
-                      dynamic_schedule, energy_lockstep, forward_lockstep)
+                      dynamic_schedule, forward_lockstep)
 from .rng import uniform
 from .sampler import _propose, chain_args, load_block, store_block
 from . import settings
@@ -551,11 +554,11 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
                     e1[lane] = e1n[lane] if acc[lane] else e1[lane]
                     e2[lane] = e2n[lane] if acc[lane] else e2[lane]
                     n_acc[lane] += 1 if acc[lane] else 0
-    # carried energies replaced by a fresh evaluation of the final states
-    h = np.empty(n_lanes)
-    scratch = np.empty((5, width, n_lanes))
-    energy_lockstep(spec, params, lam, spec2, params2, lam2, xb, 0, xb, scratch, h)
-    store_block(c0, n_live, xb, streams, h, n_acc, x, rng_state, energy, accepted)
+    # the carried energies: exact up to the rounding of one call's incremental updates (the
+    # next call rebuilds everything from x and never reads them)
+    for lane in range(n_lanes):
+        e1[lane] += e2[lane]
+    store_block(c0, n_live, xb, streams, e1, n_acc, x, rng_state, energy, accepted)
 
 
 @njit(parallel=True, cache=True)
@@ -598,7 +601,8 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     x : ndarray of float64, shape (n_chains, n_features)
         Chain states inside the box; updated in place.
     energy : ndarray of float64, shape (n_chains,)
-        Replaced by ``H(x)`` of the final states (a fresh evaluation).
+        ``H`` of the final states, up to the rounding of one call's incremental updates. Not
+        read: every call evaluates its chains in full first.
     lo, hi : array_like of float64, shape (n_features,) or scalars
     step : array_like of float64, shape (n_chains,) or scalar
         Gaussian proposal std per chain.

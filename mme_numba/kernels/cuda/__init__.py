@@ -172,8 +172,8 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     Same contract, draw order and results as :func:`mme_numba.kernels.metropolis_sweeps`
     (one GPU thread per chain): ``x``, ``energy``, ``rng_state`` and ``accepted`` are
     copied to the device, advanced, and copied back into the same arrays. With
-    ``MOVE_SCAN`` the energies are carried through the call (the CPU re-evaluates them at
-    its end), so they agree with the CPU's up to rounding.
+    ``MOVE_SCAN`` the CPU and the GPU sum the incremental updates in different orders, so
+    energies agree up to rounding.
 
     Parameters
     ----------

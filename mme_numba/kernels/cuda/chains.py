@@ -7,9 +7,8 @@ proposal draws its coordinate, ``j = floor(uniform() * d)``; with ``scan`` true
 (``MOVE_SCAN``) proposal number ``it`` changes coordinate ``j = it mod d`` and draws no
 coordinate. The rest (normal deviate, boundary rule, acceptance uniform only for a kept
 proposal) is common. The CPU scan evaluates its normal deviate with
-:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``_normal``'s), and replaces the energies
-it carried by a fresh evaluation at the end of each call; here they are carried, so the two
-agree up to rounding.
+:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``_normal``'s) and sums its incremental
+updates in another order, so the two agree up to rounding.
 """
 
 import numpy as np

@@ -17,7 +17,7 @@ def problems(draw):
     hidden = draw(st.integers(2, 6))
     m = draw(st.integers(1, 3))
     act = draw(st.sampled_from(["tanh", "softplus", "sigmoid", "relu"]))
-    move = draw(st.sampled_from(["all", "single"]))
+    move = draw(st.sampled_from(["all", "single", "scan"]))
     boundary = draw(st.sampled_from(["reflect", "reject"]))
     seed = draw(st.integers(0, 2**31 - 1))
     X = lo + width * np.random.default_rng(seed).beta(2, 2, size=(40, d))

@@ -201,17 +201,20 @@ def _taps(tw, w0, wstep, c_in, c_out, D, dbase, N, o):
 
 
 # --- one energy term ----------------------------------------------------------------------
-# A term's kept state is A (rows, lanes); a proposal writes its values into N (same layout,
-# only the touched window is valid); commit copies the window of accepted lanes from N to A.
+# A term's kept state is A (rows, lanes); a proposal writes into N (same layout, only the
+# touched window valid) the changes of conv/DENSE outputs and the new activations; commit
+# takes them over for the accepted lanes.
 
 @njit(cache=True)
-def _term_rebuild(kind, n_pre, spec, params, lam, xb, A, wa, wb, tmp, e):
-    """Full forward of every lane from ``xb``: fills the kept rows ``A`` and ``e = lam . O``."""
+def _term_rebuild(kind, n_pre, spec, params, lam, aoff, geo, xb, A, wa, wb, tmp, e):
+    """Full forward of every lane from ``xb``: fills the kept rows ``A`` and ``e = lam . O``.
+
+    ``aoff, geo``: the term's ``images._plan``, computed once per block by the caller.
+    """
     if spec.shape[0] == 0:
         for lane in range(e.shape[0]):
             e[lane] = 0.0
         return
-    n_inc, aoff, geo = _plan(spec)
     h = spec[0, 5]
     w = spec[0, 6]
     src = xb
@@ -286,8 +289,8 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
 
 
 @njit(cache=True, error_model="numpy")
-def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, j, delta, A, N, work, rect,
-                  e_old, e_new, wa, wb, tmp):
+def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, delta, A, N,
+                  work, rect, e_old, e_new, wa, wb, tmp):
     """Energy of the proposals ``x_j += delta`` (per lane) for a TERM_CONV term.
 
     ``A`` keeps every prefix row's output (channel-last). Over the touched window a proposal
@@ -297,7 +300,6 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, j, delta, A, N, w
     accepted lanes. Per stage the change of its output feeds the next conv row through
     :func:`_taps` (``work[1]``, compact and position-major), or the folded energy.
     """
-    n_inc, aoff, geo = _plan(spec)
     h = spec[0, 5]
     w = spec[0, 6]
     hw = h * w
@@ -396,9 +398,8 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, j, delta, A, N, w
 
 
 @njit(cache=True)
-def _conv_commit(spec, n_pre, rect, acc, A, N):
+def _conv_commit(spec, n_pre, aoff, geo, rect, acc, A, N):
     # A = A + N on the accepted lanes: the very sums the proposal evaluated
-    n_inc, aoff, geo = _plan(spec)
     w = spec[0, 6]
     n_lanes = acc.shape[0]
     for r in range(n_pre):
@@ -425,15 +426,16 @@ def _conv_commit(spec, n_pre, rect, acc, A, N):
 
 
 @njit(cache=True)
-def _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, j, delta, xb, A, N,
-                  work, rect, e_old, e_new, wa, wb, tmp):
+def _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, j, delta, xb,
+                  A, N, work, rect, e_old, e_new, wa, wb, tmp):
     """``e_new = lam . O(x with x_j + delta)`` per lane (``xb`` already holds the proposal)."""
     n_lanes = delta.shape[0]
     if spec.shape[0] == 0:
         for lane in range(n_lanes):
             e_new[lane] = 0.0
     elif kind == TERM_CONV:
-        _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, j, delta, A, N, work, rect,
+        _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, delta, A, N,
+                      work, rect,
                       e_old, e_new, wa, wb, tmp)
     elif kind == TERM_DENSE:
         d = xb.shape[0]
@@ -451,11 +453,11 @@ def _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, j, delta, x
 
 
 @njit(cache=True)
-def _term_commit(kind, n_pre, spec, rect, acc, A, N):
+def _term_commit(kind, n_pre, spec, aoff, geo, rect, acc, A, N):
     if spec.shape[0] == 0:
         return
     if kind == TERM_CONV:
-        _conv_commit(spec, n_pre, rect, acc, A, N)
+        _conv_commit(spec, n_pre, aoff, geo, rect, acc, A, N)
     elif kind == TERM_DENSE:
         _select_rows(acc, N, A, 0, spec[0, 2])
 
@@ -492,8 +494,10 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     e2 = np.empty(n_lanes)
     e1n = np.empty(n_lanes)
     e2n = np.empty(n_lanes)
-    _term_rebuild(kind, n_pre, spec, params, lam, xb, A, wa, wb, tmp, e1)
-    _term_rebuild(kind2, n_pre2, spec2, params2, lam2, xb, A2, wa, wb, tmp, e2)
+    _, aoff, geo = _plan(spec)      # once per block, not per proposal
+    _, aoff2, geo2 = _plan(spec2)
+    _term_rebuild(kind, n_pre, spec, params, lam, aoff, geo, xb, A, wa, wb, tmp, e1)
+    _term_rebuild(kind2, n_pre2, spec2, params2, lam2, aoff2, geo2, xb, A2, wa, wb, tmp, e2)
     full = kind == TERM_FULL or (spec2.shape[0] > 0 and kind2 == TERM_FULL)
     log_r = np.empty(n_lanes)
     cos_t = np.empty(n_lanes)
@@ -532,10 +536,10 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
             if full:
                 for lane in range(n_lanes):
                     xj[lane] = y[lane]
-            _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, j, delta, xb,
-                          A, N, work, rect, e1, e1n, wa, wb, tmp)
-            _term_propose(kind2, n_pre2, fold2, spec2, params2, lam2, tw2, toff2, v2, j,
-                          delta, xb, A2, N2, work, rect2, e2, e2n, wa, wb, tmp)
+            _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, j,
+                          delta, xb, A, N, work, rect, e1, e1n, wa, wb, tmp)
+            _term_propose(kind2, n_pre2, fold2, spec2, params2, lam2, tw2, toff2, v2, aoff2,
+                          geo2, j, delta, xb, A2, N2, work, rect2, e2, e2n, wa, wb, tmp)
             for lane in range(n_live):  # acceptance uniforms, only for kept proposals
                 if inside[lane]:
                     u[lane] = uniform(st, lane)
@@ -548,8 +552,8 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
             for lane in range(n_lanes):
                 xj[lane] = y[lane] if acc[lane] else old[lane]
             if any_acc:
-                _term_commit(kind, n_pre, spec, rect, acc, A, N)
-                _term_commit(kind2, n_pre2, spec2, rect2, acc, A2, N2)
+                _term_commit(kind, n_pre, spec, aoff, geo, rect, acc, A, N)
+                _term_commit(kind2, n_pre2, spec2, aoff2, geo2, rect2, acc, A2, N2)
                 for lane in range(n_lanes):
                     e1[lane] = e1n[lane] if acc[lane] else e1[lane]
                     e2[lane] = e2n[lane] if acc[lane] else e2[lane]

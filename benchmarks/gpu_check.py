@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mme_numba as mme  # noqa: E402
 from mme_numba import kernels as K  # noqa: E402
-from mme_numba.backends import CPUBackend  # noqa: E402
+from mme_numba.backends import CPUBackend, proposals_per_sweep  # noqa: E402
 from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
 
 TOL = 1e-9
@@ -97,7 +97,7 @@ def correctness(name, quick, n_chains, n_sweeps, move, boundary):
                max_abs_dx=float(np.max(np.abs(xa - xb))),
                max_abs_denergy=float(np.max(np.abs(ea - eb))),
                acceptance=float(aa.sum() / (n_chains * n_sweeps
-                                            * (d if move in ("single", "scan") else 1))))
+                                            * proposals_per_sweep(move, d))))
     res["ok"] = bool(res["chains_identical_fraction"] == 1.0 and max(
         res["max_abs_observables"], res["max_abs_energy_points"], res["max_abs_dx"],
         res["max_abs_denergy"]) < TOL)
@@ -113,7 +113,7 @@ def throughput(backend, name, quick, n_chains, n_sweeps, move):
     t0 = time.perf_counter()
     sweep(backend, case, x, e, s, n_sweeps, move, "reflect")
     dt = time.perf_counter() - t0
-    n_prop = n_chains * n_sweeps * (case[4] if move in ("single", "scan") else 1)
+    n_prop = n_chains * n_sweeps * proposals_per_sweep(move, case[4])
     return dict(device=backend.name, case=name, move=move, n_chains=n_chains,
                 n_sweeps=n_sweeps, seconds=dt, first_call_seconds=t_first,
                 proposals_per_s=n_prop / dt)

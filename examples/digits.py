@@ -32,6 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import mme_numba as mme  # noqa: E402
 from mme_numba import quality  # noqa: E402
+from mme_numba.backends import proposals_per_sweep  # noqa: E402
 from mme_numba.baselines.image_vae import ImageVAE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +240,7 @@ def main(argv=None):
     cpu_train = time.process_time() - c0  # summed over threads
     hist = model.history_
     t_sample = sum(r["t_sample"] for r in hist)
-    per_sweep = 64 if args.move in ("single", "scan") else 1
+    per_sweep = proposals_per_sweep(args.move, X.shape[1])
     proposals = args.epochs * args.n_chains * args.sweeps * per_sweep + \
         model.burn_in * args.n_chains * per_sweep
     log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", args.epochs,

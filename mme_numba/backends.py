@@ -32,11 +32,18 @@ fields; :data:`NO_FIELD` switches it off.
 
 import numpy as np
 
-__all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES"]
+__all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES",
+           "proposals_per_sweep"]
 
 NO_FIELD = (np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0))
 MOVES = {"all": 0, "single": 1, "mala": 2, "scan": 3}
 BOUNDARIES = {"reject": 0, "reflect": 1}
+
+
+def proposals_per_sweep(move, n_features):
+    """Proposals per chain in one sweep of ``move``: ``n_features`` for the single-coordinate
+    moves (``"single"``, ``"scan"``), 1 for the all-coordinate ones (``"all"``, ``"mala"``)."""
+    return int(n_features) if move in ("single", "scan") else 1
 
 
 class CPUBackend:

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import solvers
-from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend
+from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend, proposals_per_sweep
 from ._validation import parse_support
 
 __all__ = ["ChainState", "energy", "init_chains", "metropolis", "data_statistics",
@@ -105,8 +105,8 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
     accepted = np.zeros(n, dtype=np.int64)
     be.sweep(spec, params, lam, NO_FIELD, x, e, lo, hi, step, int(sweeps), move, boundary,
              rng_state, accepted)
-    per_sweep = obs.n_features if move in ("single", "scan") else 1
-    return ChainState(x, rng_state, accepted / float(int(sweeps) * per_sweep))
+    return ChainState(x, rng_state,
+                      accepted / float(int(sweeps) * proposals_per_sweep(move, obs.n_features)))
 
 
 def data_statistics(obs, X, var_floor=1e-12):

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import parallel, solvers
 from ._validation import as_generator, parse_support
-from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES
+from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES, proposals_per_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -322,8 +322,7 @@ class MaxEnt:
         self.chains_ = parallel.gather_rows(x, self.comm)
         self.rng_state_ = parallel.gather_rows(rng_state, self.comm)
         accepted = parallel.gather_rows(accepted, self.comm)
-        per_sweep = self.n_features_in_ if self.move in ("single", "scan") else 1
-        return accepted / float(n_sweeps * per_sweep)
+        return accepted / float(n_sweeps * proposals_per_sweep(self.move, self.n_features_in_))
 
     def _adapt_step(self, acceptance):
         """Robbins–Monro update of log step toward ``target_acceptance`` (one step for all chains)."""

@@ -440,6 +440,13 @@ def _check_inplace(a, name, dtype, shape):
                          f"array of shape {shape} (updated in place), got {got}")
 
 
+def check_move(move):
+    """Raise unless ``move`` is a move of :func:`metropolis_sweeps` (CPU and CUDA)."""
+    if move not in (MOVE_ALL, MOVE_SINGLE, MOVE_SCAN):
+        raise ValueError(f"move must be MOVE_ALL (0), MOVE_SINGLE (1) or MOVE_SCAN (3), "
+                         f"got {move!r}")
+
+
 def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted):
     """Argument checks shared by every sampler (CPU and CUDA); returns the normalized
@@ -526,9 +533,7 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
     n_chains = x.shape[0]
-    if move not in (MOVE_ALL, MOVE_SINGLE, MOVE_SCAN):
-        raise ValueError(f"move must be MOVE_ALL (0), MOVE_SINGLE (1) or MOVE_SCAN (3), "
-                         f"got {move!r}")
+    check_move(move)
     if n_chains == 0 or n_sweeps == 0:
         return
     if move == MOVE_SCAN:

@@ -40,7 +40,7 @@ from numba import cuda
 
 from ..images import incremental_prefix
 from ..network import DENSE, _check_term, max_width
-from ..sampler import MOVE_ALL, MOVE_SCAN, MOVE_SINGLE, _check_inplace, chain_args
+from ..sampler import MOVE_ALL, MOVE_SCAN, _check_inplace, chain_args, check_move
 from .chains import (_draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel,
                      _sweep_kernel)
 from .mala import _mala_kernel
@@ -216,9 +216,7 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
         rng_state, accepted)
-    if move not in (MOVE_ALL, MOVE_SINGLE, MOVE_SCAN):
-        raise ValueError(f"move must be MOVE_ALL (0), MOVE_SINGLE (1) or MOVE_SCAN (3), "
-                         f"got {move!r}")
+    check_move(move)
     if x.shape[0] == 0 or n_sweeps == 0:
         return
     if move == MOVE_SCAN and incremental and incremental_prefix(spec) > 0:

@@ -31,6 +31,17 @@ def _coordinate(st, it, d, scan):
 
 
 @cuda.jit(device=True)
+def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
+    """Proposal number ``it`` of chain ``c``: its coordinate, then a Gaussian step, then the
+    box rule (the draw order of ``sampler._single_site_proposal`` and of the scan).
+    Returns ``(j, old, new, inside)``."""
+    j = _coordinate(st, it, d, scan)
+    old = x[c, j]
+    yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+    return j, old, yj, inside
+
+
+@cuda.jit(device=True)
 def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                n_sweeps, boundary, st, buf, buf2, ybuf):
     d = x.shape[1]
@@ -66,9 +77,8 @@ def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     h = energy[c]
     n_acc = 0
     for it in range(n_sweeps * d):
-        j = _coordinate(st, it, d, scan)
-        old = x[c, j]
-        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        j, old, yj, inside = _single_site_proposal(st, it, d, scan, x, c, step, lo, hi,
+                                                   boundary)
         if not inside:
             continue
         x[c, j] = yj  # own row only; restored below on rejection
@@ -100,9 +110,8 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     h = energy[c]
     n_acc = 0
     for it in range(n_sweeps * d):
-        j = _coordinate(st, it, d, scan)
-        old = x[c, j]
-        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        j, old, yj, inside = _single_site_proposal(st, it, d, scan, x, c, step, lo, hi,
+                                                   boundary)
         if not inside:
             continue
         dx = yj - old
@@ -282,9 +291,8 @@ def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, 
     h = energy[c]
     n_acc = 0
     for it in range(n_sweeps * d):
-        j = _coordinate(st, it, d, scan)
-        old = x[c, j]
-        yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+        j, old, yj, inside = _single_site_proposal(st, it, d, scan, x, c, step, lo, hi,
+                                                   boundary)
         if not inside:
             continue
         x[c, j] = yj  # own row only; restored below on rejection

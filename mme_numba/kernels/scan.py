@@ -580,15 +580,19 @@ def _scan_sweeps(x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepte
                     rows2, n_lanes, width)
 
 
-def scan_lanes(n_chains):
-    """Lanes per block for :func:`scan_sweeps`: ``settings.SCAN_LANES`` (a multiple of 8),
-    fewer when there are too few chains for two blocks per thread (more lanes pay more here
-    than in the full-forward kernels, so fewer blocks per thread are asked for)."""
+def scan_lanes(n_chains, rows=0):
+    """Lanes per block for :func:`scan_sweeps` (a multiple of 8).
+
+    ``settings.SCAN_LANES``, fewer when a block's kept state (``rows`` floats per lane)
+    would pass ``settings.SCAN_STATE_BYTES`` (but not below 64 for that reason), and fewer
+    when there are too few chains for one block per thread.
+    """
     import numba
 
-    per_block = -(-max(int(n_chains), 1) // (2 * numba.get_num_threads()))
-    lanes = min(settings.SCAN_LANES, -(-per_block // 8) * 8)
-    return int(max(8, lanes))
+    by_memory = settings.SCAN_STATE_BYTES // (8 * max(int(rows), 1)) // 8 * 8
+    most = min(settings.SCAN_LANES, max(64, by_memory))
+    per_block = -(-max(int(n_chains), 1) // numba.get_num_threads())
+    return int(max(8, min(most, -(-per_block // 8) * 8)))
 
 
 def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
@@ -631,12 +635,12 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     n_chains = x.shape[0]
     if n_chains == 0 or n_sweeps == 0:
         return
-    lanes = scan_lanes(n_chains) if lanes is None else int(lanes)
-    if lanes < 1:
-        raise ValueError(f"lanes must be a positive integer, got {lanes}")
     p1 = term_plan(spec, params, lam, incremental)
     p2 = term_plan(spec2, params2, lam2, incremental)
+    rows1, rows2 = _kept_rows(p1[0], spec), _kept_rows(p2[0], spec2)
+    lanes = scan_lanes(n_chains, rows1 + rows2) if lanes is None else int(lanes)
+    if lanes < 1:
+        raise ValueError(f"lanes must be a positive integer, got {lanes}")
     with dynamic_schedule():
         _scan_sweeps(x, energy, lo, hi, step, n_sweeps, int(boundary), rng_state, accepted,
-                     spec, params, lam, *p1, _kept_rows(p1[0], spec),
-                     spec2, params2, lam2, *p2, _kept_rows(p2[0], spec2), lanes)
+                     spec, params, lam, *p1, rows1, spec2, params2, lam2, *p2, rows2, lanes)

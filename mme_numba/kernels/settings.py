@@ -5,7 +5,8 @@ exactly the arithmetic of the one-at-a-time kernel, whatever the number of lanes
 only trade speed for memory. Measured with ``benchmarks/run.py`` (``docs/performance.md``).
 """
 
-__all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES", "PARALLEL_CHUNK", "SCAN_LANES"]
+__all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES", "PARALLEL_CHUNK", "SCAN_LANES",
+           "SCAN_STATE_BYTES"]
 
 #: Fewest and most inputs (chains or rows) evaluated in lock-step by one thread. Lanes are
 #: the innermost loop index, so LLVM vectorizes across them; a multiple of 8 fills
@@ -24,8 +25,13 @@ TILE_BYTES = 256 * 1024
 PARALLEL_CHUNK = 1
 
 #: Most chains per lock-step block of the systematic-scan sampler (``kernels/scan.py``).
-#: Each lane keeps its network's activations (the paper's digit CNN: 3 k floats, plus as many
-#: for a proposal), yet the per-step overhead (window bookkeeping, draws) is shared by all
-#: lanes: on the digit CNN, 8 / 16 / 32 / 64 / 128 lanes gave 0.37 / 0.71 / 0.92 / 1.20 /
-#: 1.18 M proposals/s (one thread).
-SCAN_LANES = 64
+#: Every step has a fixed cost shared by the block's lanes (window bookkeeping, the set-up of
+#: each short loop over lanes), so more lanes pay as long as the kept state stays small: on
+#: the paper's digit CNN (3 k kept floats per lane), one thread, 64 / 128 / 256 lanes gave
+#: 1.17 / 1.26 / 1.33 M proposals/s (two threads: 1.61 / 1.84 / 1.90 M/s).
+SCAN_LANES = 256
+
+#: Kept state per scan block (``rows x lanes`` float64) to aim for: blocks with more state
+#: get fewer lanes, but never fewer than 64 for that reason. 28x28 images with the paper's
+#: CNN (38 k kept floats per lane) ran at 0.62 / 0.90 / 0.75 M/s with 32 / 64 / 128 lanes.
+SCAN_STATE_BYTES = 8 * 1024 * 1024

@@ -18,8 +18,8 @@ one-pixel move costs only the multiply-adds of the pixel's receptive field:
   channel-last). A move of pixel ``(c, y, x)`` by ``delta`` adds ``W[:, c, ., .] delta`` to the
   ``k x k`` window of the first conv output, re-applies the activation there, adds the changed
   activations' contributions to the next conv output over the window grown by ``k // 2``, and
-  so on. The changes go to a proposal buffer; accepted lanes take them over (a select, so a
-  rejected lane keeps its state bit for bit).
+  so on. The new values go to a proposal buffer; accepted lanes take them over (a masked
+  store, so a rejected lane keeps its state bit for bit).
 * **Closing DENSE folded into the energy**: when a DENSE row ends the network,
   ``lam . (W a + b) = (W^T lam) . a + lam . b``, so the energy change is one dot product of
   ``v = W^T lam`` with the changed activations (``paper_cnn``: 400 multiply-adds instead of
@@ -51,8 +51,8 @@ from numba import njit, prange
 from .fastmath import cos_2pi as _cos_2pi
 from .fastmath import log as _log
 from .images import _plan, _transposed_weights
-from .network import (CONV2D, DENSE, _apply_row_ls, _dot_ls, _elementwise_ls, _max_width,
-                      dynamic_schedule, forward_lockstep)
+from .network import (CONV2D, DENSE, TANH, _apply_row_ls, _dot_ls, _elementwise_ls,
+                      _max_width, _tanh, dynamic_schedule, forward_lockstep)
 from .rng import uniform
 from .sampler import _propose, chain_args, load_block, store_block
 from . import settings
@@ -136,13 +136,15 @@ def _copy_rows(src, dst, r0, r1):
 
 @njit(cache=True)
 def _select_rows(acc, new, kept, r0, r1):
-    # kept[r] = new[r] where the lane accepted: a select, so rejected lanes keep their bits
+    # kept[r] = new[r] where the lane accepted (a masked store: rejected lanes keep their bits,
+    # and the kept rows are not read)
     n_lanes = acc.shape[0]
     for r in range(r0, r1):
         s = new[r]
         t = kept[r]
         for lane in range(n_lanes):
-            t[lane] = s[lane] if acc[lane] else t[lane]
+            if acc[lane]:
+                t[lane] = s[lane]
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -241,13 +243,50 @@ def _term_rebuild(kind, n_pre, spec, params, lam, aoff, geo, xb, A, wa, wb, tmp,
 
 
 @njit(cache=True, error_model="numpy")
+def _tanh_stage_change(a_z, a_t, A, N, w, r0, r1, q0, q1, c, D, fold, v, e_acc):
+    """:func:`_stage_change` for a conv stage ``CONV2D, TANH`` (the paper's), fused.
+
+    One pass per window entry: the new pre-activation ``z = A + N`` into ``N``,
+    ``t = tanh(z)`` into ``N``, and ``t - A`` into ``D`` or ``v (t - A)`` into ``e_acc``. The same operations in the same order as the general
+    path, without its intermediate rows.
+    """
+    n_lanes = A.shape[1]
+    n_chunk = (q1 - q0) * c
+    for iy in range(r0, r1):
+        e0 = (iy * w + q0) * c
+        base = (iy - r0) * n_chunk
+        for i in range(n_chunk):
+            z_old = A[a_z + e0 + i]
+            dz = N[a_z + e0 + i]
+            t_old = A[a_t + e0 + i]
+            t_new = N[a_t + e0 + i]
+            if fold:
+                ve = v[e0 + i]
+                for lane in range(n_lanes):
+                    z = z_old[lane] + dz[lane]
+                    dz[lane] = z
+                    t = _tanh(z)
+                    t_new[lane] = t
+                    e_acc[lane] += ve * (t - t_old[lane])
+            else:
+                dd = D[base + i]
+                for lane in range(n_lanes):
+                    z = z_old[lane] + dz[lane]
+                    dz[lane] = z
+                    t = _tanh(z)
+                    t_new[lane] = t
+                    dd[lane] = t - t_old[lane]
+
+
+@njit(cache=True, error_model="numpy")
 def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, fold, v,
                   e_acc):
     """New values of a conv stage over its window, and the change of its output.
 
     The stage is the CONV2D row ``r_conv`` (its change ``N`` already computed) and the
     elementwise rows after it, up to ``r_end``. Per window row of the image: the new
-    pre-activation ``A + N`` in the chunk buffer ``Vn``, each elementwise row's new output
+    pre-activation ``A + N`` in the chunk buffer ``Vn`` and in place of the change in
+    ``N`` (committed on acceptance), each elementwise row's new output
     into its rows of ``N`` (committed on acceptance), then the change of the stage's output
     either into ``D`` (compact, position-major: the next row's input) or, with ``fold``,
     into ``e_acc += v . change``. Only new activations are evaluated; old ones are kept.
@@ -255,6 +294,10 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
     n_lanes = A.shape[1]
     n_chunk = (q1 - q0) * c
     a_last = aoff[r_end - 1]
+    if r_end == r_conv + 2 and spec[r_conv + 1, 0] == TANH:
+        _tanh_stage_change(aoff[r_conv], a_last, A, N, w, r0, r1, q0, q1, c, D, fold, v,
+                           e_acc)
+        return
     for iy in range(r0, r1):
         e0 = (iy * w + q0) * c
         a = aoff[r_conv] + e0
@@ -264,6 +307,7 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
             vn = Vn[i]
             for lane in range(n_lanes):
                 vn[lane] = ar[lane] + nr[lane]
+                nr[lane] = vn[lane]
         for r in range(r_conv + 1, r_end):
             if r == r_conv + 1:
                 _elementwise_ls(spec[r, 0], Vn, 0, N, aoff[r] + e0, n_chunk)
@@ -294,9 +338,9 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, del
     """Energy of the proposals ``x_j += delta`` (per lane) for a TERM_CONV term.
 
     ``A`` keeps every prefix row's output (channel-last). Over the touched window a proposal
-    writes into ``N`` the *change* of each CONV2D row's output (and of a kept closing DENSE)
-    and the *new value* of each elementwise row (:func:`_stage_change`); only new activations
-    are evaluated, old ones are read from ``A``. :func:`_conv_commit` takes them over for the
+    writes into ``N`` the *change* of each CONV2D row's output (and of a kept closing DENSE),
+    which :func:`_stage_change` replaces by the *new value* (as it writes the new value of
+    each elementwise row); only new activations are evaluated, old ones are read from ``A``. :func:`_conv_commit` takes them over for the
     accepted lanes. Per stage the change of its output feeds the next conv row through
     :func:`_taps` (``work[1]``, compact and position-major), or the folded energy.
     """
@@ -399,7 +443,8 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, del
 
 @njit(cache=True)
 def _conv_commit(spec, n_pre, aoff, geo, rect, acc, A, N):
-    # A = A + N on the accepted lanes: the very sums the proposal evaluated
+    # the accepted lanes take over the proposal: the new values of conv and elementwise rows
+    # (the very sums the proposal evaluated), A + N for a kept DENSE row (N: its change)
     w = spec[0, 6]
     n_lanes = acc.shape[0]
     for r in range(n_pre):
@@ -415,14 +460,14 @@ def _conv_commit(spec, n_pre, aoff, geo, rect, acc, A, N):
                 iy = rect[r, 0] + q
                 e0 = a + (iy * w + rect[r, 2]) * c
                 e1 = a + (iy * w + rect[r, 3]) * c
-            if spec[r, 0] == CONV2D or spec[r, 0] == DENSE:
-                for e in range(e0, e1):  # N holds the change
+            if spec[r, 0] == DENSE:
+                for e in range(e0, e1):
                     ar = A[e]
                     nr = N[e]
                     for lane in range(n_lanes):
                         ar[lane] = ar[lane] + nr[lane] if acc[lane] else ar[lane]
             else:
-                _select_rows(acc, N, A, e0, e1)  # N holds the new activations
+                _select_rows(acc, N, A, e0, e1)
 
 
 @njit(cache=True)

@@ -208,14 +208,89 @@ def _taps(tw, w0, wstep, c_in, c_out, D, dbase, N, o):
 # takes them over for the accepted lanes.
 
 @njit(cache=True)
-def _term_rebuild(kind, n_pre, spec, params, lam, aoff, geo, xb, A, wa, wb, tmp, e):
+def _conv_rebuild(spec, params, lam, n_pre, tw, toff, v, aoff, geo, xb, A, D, e):
+    """:func:`_term_rebuild` for a folded TERM_CONV term, in the kept layout directly.
+
+    Each CONV2D row starts from its bias and adds every input position's contributions
+    through :func:`_taps` (the proposals' multiply-adds, at their speed), each elementwise
+    row is applied to the kept rows, and ``e = v . (last kept row) + lam . b`` with ``b``
+    the folded DENSE row's bias (none for a conv-only network). ``D`` gathers an image
+    position's input channels when there are several.
+    """
+    h = spec[0, 5]
+    w = spec[0, 6]
+    hw = h * w
+    n_lanes = A.shape[1]
+    c_cur = spec[0, 1] // hw
+    a_in = 0
+    for r in range(n_pre):
+        code = spec[r, 0]
+        c_out = geo[r, 0]
+        a_out = aoff[r]
+        if code != CONV2D:
+            _elementwise_ls(code, A, a_in, A, a_out, hw * c_out)
+            a_in = a_out
+            continue
+        k = spec[r, 7]
+        pad = k // 2
+        b_off = spec[r, 3] + c_out * c_cur * k * k
+        for p in range(hw):
+            for co in range(c_out):
+                b = params[b_off + co]
+                z = A[a_out + p * c_out + co]
+                for lane in range(n_lanes):
+                    z[lane] = b
+        for iy in range(h):
+            for ix in range(w):
+                p = iy * w + ix
+                if r > 0:
+                    src, base = A, a_in + p * c_cur
+                elif c_cur == 1:
+                    src, base = xb, p
+                else:  # channel-major x: gather the position's channels
+                    for ci in range(c_cur):
+                        xr = xb[ci * hw + p]
+                        dr = D[ci]
+                        for lane in range(n_lanes):
+                            dr[lane] = xr[lane]
+                    src, base = D, 0
+                for oy in range(max(0, iy - pad), min(h, iy + pad + 1)):
+                    for ox in range(max(0, ix - pad), min(w, ix + pad + 1)):
+                        wt = toff[r] + ((iy - oy + pad) * k + ix - ox + pad) * c_out
+                        _taps(tw, wt, k * k * c_out, c_cur, c_out, src, base, A,
+                              a_out + (oy * w + ox) * c_out)
+        a_in = a_out
+        c_cur = c_out
+    e0 = 0.0
+    if n_pre < spec.shape[0]:  # the folded closing DENSE's bias
+        n_out = spec[n_pre, 2]
+        b_off = spec[n_pre, 3] + n_out * spec[n_pre, 1]
+        if spec[n_pre, 4] == 1:
+            for i in range(n_out):
+                e0 += lam[i] * params[b_off + i]
+    for lane in range(n_lanes):
+        e[lane] = e0
+    for i in range(hw * c_cur):
+        ve = v[i]
+        a = A[a_in + i]
+        for lane in range(n_lanes):
+            e[lane] += ve * a[lane]
+
+
+@njit(cache=True)
+def _term_rebuild(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, xb, A, wa, wb,
+                  tmp, D, e):
     """Full forward of every lane from ``xb``: fills the kept rows ``A`` and ``e = lam . O``.
 
-    ``aoff, geo``: the term's ``images._plan``, computed once per block by the caller.
+    ``aoff, geo``: the term's ``images._plan``, computed once per block by the caller. A
+    folded TERM_CONV term is rebuilt by :func:`_conv_rebuild`, the others row by row.
     """
     if spec.shape[0] == 0:
         for lane in range(e.shape[0]):
             e[lane] = 0.0
+        return
+    if kind == TERM_CONV and fold:
+        _conv_rebuild(spec, params, lam, n_pre, tw, toff, v, aoff, geo, xb, A, D, e)
         return
     h = spec[0, 5]
     w = spec[0, 6]
@@ -532,7 +607,7 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     N = np.empty((rows, n_lanes))
     A2 = np.empty((rows2, n_lanes))
     N2 = np.empty((rows2, n_lanes))
-    work = np.empty((3, max(rows, rows2, 1), n_lanes))
+    work = np.empty((3, max(rows, rows2, d), n_lanes))
     rect = np.zeros((max(n_pre, 1), 4), np.int64)
     rect2 = np.zeros((max(n_pre2, 1), 4), np.int64)
     e1 = np.empty(n_lanes)
@@ -541,8 +616,10 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     e2n = np.empty(n_lanes)
     _, aoff, geo = _plan(spec)      # once per block, not per proposal
     _, aoff2, geo2 = _plan(spec2)
-    _term_rebuild(kind, n_pre, spec, params, lam, aoff, geo, xb, A, wa, wb, tmp, e1)
-    _term_rebuild(kind2, n_pre2, spec2, params2, lam2, aoff2, geo2, xb, A2, wa, wb, tmp, e2)
+    _term_rebuild(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, xb, A, wa, wb,
+                  tmp, work[1], e1)
+    _term_rebuild(kind2, n_pre2, fold2, spec2, params2, lam2, tw2, toff2, v2, aoff2, geo2, xb,
+                  A2, wa, wb, tmp, work[1], e2)
     full = kind == TERM_FULL or (spec2.shape[0] > 0 and kind2 == TERM_FULL)
     log_r = np.empty(n_lanes)
     cos_t = np.empty(n_lanes)

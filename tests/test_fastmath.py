@@ -1,7 +1,7 @@
 """The vectorizable tanh, log and cos_2pi against extended precision.
 
-Tolerances: ``fastmath.tanh`` and ``fastmath.log`` within 4e-16 relative of the function
-computed in x87 extended precision (``np.longdouble``, 64-bit mantissa), at every tested
+Tolerances: ``fastmath.tanh`` within 5e-16 and ``fastmath.log`` within 4e-16 relative of the
+function computed in x87 extended precision (``np.longdouble``, 64-bit mantissa), at every tested
 float64 including subnormals (tanh), branch points and non-finite values;
 ``fastmath.cos_2pi`` within 4e-16 absolute (the C library's ``cos(2*pi*u)`` is off by
 4.6e-16). Energies of the paper's MLP within 1e-12 relative of the same network with the
@@ -22,6 +22,7 @@ from mme_numba.kernels import rng as R
 from mme_numba.kernels import sampler as S
 
 REL = 4e-16
+REL_TANH = 5e-16  # one formula for every argument: about 2 ulp (libm: 3e-16)
 
 
 @njit(cache=True)
@@ -52,14 +53,14 @@ def test_tanh_is_exact_on_every_scale():
                       np.nextafter(20.0, 0), 19.06, 18.0, 5e-324, 2.2250738585072014e-308,
                       1e-8, 0.5 * math.log(3), 1.0])
     z = np.concatenate([z, edges, -edges])
-    assert _max_rel_error(z) < REL
+    assert _max_rel_error(z) < REL_TANH
 
 
 @pytest.mark.skipif(np.finfo(np.longdouble).nmant < 60, reason="needs x87 extended precision")
 @settings(deadline=None, max_examples=200)
 @given(st.floats(min_value=-40.0, max_value=40.0, allow_nan=False))
 def test_tanh_matches_extended_precision(z):
-    assert _max_rel_error(np.array([z])) < REL
+    assert _max_rel_error(np.array([z])) < REL_TANH
 
 
 def test_tanh_special_values():

@@ -12,7 +12,7 @@ import numpy as np
 from numba import config, cuda
 
 from ..fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
-                        _ROUND, _SMALL, _T_MAX, _TP0, _TP1, _TP2, _TQ0, _TQ1, _TQ2)
+                        _ROUND, _T_MAX)
 from ..network import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 from ..sampler import BOUNDARY_REJECT
 
@@ -91,9 +91,6 @@ def _tanh(z):
     # Twin of fastmath.tanh (the CPU's tanh), same operations in the same order; 2^k by
     # ldexp instead of building its bit pattern (exact either way).
     a = abs(z)
-    a2 = a * a
-    num_small = a2 * ((_TP0 * a2 + _TP1) * a2 + _TP2)
-    den_small = ((a2 + _TQ0) * a2 + _TQ1) * a2 + _TQ2
     t = _min(a + a, _T_MAX)
     shifted = t * _LOG2E + _ROUND
     k = shifted - _ROUND
@@ -102,11 +99,8 @@ def _tanh(z):
     p = r * ((_EP0 * r2 + _EP1) * r2 + _EP2)
     q = ((_EQ0 * r2 + _EQ1) * r2 + _EQ2) * r2 + _EQ3
     two_k = math.ldexp(1.0, _INT(k) if k == k else _INT(0))  # NaN in, NaN out
-    q_minus_p = q - p
-    small = a < _SMALL
-    f = ((num_small if small else 2.0 * q_minus_p)
-         / (den_small if small else two_k * (q + p) + q_minus_p))
-    v = a + a * f if small else 1.0 - f
+    q_plus_p = q + p
+    v = ((two_k - 1.0) * q_plus_p + (p + p)) / (two_k * q_plus_p + (q - p))
     return math.copysign(v, z)
 
 

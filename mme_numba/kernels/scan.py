@@ -322,8 +322,9 @@ def _tanh_stage_change(a_z, a_t, A, N, w, r0, r1, q0, q1, c, D, fold, v, e_acc):
     """:func:`_stage_change` for a conv stage ``CONV2D, TANH`` (the paper's), fused.
 
     One pass per window entry: the new pre-activation ``z = A + N`` into ``N``,
-    ``t = tanh(z)`` into ``N``, and ``t - A`` into ``D`` or ``v (t - A)`` into ``e_acc``. The same operations in the same order as the general
-    path, without its intermediate rows.
+    ``t = tanh(z)`` into ``N``, and ``t - A`` into ``D`` or ``v (t - A)`` into ``e_acc``.
+    The same operations in the same order as the general path, without its intermediate
+    rows.
     """
     n_lanes = A.shape[1]
     n_chunk = (q1 - q0) * c
@@ -415,9 +416,10 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, del
     ``A`` keeps every prefix row's output (channel-last). Over the touched window a proposal
     writes into ``N`` the *change* of each CONV2D row's output (and of a kept closing DENSE),
     which :func:`_stage_change` replaces by the *new value* (as it writes the new value of
-    each elementwise row); only new activations are evaluated, old ones are read from ``A``. :func:`_conv_commit` takes them over for the
-    accepted lanes. Per stage the change of its output feeds the next conv row through
-    :func:`_taps` (``work[1]``, compact and position-major), or the folded energy.
+    each elementwise row); only new activations are evaluated, old ones are read from ``A``.
+    :func:`_conv_commit` takes them over for the accepted lanes. Per stage the change of its
+    output feeds the next conv row through :func:`_taps` (``work[1]``, compact and
+    position-major), or the folded energy.
     """
     h = spec[0, 5]
     w = spec[0, 6]

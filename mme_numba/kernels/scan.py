@@ -707,14 +707,15 @@ def _scan_sweeps(x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepte
 def scan_lanes(n_chains, rows=0):
     """Lanes per block for :func:`scan_sweeps` (a multiple of 8).
 
-    ``settings.SCAN_LANES``, fewer when a block's kept state (``rows`` floats per lane)
+    ``settings.SCAN_LANES``, halved while a block's kept state (``rows`` floats per lane)
     would pass ``settings.SCAN_STATE_BYTES`` (but not below 64 for that reason), and fewer
     when there are too few chains for one block per thread.
     """
     import numba
 
-    by_memory = settings.SCAN_STATE_BYTES // (8 * max(int(rows), 1)) // 8 * 8
-    most = min(settings.SCAN_LANES, max(64, by_memory))
+    most = settings.SCAN_LANES
+    while most > 64 and 8 * max(int(rows), 1) * most > settings.SCAN_STATE_BYTES:
+        most //= 2
     per_block = -(-max(int(n_chains), 1) // numba.get_num_threads())
     return int(max(8, min(most, -(-per_block // 8) * 8)))
 

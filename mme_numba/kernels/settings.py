@@ -31,7 +31,8 @@ PARALLEL_CHUNK = 1
 #: 1.17 / 1.26 / 1.33 M proposals/s (two threads: 1.61 / 1.84 / 1.90 M/s).
 SCAN_LANES = 256
 
-#: Kept state per scan block (``rows x lanes`` float64) to aim for: blocks with more state
-#: get fewer lanes, but never fewer than 64 for that reason. 28x28 images with the paper's
-#: CNN (38 k kept floats per lane) ran at 0.62 / 0.90 / 0.75 M/s with 32 / 64 / 128 lanes.
-SCAN_STATE_BYTES = 8 * 1024 * 1024
+#: Kept state per scan block (``rows x lanes`` float64, and as much again for a proposal) to
+#: stay within: a block with more state halves its lanes until it fits, down to 64. 28x28
+#: images with the paper's CNN (38 k kept floats per lane) ran at 0.83 / 0.96 / 0.99 M
+#: proposals/s with 64 / 128 / 256 lanes, so this only bounds memory (128 lanes: 38 MB).
+SCAN_STATE_BYTES = 40 * 1024 * 1024

@@ -361,11 +361,11 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
 
     The stage is the CONV2D row ``r_conv`` (its change ``N`` already computed) and the
     elementwise rows after it, up to ``r_end``. Per window row of the image: the new
-    pre-activation ``A + N`` in the chunk buffer ``Vn`` and in place of the change in
-    ``N`` (committed on acceptance), each elementwise row's new output
-    into its rows of ``N`` (committed on acceptance), then the change of the stage's output
-    either into ``D`` (compact, position-major: the next row's input) or, with ``fold``,
-    into ``e_acc += v . change``. Only new activations are evaluated; old ones are kept.
+    pre-activation ``A + N`` into the chunk buffer ``Vn`` and, in place of the change, into
+    ``N``; each elementwise row's new output into its rows of ``N`` (all committed on
+    acceptance); then the change of the stage's output either into ``D`` (compact,
+    position-major: the next row's input) or, with ``fold``, into ``e_acc += v . change``.
+    Only new activations are evaluated; old ones are kept.
     """
     n_lanes = A.shape[1]
     n_chunk = (q1 - q0) * c

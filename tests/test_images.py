@@ -13,17 +13,10 @@ from hypothesis import strategies as st
 
 from mme_numba import kernels as K
 from mme_numba.kernels import images as I
-from mme_numba.nn import Conv2D, Dense, Sequential, activation, paper_cnn
+from mme_numba.nn import Dense, Sequential, activation, paper_cnn
+from cases import chain_state, conv_net, conv_only_square
 
 EMPTY = K.empty_term()
-
-
-def _state(spec, params, lam, term2, n, d, seed):
-    rng = np.random.default_rng(seed)
-    x = rng.random((n, d))
-    x[:, ::3] = 0.0  # many pixels exactly at the face, as in the digits
-    energy = K.energy_batch(spec, params, lam, x, *term2)
-    return x, energy, K.seed_states(seed, n), np.zeros(n, np.int64)
 
 
 def _run(kernel, spec, params, lam, term2, state, step, n_sweeps, boundary):
@@ -38,22 +31,12 @@ def _run(kernel, spec, params, lam, term2, state, step, n_sweeps, boundary):
     return x, energy, rs, acc
 
 
-def _conv_net(shape, c1, c2, k, act, n_out, seed, tail=()):
-    H, W = shape
-    layers = [Conv2D(1, c1, k, shape), activation(act), Conv2D(c1, c2, k, shape),
-              activation(act), Dense(c2 * H * W, n_out)] + list(tail)
-    net = Sequential(layers, random_state=seed)
-    # non-zero biases so every term of the update is exercised
-    net.set_theta(net.theta + 0.1 * np.random.default_rng(seed).standard_normal(net.n_params))
-    return net
-
-
 @pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
 def test_equals_full_recompute_step_for_step(boundary):
     net = paper_cnn(16, random_state=3)
     spec, params = net.describe(), net.kernel_params()
     lam = np.random.default_rng(1).normal(size=16)
-    state = _state(spec, params, lam, EMPTY, 24, 64, seed=5)
+    state = chain_state(spec, params, lam, EMPTY, 24, 64, seed=5)
     step = np.linspace(0.05, 0.8, 24)
     inc = _run("incremental", spec, params, lam, EMPTY, state, step, 6, boundary)
     full = _run("full", spec, params, lam, EMPTY, state, step, 6, boundary)
@@ -68,7 +51,7 @@ def test_carried_energy_equals_fresh_forward_after_many_moves():
     net = paper_cnn(16, random_state=4)
     spec, params = net.describe(), net.kernel_params()
     lam = 3.0 * np.random.default_rng(2).normal(size=16)
-    state = _state(spec, params, lam, EMPTY, 8, 64, seed=6)
+    state = chain_state(spec, params, lam, EMPTY, 8, 64, seed=6)
     x, energy, rs, acc = _run("incremental", spec, params, lam, EMPTY, state, 0.3, 60,
                               K.BOUNDARY_REFLECT)
     assert acc.min() > 1000  # thousands of accepted incremental updates per chain
@@ -83,14 +66,14 @@ def test_carried_energy_equals_fresh_forward_after_many_moves():
 def test_random_conv_nets_and_second_term_equal_full_recompute(h, w, c1, c2, k, act, head,
                                                                seed):
     tail = [activation("tanh"), Dense(3, 2)] if head else []
-    net = _conv_net((h, w), c1, c2, k, act, 3, seed, tail)
+    net = conv_net((h, w), c1, c2, k, act, 3, seed, tail)
     spec, params = net.describe(), net.kernel_params()
     lam = np.random.default_rng(seed).normal(size=net.n_observables)
     # second term: a conv classifier-like head (incremental too) ending in log-softmax
-    clf = _conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")])
+    clf = conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")])
     term2 = (clf.describe(), clf.kernel_params(), np.array([-1.5, 0.0, 0.0]))
     d = h * w
-    state = _state(spec, params, lam, term2, 5, d, seed)
+    state = chain_state(spec, params, lam, term2, 5, d, seed)
     inc = _run("incremental", spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT)
     full = _run("full", spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT)
     np.testing.assert_array_equal(inc[3], full[3])
@@ -103,7 +86,7 @@ def test_prefix_detection():
     net = paper_cnn(16)
     assert I.incremental_prefix(net.describe()) == 5  # conv, tanh, conv, tanh, dense
     assert I.supports_incremental(net.describe())
-    tail = _conv_net((4, 4), 2, 2, 3, "tanh", 3, 0, [activation("tanh"), Dense(3, 2)])
+    tail = conv_net((4, 4), 2, 2, 3, "tanh", 3, 0, [activation("tanh"), Dense(3, 2)])
     assert I.incremental_prefix(tail.describe()) == 5  # the rows after DENSE run in full
     dense_first = Sequential([Dense(4, 3)])
     assert not I.supports_incremental(dense_first.describe())
@@ -121,7 +104,7 @@ def test_thread_count_independent():
     net = paper_cnn(4, channels=(2, 3), random_state=7)
     spec, params = net.describe(), net.kernel_params()
     lam = np.array([1.0, -2.0, 0.5, 0.3])
-    state = _state(spec, params, lam, EMPTY, 33, 64, seed=9)
+    state = chain_state(spec, params, lam, EMPTY, 33, 64, seed=9)
     before = numba.get_num_threads()
     runs = []
     try:
@@ -137,11 +120,11 @@ def test_thread_count_independent():
 
 def test_two_pixel_image_matches_quadrature():
     # A 1x2 "image" through a 3x3 conv net: d = 2, so the exact density is a 2-d grid.
-    net = _conv_net((1, 2), 3, 2, 3, "tanh", 3, seed=11)
+    net = conv_net((1, 2), 3, 2, 3, "tanh", 3, seed=11)
     spec, params = net.describe(), net.kernel_params()
     lam = np.array([2.5, -3.0, 1.5])
     n = 4000
-    x, energy, rs, acc = _state(spec, params, lam, EMPTY, n, 2, seed=12)
+    x, energy, rs, acc = chain_state(spec, params, lam, EMPTY, n, 2, seed=12)
     I.single_pixel_sweeps(spec, params, lam, *EMPTY, x, energy, 0.0, 1.0, 0.5, 60,
                           K.BOUNDARY_REFLECT, rs, acc)
     nb, sub = 6, 40
@@ -164,7 +147,7 @@ def test_backend_routes_single_moves_on_conv_specs_to_the_incremental_kernel():
     net = paper_cnn(3, channels=(2, 2), random_state=2)
     spec, params = net.describe(), net.kernel_params()
     lam = np.array([1.0, -1.0, 0.5])
-    state = _state(spec, params, lam, EMPTY, 6, 64, seed=3)
+    state = chain_state(spec, params, lam, EMPTY, 6, 64, seed=3)
     direct = _run("incremental", spec, params, lam, EMPTY, state, 0.2, 2, K.BOUNDARY_REFLECT)
     x, energy, rs, acc = (a.copy() for a in state)
     get_backend("cpu").sweep(spec, params, lam, EMPTY, x, energy, np.zeros(64), np.ones(64),
@@ -176,13 +159,8 @@ def test_backend_routes_single_moves_on_conv_specs_to_the_incremental_kernel():
 def test_conv_only_network_without_dense_head():
     # The prefix ends on a conv activation: the observables are read channel-major from the
     # channel-last state, and the rows after the prefix (here a square) run in full.
-    net = Sequential([Conv2D(1, 2, 3, (3, 4)), activation("tanh"), Conv2D(2, 2, 3, (3, 4)),
-                      activation("tanh")], random_state=4)
-    net.set_theta(net.theta + 0.2)
-    spec = np.vstack([net.describe(), [[K.SQUARE, 24, 24, 0, 0, 0, 0, 0]]])
-    params = net.kernel_params()
-    lam = np.random.default_rng(0).normal(size=24)
-    state = _state(spec, params, lam, EMPTY, 6, 12, seed=2)
+    spec, params, lam = conv_only_square()
+    state = chain_state(spec, params, lam, EMPTY, 6, 12, seed=2)
     inc = _run("incremental", spec, params, lam, EMPTY, state, 0.4, 8, K.BOUNDARY_REFLECT)
     full = _run("full", spec, params, lam, EMPTY, state, 0.4, 8, K.BOUNDARY_REFLECT)
     np.testing.assert_array_equal(inc[3], full[3])

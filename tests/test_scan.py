@@ -17,17 +17,10 @@ from hypothesis import strategies as st
 from mme_numba import kernels as K
 from mme_numba.kernels import scan as S
 from mme_numba.nn import Conv2D, Dense, Sequential, activation, mlp, paper_cnn
+from cases import chain_state, conv_net, conv_only_square
 from naive import Xoshiro, _boundary, naive_energy
 
 EMPTY = K.empty_term()
-
-
-def _state(spec, params, lam, term2, n, d, seed, lo=0.0, hi=1.0):
-    rng = np.random.default_rng(seed)
-    x = lo + (hi - lo) * rng.random((n, d))
-    x[:, ::3] = lo  # many coordinates exactly at the face, as pixels of the digits
-    energy = K.energy_batch(spec, params, lam, x, *term2)
-    return x, energy, K.seed_states(seed, n), np.zeros(n, np.int64)
 
 
 def _scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo=0.0, hi=1.0,
@@ -36,16 +29,6 @@ def _scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo=0.0, hi=
     K.metropolis_sweeps(spec, params, lam, *term2, x, energy, lo, hi, step, n_sweeps,
                         K.MOVE_SCAN, boundary, rs, acc, **kw)
     return x, energy, rs, acc
-
-
-def _conv_net(shape, c1, c2, k, act, n_out, seed, tail=(), c0=1):
-    H, W = shape
-    layers = [Conv2D(c0, c1, k, shape), activation(act), Conv2D(c1, c2, k, shape),
-              activation(act), Dense(c2 * H * W, n_out)] + list(tail)
-    net = Sequential(layers, random_state=seed)
-    # non-zero biases so every term of the update is exercised
-    net.set_theta(net.theta + 0.1 * np.random.default_rng(seed).standard_normal(net.n_params))
-    return net
 
 
 def _naive_scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo, hi):
@@ -77,10 +60,10 @@ def _naive_scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo, h
 
 @pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
 def test_replays_the_documented_scan_and_draw_order(boundary):
-    net = _conv_net((3, 3), 2, 2, 3, "tanh", 3, seed=1)
+    net = conv_net((3, 3), 2, 2, 3, "tanh", 3, seed=1)
     spec, params = net.describe(), net.kernel_params()
     lam = np.array([6.0, -8.0, 3.0])
-    state = _state(spec, params, lam, EMPTY, 11, 9, seed=4)
+    state = chain_state(spec, params, lam, EMPTY, 11, 9, seed=4)
     step = np.linspace(0.1, 0.9, 11)
     got = _scan(spec, params, lam, EMPTY, state, step, 4, boundary)
     want = _naive_scan(spec, params, lam, EMPTY, state, step, 4, boundary, 0.0, 1.0)
@@ -96,7 +79,7 @@ def test_incremental_conv_equals_full_recompute_step_for_step(boundary):
     net = paper_cnn(16, random_state=3)
     spec, params = net.describe(), net.kernel_params()
     lam = np.random.default_rng(1).normal(size=16)
-    state = _state(spec, params, lam, EMPTY, 24, 64, seed=5)
+    state = chain_state(spec, params, lam, EMPTY, 24, 64, seed=5)
     step = np.linspace(0.05, 0.8, 24)
     inc = _scan(spec, params, lam, EMPTY, state, step, 6, boundary)
     full = _scan(spec, params, lam, EMPTY, state, step, 6, boundary, incremental=False)
@@ -116,7 +99,7 @@ def test_term_plans():
     a = np.random.default_rng(0).normal(size=(3, 8, 8))
     W = params[spec[4, 3]:spec[4, 3] + 5 * 192].reshape(5, 192)
     assert np.isclose(np.arange(5.0) @ (W @ a.ravel()), v @ a.transpose(1, 2, 0).ravel())
-    head = _conv_net((4, 4), 2, 2, 3, "tanh", 3, 0, [activation("tanh"), Dense(3, 2)])
+    head = conv_net((4, 4), 2, 2, 3, "tanh", 3, 0, [activation("tanh"), Dense(3, 2)])
     assert S.term_plan(head.describe(), head.kernel_params(), np.ones(2))[:3] == \
         (S.TERM_CONV, 5, False)
     dense = mlp([4, 8, 2])
@@ -138,13 +121,13 @@ def test_random_conv_nets_and_conv_field_equal_full_recompute(h, w, c0, c1, c2, 
                                                               seed):
     # c0 input channels: the scan visits channel 0's pixels, then channel 1's
     tail = [activation("tanh"), Dense(3, 2)] if head else []
-    net = _conv_net((h, w), c1, c2, k, act, 3, seed, tail, c0=c0)
+    net = conv_net((h, w), c1, c2, k, act, 3, seed, tail, c0=c0)
     spec, params = net.describe(), net.kernel_params()
     lam = np.random.default_rng(seed).normal(size=net.n_observables)
     # second term: a conv classifier (kept DENSE outputs, then log-softmax in full)
-    clf = _conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")], c0=c0)
+    clf = conv_net((h, w), 2, 1, 3, "tanh", 3, seed + 1, [activation("logsoftmax")], c0=c0)
     term2 = (clf.describe(), clf.kernel_params(), np.array([-1.5, 0.0, 0.0]))
-    state = _state(spec, params, lam, term2, 5, c0 * h * w, seed)
+    state = chain_state(spec, params, lam, term2, 5, c0 * h * w, seed)
     inc = _scan(spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT)
     full = _scan(spec, params, lam, term2, state, 0.4, 5, K.BOUNDARY_REFLECT,
                  incremental=False)
@@ -162,7 +145,7 @@ def test_dense_first_network_and_mlp_field_equal_full_recompute():
     field = mlp([6, 4, 2], random_state=3)
     term2 = (field.describe(), field.kernel_params(), np.array([0.5, -1.0]))
     for t2 in (EMPTY, term2):
-        state = _state(spec, params, lam, t2, 13, 6, seed=8, lo=-2.0, hi=2.0)
+        state = chain_state(spec, params, lam, t2, 13, 6, seed=8, lo=-2.0, hi=2.0)
         inc = _scan(spec, params, lam, t2, state, 0.7, 5, K.BOUNDARY_REFLECT, -2.0, 2.0)
         full = _scan(spec, params, lam, t2, state, 0.7, 5, K.BOUNDARY_REFLECT, -2.0, 2.0,
                      incremental=False)
@@ -173,14 +156,9 @@ def test_dense_first_network_and_mlp_field_equal_full_recompute():
 def test_conv_only_network_folds_lambda():
     # no DENSE: the observables are the last conv activations (channel-major), and a final
     # square is still local, so the whole network is updated incrementally
-    net = Sequential([Conv2D(1, 2, 3, (3, 4)), activation("tanh"), Conv2D(2, 2, 3, (3, 4)),
-                      activation("tanh")], random_state=4)
-    net.set_theta(net.theta + 0.2)
-    spec = np.vstack([net.describe(), [[K.SQUARE, 24, 24, 0, 0, 0, 0, 0]]])
-    params = net.kernel_params()
-    lam = np.random.default_rng(0).normal(size=24)
+    spec, params, lam = conv_only_square()
     assert S.term_plan(spec, params, lam)[:3] == (S.TERM_CONV, 5, True)
-    state = _state(spec, params, lam, EMPTY, 6, 12, seed=2)
+    state = chain_state(spec, params, lam, EMPTY, 6, 12, seed=2)
     inc = _scan(spec, params, lam, EMPTY, state, 0.4, 8, K.BOUNDARY_REFLECT)
     full = _scan(spec, params, lam, EMPTY, state, 0.4, 8, K.BOUNDARY_REFLECT,
                  incremental=False)
@@ -192,7 +170,7 @@ def test_bit_identical_for_any_lanes_and_threads():
     net = paper_cnn(4, channels=(3, 5), random_state=7)
     spec, params = net.describe(), net.kernel_params()
     lam = np.array([1.0, -2.0, 0.5, 0.3])
-    state = _state(spec, params, lam, EMPTY, 37, 64, seed=9)  # a partial last block
+    state = chain_state(spec, params, lam, EMPTY, 37, 64, seed=9)  # a partial last block
     ref = _scan(spec, params, lam, EMPTY, state, 0.3, 3, K.BOUNDARY_REFLECT, lanes=1)
     runs = [_scan(spec, params, lam, EMPTY, state, 0.3, 3, K.BOUNDARY_REFLECT, lanes=L)
             for L in (8, 16, 64)]
@@ -213,7 +191,7 @@ def test_carried_energy_equals_fresh_evaluation_after_many_moves():
     net = paper_cnn(16, random_state=4)
     spec, params = net.describe(), net.kernel_params()
     lam = 3.0 * np.random.default_rng(2).normal(size=16)
-    state = _state(spec, params, lam, EMPTY, 8, 64, seed=6)
+    state = chain_state(spec, params, lam, EMPTY, 8, 64, seed=6)
     x, energy, rs, acc = _scan(spec, params, lam, EMPTY, state, 0.3, 60, K.BOUNDARY_REFLECT)
     assert acc.min() > 1000  # thousands of accepted incremental updates per chain
     fresh = K.energy_batch(spec, params, lam, x, *EMPTY)
@@ -244,11 +222,11 @@ def _chi2_2d(x, energy_fn, lo, hi, nb=6, sub=40):
 @pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
 def test_two_pixel_conv_image_matches_quadrature(boundary):
     # A 1x2 "image" through a 3x3 conv net: d = 2, so the exact density is a 2-d grid.
-    net = _conv_net((1, 2), 3, 2, 3, "tanh", 3, seed=11)
+    net = conv_net((1, 2), 3, 2, 3, "tanh", 3, seed=11)
     spec, params = net.describe(), net.kernel_params()
     lam = np.array([2.5, -3.0, 1.5])
     n = 4000
-    state = _state(spec, params, lam, EMPTY, n, 2, seed=12)
+    state = chain_state(spec, params, lam, EMPTY, n, 2, seed=12)
     x = _scan(spec, params, lam, EMPTY, state, 0.5, 60, boundary)[0]
     chi2, expected = _chi2_2d(x, lambda G: K.energy_batch(spec, params, lam, G, *EMPTY),
                               0.0, 1.0)
@@ -268,7 +246,7 @@ def test_correlated_gaussian_matches_quadrature_and_detects_a_wrong_target():
     np.testing.assert_allclose(K.energy_batch(spec, params, lam, G, *EMPTY),
                                0.5 * np.einsum("ni,ij,nj->n", G, P, G))
     n = 4000
-    state = _state(spec, params, lam, EMPTY, n, 2, seed=3, lo=-3.0, hi=3.0)
+    state = chain_state(spec, params, lam, EMPTY, n, 2, seed=3, lo=-3.0, hi=3.0)
     x = _scan(spec, params, lam, EMPTY, state, 1.0, 80, K.BOUNDARY_REFLECT, -3.0, 3.0)[0]
     chi2, _ = _chi2_2d(x, lambda G: K.energy_batch(spec, params, lam, G, *EMPTY), -3.0, 3.0)
     assert chi2 < 75.0, chi2  # seed 3, 35 degrees of freedom, P ~ 1e-4 under the null

@@ -472,8 +472,8 @@ def test_backend_single_moves_on_a_conv_net_use_the_incremental_image_kernels():
 def test_backend_scan_on_a_conv_net_with_a_field_matches_cpu_backend(boundary):
     """A 3x3 image through mme_numba.nn (Conv2D, tanh, Dense) with a classifier field:
     both backends route "scan" to their incremental conv kernels; same draws and accept
-    decisions, positions and energies equal up to rounding (the CPU re-evaluates its
-    energies at the end of the call, the GPU carries them)."""
+    decisions, positions and energies equal up to rounding (each backend carries its own
+    incremental energies, summed in a different order)."""
     from mme_numba.nn import Conv2D, Dense, Sequential, activation
 
     net = Sequential([Conv2D(1, 2, 3, (3, 3)), activation("tanh"), Dense(18, 3)],

@@ -529,18 +529,18 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     -------
     None
     """
-    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
-        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
-        rng_state, accepted)
-    n_chains = x.shape[0]
     check_move(move)
-    if n_chains == 0 or n_sweeps == 0:
-        return
-    if move == MOVE_SCAN:
+    if move == MOVE_SCAN:  # scan_sweeps checks the arguments itself
         from .scan import scan_sweeps  # imports this module
 
         scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                     boundary, rng_state, accepted, incremental=incremental, lanes=lanes)
+        return
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
+        spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
+        rng_state, accepted)
+    n_chains = x.shape[0]
+    if n_chains == 0 or n_sweeps == 0:
         return
     use_incremental = bool(incremental) and spec[0, 0] == DENSE
     lanes = lanes_for(spec, spec2, n_items=n_chains) if lanes is None else int(lanes)

@@ -4,9 +4,9 @@
 
 Prints one JSON line with the seconds spent importing and in the first call of each entry
 point the sampler uses (``energy_batch``, ``observables_batch``, ``metropolis_sweeps`` with
-all-coordinate, random-scan and systematic-scan single-coordinate moves) on the MLP problem. With an empty cache
-directory these calls compile (what every process pays without ``cache=True``); run again
-with the same directory they load the compiled code from it.
+all-coordinate, random-scan and systematic-scan single-coordinate moves) on the MLP problem.
+With an empty cache directory these calls compile (what every process pays without
+``cache=True``); run again with the same directory they load the compiled code from it.
 """
 
 import json

@@ -11,11 +11,11 @@ It smoke-tests anywhere with the CUDA simulator (tiny sizes, no timings worth re
 Correctness: the same chains (same seeds, states, steps) advanced by the CPU and the CUDA
 backends, for an MLP (all-coordinate moves; single-coordinate moves with the incremental
 first layer; MALA) and the digits CNN with a classifier steering field (random-scan and
-systematic-scan single-pixel moves, incremental conv windows on both; MALA). It reports the fraction of chains whose
-random state and accept count are identical (expected 1.0) and the largest position/energy
-difference (expected below 1e-9: libdevice and fused multiply-adds change the last bits
-only). Observables and energies of
-random points are compared too. The exit status is 1 if any check fails.
+systematic-scan single-pixel moves, incremental conv windows on both; MALA). It reports the
+fraction of chains whose random state and accept count are identical (expected 1.0) and the
+largest position/energy difference (expected below 1e-9: libdevice and fused multiply-adds
+change the last bits only). Observables and energies of random points are compared too.
+The exit status is 1 if any check fails.
 
 Throughput: proposals per second of the CPU backend (all cores) and of the CUDA backend (one
 thread per chain) for growing chain counts, excluding compilation (timed separately as the

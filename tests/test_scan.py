@@ -99,6 +99,9 @@ def test_term_plans():
     a = np.random.default_rng(0).normal(size=(3, 8, 8))
     W = params[spec[4, 3]:spec[4, 3] + 5 * 192].reshape(5, 192)
     assert np.isclose(np.arange(5.0) @ (W @ a.ravel()), v @ a.transpose(1, 2, 0).ravel())
+    # kept: conv and tanh rows of layer 1 (2 channels), layer 2's conv (3 channels), and one
+    # energy per position for layer 2's tanh, whose activations only the energy reads
+    assert S._kept_rows(kind, n_pre, fold, spec) == 64 * (2 + 2 + 3 + 1)
     head = conv_net((4, 4), 2, 2, 3, "tanh", 3, 0, [activation("tanh"), Dense(3, 2)])
     assert S.term_plan(head.describe(), head.kernel_params(), np.ones(2))[:3] == \
         (S.TERM_CONV, 5, False)

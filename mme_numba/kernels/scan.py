@@ -23,8 +23,12 @@ one-pixel move costs only the multiply-adds of the pixel's receptive field:
 * **Closing DENSE folded into the energy**: when a DENSE row ends the network,
   ``lam . (W a + b) = (W^T lam) . a + lam . b``, so the energy change is one dot product of
   ``v = W^T lam`` with the changed activations (``paper_cnn``: 400 multiply-adds instead of
-  6400). A conv-only network folds ``lam`` itself. When rows follow the DENSE (a classifier
-  field), its outputs are kept and updated, and the remaining rows run in full.
+  6400). A conv-only network folds ``lam`` itself. The activations under ``v`` then serve
+  only the energy, so each chain keeps one number per image position, ``v[p] . a[p]``,
+  instead of the activations (``paper_cnn``: 64 rows instead of 1024, a third of the kept
+  state, and the largest rows a proposal would read, write and commit). When rows follow
+  the DENSE (a classifier field), its outputs are kept and updated, and the remaining rows
+  run in full.
 * **DENSE first row**: ``z = W x + b`` is kept and updated by one column of ``W``.
 * Anything else is evaluated in full (lock-step) for every proposal.
 
@@ -125,6 +129,19 @@ def term_plan(spec, params, lam, incremental=True):
 # --- small lock-step helpers -------------------------------------------------------------
 
 @njit(cache=True)
+def _partial(spec, n_pre, fold):
+    """Whether a folded TERM_CONV term keeps per-position energies for its last row.
+
+    With ``fold`` and a last kept row that is elementwise (``CONV2D, TANH`` in
+    ``paper_cnn``), that row's values serve only the energy, so each image position keeps
+    ``s[p] = sum_c v[p, c] a[p, c]`` (one row instead of ``c``) and a proposal's energy change
+    is ``sum_p (s_new[p] - s[p])`` over the window: the largest rows of the window are
+    neither read, written nor committed.
+    """
+    return fold and n_pre > 0 and spec[n_pre - 1, 0] != CONV2D
+
+
+@njit(cache=True)
 def _copy_rows(src, dst, r0, r1):
     n_lanes = src.shape[1]
     for r in range(r0, r1):
@@ -223,10 +240,25 @@ def _conv_rebuild(spec, params, lam, n_pre, tw, toff, v, aoff, geo, xb, A, D, e)
     n_lanes = A.shape[1]
     c_cur = spec[0, 1] // hw
     a_in = 0
+    partial = _partial(spec, n_pre, True)
     for r in range(n_pre):
         code = spec[r, 0]
         c_out = geo[r, 0]
         a_out = aoff[r]
+        if code != CONV2D and partial and r == n_pre - 1:
+            # per-position energies s[p] = v[p] . a[p]; the row itself is not kept
+            for p in range(hw):
+                _elementwise_ls(code, A, a_in + p * c_out, D, 0, c_out)
+                s = A[a_out + p]
+                for lane in range(n_lanes):
+                    s[lane] = 0.0
+                for ch in range(c_out):
+                    ve = v[p * c_out + ch]
+                    dr = D[ch]
+                    for lane in range(n_lanes):
+                        s[lane] += ve * dr[lane]
+            a_in = a_out
+            continue
         if code != CONV2D:
             _elementwise_ls(code, A, a_in, A, a_out, hw * c_out)
             a_in = a_out
@@ -270,6 +302,12 @@ def _conv_rebuild(spec, params, lam, n_pre, tw, toff, v, aoff, geo, xb, A, D, e)
                 e0 += lam[i] * params[b_off + i]
     for lane in range(n_lanes):
         e[lane] = e0
+    if partial:
+        for p in range(hw):
+            s = A[a_in + p]
+            for lane in range(n_lanes):
+                e[lane] += s[lane]
+        return
     for i in range(hw * c_cur):
         ve = v[i]
         a = A[a_in + i]
@@ -321,41 +359,50 @@ def _term_rebuild(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, 
 def _tanh_stage_change(a_z, a_t, A, N, w, r0, r1, q0, q1, c, D, fold, v, e_acc):
     """:func:`_stage_change` for a conv stage ``CONV2D, TANH`` (the paper's), fused.
 
-    One pass per window entry: the new pre-activation ``z = A + N`` into ``N``,
-    ``t = tanh(z)`` into ``N``, and ``t - A`` into ``D`` or ``v (t - A)`` into ``e_acc``.
-    The same operations in the same order as the general path, without its intermediate
-    rows.
+    One pass per window entry: the new pre-activation ``z = A + N`` into ``N``, then either
+    ``t = tanh(z)`` into ``N`` and ``t - A`` into ``D``, or (``fold``, see :func:`_partial`)
+    ``v t`` into the position's new energy ``s`` in ``N`` and ``s - A`` into ``e_acc``. The
+    same operations in the same order as the general path, without its intermediate rows.
     """
     n_lanes = A.shape[1]
     n_chunk = (q1 - q0) * c
     for iy in range(r0, r1):
         e0 = (iy * w + q0) * c
         base = (iy - r0) * n_chunk
+        if fold:
+            for ix in range(q0, q1):
+                p = iy * w + ix
+                s_new = N[a_t + p]
+                for lane in range(n_lanes):
+                    s_new[lane] = 0.0
+                for ch in range(c):
+                    z_old = A[a_z + p * c + ch]
+                    dz = N[a_z + p * c + ch]
+                    ve = v[p * c + ch]
+                    for lane in range(n_lanes):
+                        z = z_old[lane] + dz[lane]
+                        dz[lane] = z
+                        s_new[lane] += ve * _tanh(z)
+                s_old = A[a_t + p]
+                for lane in range(n_lanes):
+                    e_acc[lane] += s_new[lane] - s_old[lane]
+            continue
         for i in range(n_chunk):
             z_old = A[a_z + e0 + i]
             dz = N[a_z + e0 + i]
             t_old = A[a_t + e0 + i]
             t_new = N[a_t + e0 + i]
-            if fold:
-                ve = v[e0 + i]
-                for lane in range(n_lanes):
-                    z = z_old[lane] + dz[lane]
-                    dz[lane] = z
-                    t = _tanh(z)
-                    t_new[lane] = t
-                    e_acc[lane] += ve * (t - t_old[lane])
-            else:
-                dd = D[base + i]
-                for lane in range(n_lanes):
-                    z = z_old[lane] + dz[lane]
-                    dz[lane] = z
-                    t = _tanh(z)
-                    t_new[lane] = t
-                    dd[lane] = t - t_old[lane]
+            dd = D[base + i]
+            for lane in range(n_lanes):
+                z = z_old[lane] + dz[lane]
+                dz[lane] = z
+                t = _tanh(z)
+                t_new[lane] = t
+                dd[lane] = t - t_old[lane]
 
 
 @njit(cache=True, error_model="numpy")
-def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, fold, v,
+def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, S, fold, v,
                   e_acc):
     """New values of a conv stage over its window, and the change of its output.
 
@@ -365,6 +412,8 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
     ``N``; each elementwise row's new output into its rows of ``N`` (all committed on
     acceptance); then the change of the stage's output either into ``D`` (compact,
     position-major: the next row's input) or, with ``fold``, into ``e_acc += v . change``.
+    With ``fold`` and an elementwise last row (:func:`_partial`), that row's new values go to
+    the scratch rows ``S`` and ``N`` gets each position's new energy ``s = v . a``.
     Only new activations are evaluated; old ones are kept.
     """
     n_lanes = A.shape[1]
@@ -384,11 +433,26 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
             for lane in range(n_lanes):
                 vn[lane] = ar[lane] + nr[lane]
                 nr[lane] = vn[lane]
+        partial = fold and r_end > r_conv + 1
         for r in range(r_conv + 1, r_end):
-            if r == r_conv + 1:
-                _elementwise_ls(spec[r, 0], Vn, 0, N, aoff[r] + e0, n_chunk)
-            else:
-                _elementwise_ls(spec[r, 0], N, aoff[r - 1] + e0, N, aoff[r] + e0, n_chunk)
+            src, s0 = (Vn, 0) if r == r_conv + 1 else (N, aoff[r - 1] + e0)
+            dst, d0 = (S, 0) if partial and r == r_end - 1 else (N, aoff[r] + e0)
+            _elementwise_ls(spec[r, 0], src, s0, dst, d0, n_chunk)
+        if partial:
+            for ix in range(q0, q1):
+                p = iy * w + ix
+                s_new = N[a_last + p]
+                for lane in range(n_lanes):
+                    s_new[lane] = 0.0
+                for ch in range(c):
+                    ve = v[p * c + ch]
+                    sr = S[(ix - q0) * c + ch]
+                    for lane in range(n_lanes):
+                        s_new[lane] += ve * sr[lane]
+                s_old = A[a_last + p]
+                for lane in range(n_lanes):
+                    e_acc[lane] += s_new[lane] - s_old[lane]
+            continue
         new = Vn if r_end == r_conv + 1 else N
         n0 = 0 if r_end == r_conv + 1 else a_last + e0
         if fold:
@@ -481,7 +545,7 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, del
                 rect[rr, 1] = r1
                 rect[rr, 2] = q0
                 rect[rr, 3] = q1
-            _stage_change(spec, aoff, r, r_end, A, N, c_out, w, r0, r1, q0, q1, Vn, D,
+            _stage_change(spec, aoff, r, r_end, A, N, c_out, w, r0, r1, q0, q1, Vn, D, H,
                           r_end == n_pre and fold, v, e_new)
             c_cur = c_out
             r = r_end
@@ -519,14 +583,16 @@ def _conv_propose(spec, params, lam, n_pre, fold, tw, toff, v, aoff, geo, j, del
 
 
 @njit(cache=True)
-def _conv_commit(spec, n_pre, aoff, geo, rect, acc, A, N):
+def _conv_commit(spec, n_pre, fold, aoff, geo, rect, acc, A, N):
     # the accepted lanes take over the proposal: the new values of conv and elementwise rows
-    # (the very sums the proposal evaluated), A + N for a kept DENSE row (N: its change)
+    # (the very sums the proposal evaluated) or per-position energies (_partial), A + N for a
+    # kept DENSE row (N: its change)
     w = spec[0, 6]
     n_lanes = acc.shape[0]
+    partial = _partial(spec, n_pre, fold)
     for r in range(n_pre):
         a = aoff[r]
-        c = geo[r, 0]
+        c = 1 if partial and r == n_pre - 1 else geo[r, 0]
         if spec[r, 0] == DENSE:
             e0, e1 = a, a + c
             ranges = 1
@@ -575,18 +641,22 @@ def _term_propose(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, 
 
 
 @njit(cache=True)
-def _term_commit(kind, n_pre, spec, aoff, geo, rect, acc, A, N):
+def _term_commit(kind, n_pre, fold, spec, aoff, geo, rect, acc, A, N):
     if spec.shape[0] == 0:
         return
     if kind == TERM_CONV:
-        _conv_commit(spec, n_pre, aoff, geo, rect, acc, A, N)
+        _conv_commit(spec, n_pre, fold, aoff, geo, rect, acc, A, N)
     elif kind == TERM_DENSE:
         _select_rows(acc, N, A, 0, spec[0, 2])
 
 
-def _kept_rows(kind, spec):
+def _kept_rows(kind, n_pre, fold, spec):
     if kind == TERM_CONV:
-        return max(1, int(_plan(np.ascontiguousarray(spec, np.int64))[1][-1]))
+        spec = np.ascontiguousarray(spec, np.int64)
+        aoff = _plan(spec)[1]
+        if _partial(spec, n_pre, fold):  # the last row: one energy per image position
+            return int(aoff[n_pre - 1] + spec[0, 5] * spec[0, 6])
+        return max(1, int(aoff[-1]))
     if kind == TERM_DENSE:
         return int(spec[0, 2])
     return 1
@@ -676,8 +746,8 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
             for lane in range(n_lanes):
                 xj[lane] = y[lane] if acc[lane] else old[lane]
             if any_acc:
-                _term_commit(kind, n_pre, spec, aoff, geo, rect, acc, A, N)
-                _term_commit(kind2, n_pre2, spec2, aoff2, geo2, rect2, acc, A2, N2)
+                _term_commit(kind, n_pre, fold, spec, aoff, geo, rect, acc, A, N)
+                _term_commit(kind2, n_pre2, fold2, spec2, aoff2, geo2, rect2, acc, A2, N2)
                 for lane in range(n_lanes):
                     e1[lane] = e1n[lane] if acc[lane] else e1[lane]
                     e2[lane] = e2n[lane] if acc[lane] else e2[lane]
@@ -762,7 +832,7 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
         return
     p1 = term_plan(spec, params, lam, incremental)
     p2 = term_plan(spec2, params2, lam2, incremental)
-    rows1, rows2 = _kept_rows(p1[0], spec), _kept_rows(p2[0], spec2)
+    rows1, rows2 = _kept_rows(*p1[:3], spec), _kept_rows(*p2[:3], spec2)
     lanes = scan_lanes(n_chains, rows1 + rows2) if lanes is None else int(lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be a positive integer, got {lanes}")

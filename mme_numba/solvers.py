@@ -154,6 +154,8 @@ class _LambdaSolver:
         lam = lam.copy()
         mean, cov, _ = weighted_moments(O)
         info = {"chi2": chi2((mean - obar)[active], var[active]), "ess_fraction": 1.0, "steps": 0}
+        if not np.any(active):  # every observable frozen: nothing to fit
+            return lam, info
         logw = None
         for _ in range(self.n_steps):
             if logw is not None:

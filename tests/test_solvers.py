@@ -92,6 +92,19 @@ def test_inactive_observables_are_frozen():
         assert lam[1] == 0.5
 
 
+@pytest.mark.parametrize("name", ["newton", "adam"])
+def test_all_observables_frozen_is_no_step_and_no_warning(name):
+    # every observable constant on the data: nothing to fit (Newton used to divide 0 by 0
+    # for its ridge, then backtrack twelve times on an empty step)
+    O = _gaussian_samples(np.array([0.0, 0.5]), 500, seed=4)
+    lam0 = np.array([0.3, 0.5])
+    with np.errstate(all="raise"):
+        lam, info = solvers.make_lambda_solver(name).fit(lam0, O, np.array([0.5, 1.0]),
+                                                         np.ones(2), np.zeros(2, bool))
+    np.testing.assert_array_equal(lam, lam0)
+    assert info["steps"] == 0 and info["chi2"] == 0.0
+
+
 def test_adam_matches_reference_formula():
     adam = solvers.Adam(lr=0.1)
     p = np.array([1.0, -2.0])

@@ -190,6 +190,28 @@ def test_bit_identical_for_any_lanes_and_threads():
             np.testing.assert_array_equal(a, b)
 
 
+def test_reused_workspace_carries_nothing_between_calls():
+    # the per-thread scratch is reused across calls: filled with NaN (what any read before
+    # a write would pick up) or holding another call's rows, the result is the fresh one
+    net = paper_cnn(4, channels=(3, 5), random_state=7)
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.array([1.0, -2.0, 0.5, 0.3])
+    clf = conv_net((8, 8), 2, 1, 3, "tanh", 3, 1, [activation("logsoftmax")])
+    term2 = (clf.describe(), clf.kernel_params(), np.array([-1.5, 0.0, 0.0]))
+    state = chain_state(spec, params, lam, term2, 19, 64, seed=3)
+    other = chain_state(spec, params, lam, term2, 19, 64, seed=4)
+    S._scratch.arrays = None
+    fresh = _scan(spec, params, lam, term2, state, 0.3, 2, K.BOUNDARY_REFLECT, lanes=8)
+    for arr in S._scratch.arrays:
+        arr.fill(np.nan)
+    poisoned = _scan(spec, params, lam, term2, state, 0.3, 2, K.BOUNDARY_REFLECT, lanes=8)
+    _scan(spec, params, lam, term2, other, 0.3, 2, K.BOUNDARY_REFLECT, lanes=8)
+    after_other = _scan(spec, params, lam, term2, state, 0.3, 2, K.BOUNDARY_REFLECT, lanes=8)
+    for run in (poisoned, after_other):
+        for a, b in zip(fresh, run):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_carried_energy_equals_fresh_evaluation_after_many_moves():
     net = paper_cnn(16, random_state=4)
     spec, params = net.describe(), net.kernel_params()

@@ -50,6 +50,7 @@ sweeps per call.
 import math
 import threading
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -765,29 +766,48 @@ def _scan_sweeps(x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepte
     width = max(3, _max_width(spec), _max_width(spec2), x.shape[1])
     n_blocks = (n_chains + n_lanes - 1) // n_lanes
     for b in prange(n_blocks):
+        t = numba.get_thread_id()  # the thread's scratch: reused block after block
         c0 = b * n_lanes
         _scan_block(c0, min(n_chains, c0 + n_lanes) - c0, x, energy, lo, hi, step, n_sweeps,
                     boundary, rng_state, accepted, spec, params, lam, kind, n_pre, fold, tw,
-                    toff, v, A[b], N[b], spec2, params2, lam2, kind2, n_pre2, fold2, tw2, toff2,
-                    v2, A2[b], N2[b], work[b], n_lanes, width)
+                    toff, v, A[t], N[t], spec2, params2, lam2, kind2, n_pre2, fold2, tw2, toff2,
+                    v2, A2[t], N2[t], work[t], n_lanes, width)
 
 
 _scratch = threading.local()
 
 
-def _workspace(shapes):
-    """Float64 scratch arrays of ``shapes``, reused by the next call of this thread.
+def _aligned_empty(shape, align=64):
+    """``np.empty(shape)`` whose data starts on an ``align``-byte boundary.
 
-    Each block keeps its chains' rows (megabytes: 8.6 MB per 256 lanes for ``paper_cnn``).
-    Allocated inside the kernel, they came fresh from the OS on some calls, depending on
-    the C allocator's history: a worker thread's block then paid ~2000 page faults per
-    call, 0.7x the two-thread throughput in the benchmark. Every call writes them before
-    reading, so reuse carries nothing over. One set per calling thread (the last shapes).
+    NumPy's large arrays start 16 bytes into a page, so every 64-byte AVX-512 load or store
+    of a row spans two cache lines; numba's own arrays are aligned to 32 bytes only, which
+    made the scan's throughput bimodal from process to process (~505 or ~590 ns per
+    proposal, depending on where its blocks' rows landed).
+    """
+    n = int(np.prod(shape))
+    buf = np.empty(n + align // 8)
+    k = (-buf.ctypes.data % align) // 8
+    return buf[k:k + n].reshape(shape)
+
+
+def _workspace(n_slices, shapes):
+    """Aligned float64 scratch arrays ``(n_slices,) + shape``, reused by this thread's calls.
+
+    One slice per numba thread (``numba.get_thread_id``) holds a block's kept rows:
+    megabytes (8.6 MB per 256 lanes for ``paper_cnn``). Allocated inside the kernel, a
+    worker thread's block came fresh from the OS on some calls, depending on the C
+    allocator's history: ~2000 page faults per call, 0.7x the two-thread throughput in the
+    benchmark; one slice per block instead of per thread costs ~3 % more time (a second
+    set of rows to keep in cache). Every call writes them before reading, so reuse carries
+    nothing over. One set per calling thread (the last shapes); a set with more slices
+    serves a call with fewer threads, so alternating thread counts do not reallocate.
     """
     cached = getattr(_scratch, "arrays", None)
-    if cached is None or tuple(a.shape for a in cached) != shapes:
+    if cached is None or tuple(a.shape[1:] for a in cached) != shapes or \
+            cached[0].shape[0] < n_slices:
         _scratch.arrays = None  # release the old set first
-        cached = _scratch.arrays = tuple(np.empty(s) for s in shapes)
+        cached = _scratch.arrays = tuple(_aligned_empty((n_slices,) + s) for s in shapes)
     return cached
 
 
@@ -798,8 +818,6 @@ def scan_lanes(n_chains, rows=0):
     would pass ``settings.SCAN_STATE_BYTES`` (but not below 64 for that reason), and fewer
     when there are too few chains for one block per thread.
     """
-    import numba
-
     most = settings.SCAN_LANES
     while most > 64 and 8 * max(int(rows), 1) * most > settings.SCAN_STATE_BYTES:
         most //= 2
@@ -853,10 +871,11 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     lanes = scan_lanes(n_chains, rows1 + rows2) if lanes is None else int(lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be a positive integer, got {lanes}")
-    n_blocks = -(-n_chains // lanes)
+    # one slice per thread: get_thread_id() < get_num_threads() in the kernel
     A, N, A2, N2, work = _workspace(
-        ((n_blocks, rows1, lanes), (n_blocks, rows1, lanes), (n_blocks, rows2, lanes),
-         (n_blocks, rows2, lanes), (n_blocks, 3, max(rows1, rows2, x.shape[1]), lanes)))
+        numba.get_num_threads(),
+        ((rows1, lanes), (rows1, lanes), (rows2, lanes), (rows2, lanes),
+         (3, max(rows1, rows2, x.shape[1]), lanes)))
     with dynamic_schedule():
         _scan_sweeps(x, energy, lo, hi, step, n_sweeps, int(boundary), rng_state, accepted,
                      spec, params, lam, *p1, A, N, spec2, params2, lam2, *p2, A2, N2, work,

@@ -519,3 +519,21 @@ def test_lockstep_conv_blocks_equal_one_at_a_time(k):
     O, H = _one_at_a_time(spec, params, np.array([0.5, -1.0, 2.0]), EMPTY, X)
     np.testing.assert_array_equal(K.observables_batch(spec, params, X), O)
     check_against_naive(spec, params, X)
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (3, 5, 64), (2, 7, 3, 256), (0, 8)])
+def test_lane_buffers_start_on_a_cache_line(shape):
+    # every lock-step row of 8k lanes then starts on a 64-byte boundary (an AVX-512 load
+    # or store never spans two cache lines)
+    from mme_numba.kernels import network as N
+
+    bufs = [N.aligned_empty(shape)]
+    if len(shape) == 2:
+        bufs.append(N.empty_rows(*shape))
+    if len(shape) == 3:
+        bufs.append(N.empty_slabs(*shape))
+    for a in bufs:
+        assert a.shape == shape and a.dtype == np.float64 and a.flags.c_contiguous
+        assert a.size == 0 or a.ctypes.data % N.ALIGN == 0
+        a.fill(1.5)  # the whole view is writable memory
+        assert a.sum() == 1.5 * a.size

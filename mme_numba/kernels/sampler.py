@@ -46,7 +46,8 @@ from numba import njit, prange
 from .fastmath import cos_2pi as _cos_2pi
 from .fastmath import log as _log
 from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width,
-                      dynamic_schedule, energy_lockstep, energy_one, forward_rows, lanes_for)
+                      dynamic_schedule, empty_rows, empty_slabs, energy_lockstep, energy_one,
+                      forward_rows, lanes_for)
 from .rng import normal, uniform
 
 __all__ = ["MOVE_ALL", "MOVE_SINGLE", "MOVE_SCAN", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
@@ -250,7 +251,7 @@ def load_block(c0, n_live, n_lanes, x, lo, step, rng_state):
     ``(4, lanes)`` (``streams.T[lane]`` is one state) and steps; lanes past ``n_live`` hold
     the box corner ``lo`` and a zero step."""
     d = x.shape[1]
-    xb = np.empty((d, n_lanes))
+    xb = empty_rows(d, n_lanes)
     streams = np.zeros((4, n_lanes), np.uint64)
     step_b = np.zeros(n_lanes)
     for lane in range(n_lanes):
@@ -417,8 +418,8 @@ def _metropolis_lockstep(spec, params, lam, spec2, params2, lam2, x, energy, lo,
     for b in prange(n_blocks):
         c0 = b * n_lanes
         n_live = min(n_chains, c0 + n_lanes) - c0
-        block = np.empty((d, n_lanes))    # proposals (all) or states (single), lane-major
-        scratch = np.empty((5, width, n_lanes))
+        block = empty_rows(d, n_lanes)    # proposals (all) or states (single), lane-major
+        scratch = empty_slabs(5, width, n_lanes)
         h_old = np.empty(n_lanes)
         h_new = np.empty(n_lanes)
         inside = np.zeros(n_lanes, np.bool_)

@@ -58,7 +58,8 @@ from .fastmath import cos_2pi as _cos_2pi
 from .fastmath import log as _log
 from .images import _plan, _transposed_weights
 from .network import (CONV2D, DENSE, TANH, _apply_row_ls, _dot_ls, _elementwise_ls,
-                      _max_width, _tanh, dynamic_schedule, forward_lockstep)
+                      _max_width, _tanh, aligned_empty, dynamic_schedule, empty_rows,
+                      forward_lockstep)
 from .rng import uniform
 from .sampler import _propose, chain_args, load_block, store_block
 from . import settings
@@ -675,9 +676,9 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     d = x.shape[1]
     xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # st[lane] is one xoshiro state
-    wa = np.empty((width, n_lanes))
-    wb = np.empty((width, n_lanes))
-    tmp = np.empty((2, n_lanes))
+    wa = empty_rows(width, n_lanes)
+    wb = empty_rows(width, n_lanes)
+    tmp = empty_rows(2, n_lanes)
     rect = np.zeros((max(n_pre, 1), 4), np.int64)
     rect2 = np.zeros((max(n_pre2, 1), 4), np.int64)
     e1 = np.empty(n_lanes)
@@ -777,22 +778,9 @@ def _scan_sweeps(x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepte
 _scratch = threading.local()
 
 
-def _aligned_empty(shape, align=64):
-    """``np.empty(shape)`` whose data starts on an ``align``-byte boundary.
-
-    NumPy's large arrays start 16 bytes into a page, so every 64-byte AVX-512 load or store
-    of a row spans two cache lines; numba's own arrays are aligned to 32 bytes only, which
-    made the scan's throughput bimodal from process to process (~505 or ~590 ns per
-    proposal, depending on where its blocks' rows landed).
-    """
-    n = int(np.prod(shape))
-    buf = np.empty(n + align // 8)
-    k = (-buf.ctypes.data % align) // 8
-    return buf[k:k + n].reshape(shape)
-
-
 def _workspace(n_slices, shapes):
-    """Aligned float64 scratch arrays ``(n_slices,) + shape``, reused by this thread's calls.
+    """Float64 scratch arrays ``(n_slices,) + shape``, aligned to cache lines
+    (``network.aligned_empty``) and reused by this thread's calls.
 
     One slice per numba thread (``numba.get_thread_id``) holds a block's kept rows:
     megabytes (8.6 MB per 256 lanes for ``paper_cnn``). Allocated inside the kernel, a
@@ -807,7 +795,7 @@ def _workspace(n_slices, shapes):
     if cached is None or tuple(a.shape[1:] for a in cached) != shapes or \
             cached[0].shape[0] < n_slices:
         _scratch.arrays = None  # release the old set first
-        cached = _scratch.arrays = tuple(_aligned_empty((n_slices,) + s) for s in shapes)
+        cached = _scratch.arrays = tuple(aligned_empty((n_slices,) + s) for s in shapes)
     return cached
 
 

@@ -25,8 +25,8 @@ one-pixel move costs only the multiply-adds of the pixel's receptive field:
   ``v = W^T lam`` with the changed activations (``paper_cnn``: 400 multiply-adds instead of
   6400). A conv-only network folds ``lam`` itself. The activations under ``v`` then serve
   only the energy, so each chain keeps one number per image position, ``v[p] . a[p]``,
-  instead of the activations (``paper_cnn``: 64 rows instead of 1024, a third of the kept
-  state, and the largest rows a proposal would read, write and commit). When rows follow
+  instead of the activations (``paper_cnn``: 64 rows instead of 1024, which were a third of
+  the kept state and the largest rows a proposal would read, write and commit). When rows follow
   the DENSE (a classifier field), its outputs are kept and updated, and the remaining rows
   run in full.
 * **DENSE first row**: ``z = W x + b`` is kept and updated by one column of ``W``.

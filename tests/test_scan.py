@@ -200,7 +200,8 @@ def test_reused_workspace_carries_nothing_between_calls():
     term2 = (clf.describe(), clf.kernel_params(), np.array([-1.5, 0.0, 0.0]))
     state = chain_state(spec, params, lam, term2, 19, 64, seed=3)
     other = chain_state(spec, params, lam, term2, 19, 64, seed=4)
-    S._scratch.arrays = None
+    S.release_scratch()
+    assert S._scratch.arrays is None
     fresh = _scan(spec, params, lam, term2, state, 0.3, 2, K.BOUNDARY_REFLECT, lanes=8)
     for arr in S._scratch.arrays:
         arr.fill(np.nan)

@@ -64,7 +64,8 @@ from .rng import uniform
 from .sampler import _propose, chain_args, load_block, store_block
 from . import settings
 
-__all__ = ["scan_sweeps", "term_plan", "TERM_FULL", "TERM_DENSE", "TERM_CONV"]
+__all__ = ["scan_sweeps", "term_plan", "release_scratch", "TERM_FULL", "TERM_DENSE",
+           "TERM_CONV"]
 
 TERM_FULL = 0   # full lock-step forward per proposal
 TERM_DENSE = 1  # first row DENSE: its pre-activation kept and updated
@@ -799,6 +800,14 @@ def _workspace(n_slices, shapes):
     return cached
 
 
+def release_scratch():
+    """Free the scratch arrays this thread's :func:`scan_sweeps` calls keep (see its Notes).
+
+    The next call allocates them again; results never depend on it.
+    """
+    _scratch.arrays = None
+
+
 def scan_lanes(n_chains, rows=0):
     """Lanes per block for :func:`scan_sweeps` (a multiple of 8).
 
@@ -846,6 +855,14 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     Returns
     -------
     None
+
+    Notes
+    -----
+    The blocks' kept and proposed rows live in scratch arrays that the calling thread keeps
+    for its next call: one slice per numba thread, twice the kept state of a block
+    (``paper_cnn`` at 256 lanes: 8.6 MB; :func:`scan_lanes` keeps the kept state under
+    ``settings.SCAN_STATE_BYTES`` where it can). Allocating them per call cost page faults
+    and cache locality. :func:`release_scratch` frees them.
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

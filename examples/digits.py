@@ -50,24 +50,6 @@ def split(seed=0, n_train=200, n_eval=300):
             np.sort(perm[n_train + n_eval:]))
 
 
-def sample_grid(snapshots, path, n_show=10):
-    """One row of ``n_show`` chain states per snapshot epoch (paper Fig. 5)."""
-    epochs = sorted(snapshots)
-    fig = Figure(figsize=(0.8 * n_show + 0.9, 0.8 * len(epochs) + 0.2))
-    axs = fig.subplots(len(epochs), n_show, squeeze=False)
-    for r, ep in enumerate(epochs):
-        for c in range(n_show):
-            ax = axs[r, c]
-            ax.imshow(snapshots[ep][c].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1,
-                      interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axs[r, 0].set_ylabel(f"epoch {ep}", rotation=0, ha="right", va="center", fontsize=8)
-    fig.subplots_adjust(left=0.11, right=0.99, bottom=0.01, top=0.99, wspace=0.05,
-                        hspace=0.05)
-    fig.savefig(path, dpi=110)
-
-
 def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweeps=100):
     """Random-scan and systematic-scan single-pixel sweeps and MALA on the trained model, at
     equal wall time.
@@ -245,7 +227,9 @@ def main(argv=None):
         model.burn_in * args.n_chains * per_sweep
     log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", args.epochs,
              t_train, t_sample, proposals / t_sample)
-    sample_grid(snapshots, args.fig)
+    # one row of chain states per snapshot epoch (paper Fig. 5)
+    mme.plotting.plot_image_rows({f"epoch {ep}": snapshots[ep] for ep in sorted(snapshots)},
+                                 path=args.fig, dpi=110)
     log.info("wrote %s", args.fig)
 
     # Quality: the chains after extra sweeps of the frozen final model.

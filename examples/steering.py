@@ -25,7 +25,6 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
 
 import mme_numba as mme  # noqa: E402
 from mme_numba import fields, quality  # noqa: E402
@@ -112,20 +111,8 @@ def main():
     print("adversarial refinement:", hist)
     report["wall_s"] = time.perf_counter() - t0
 
-    n_show = 10
-    labels = list(rows)
-    fig = Figure(figsize=(0.7 * n_show + 1.6, 0.7 * len(labels) + 0.3))
-    axs = fig.subplots(len(labels), n_show, squeeze=False)
-    for r, key in enumerate(labels):
-        for c in range(n_show):
-            ax = axs[r, c]
-            ax.imshow(rows[key][c].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1,
-                      interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-        axs[r, 0].set_ylabel(str(key), rotation=0, ha="right", va="center", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(ROOT / "docs" / "figures" / "steering.png", dpi=100)
+    mme.plotting.plot_image_rows(rows, cell=0.7, path=ROOT / "docs" / "figures" / "steering.png",
+                                 dpi=100)
     (out / "steering.json").write_text(json.dumps(report, indent=2))
     print(f"wrote docs/figures/steering.png and {out / 'steering.json'}")
 

@@ -18,7 +18,8 @@ from mme_numba import quadrature
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plot_history", "plot_density_1d", "plot_density_2d", "plot_image_grid"]
+__all__ = ["plot_history", "plot_density_1d", "plot_density_2d", "plot_image_grid",
+           "plot_image_rows"]
 
 #: History keys plotted by :func:`plot_history`, in panel order, with axis labels.
 HISTORY_PANELS = {
@@ -235,3 +236,57 @@ def plot_image_grid(samples, shape=(8, 8), n_cols=None, vmin=0.0, vmax=1.0, cmap
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def plot_image_rows(rows, shape=(8, 8), n_cols=10, vmin=0.0, vmax=1.0, cmap="gray_r",
+                    cell=0.8, path=None, dpi=120):
+    """One labelled row of images per entry of ``rows``: samples by epoch, by target, ...
+
+    Parameters
+    ----------
+    rows : mapping of label -> array_like, shape (n_images, H*W)
+        Rows in order; the first ``n_cols`` images of each are drawn (fewer leave the rest
+        of the row blank).
+    shape : tuple of int, default (8, 8)
+        ``(H, W)`` of one image.
+    n_cols : int, default 10
+    vmin, vmax : float
+        Colour range (the support of the pixel values).
+    cmap : str, default "gray_r"
+    cell : float, default 0.8
+        Size of one image in inches.
+    path : str or path-like, optional
+    dpi : int, default 120
+        Resolution of the written file.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    """
+    h, w = shape
+    labels = list(rows)
+    if not labels:
+        raise ValueError("rows is empty: nothing to draw")
+    imgs = {}
+    for key in labels:
+        a = np.asarray(rows[key], dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != h * w:
+            raise ValueError(f"row {key!r} must be (n, {h * w}) for shape {shape}, "
+                             f"got {a.shape}")
+        imgs[key] = a
+    margin = 0.4 + 0.07 * max(len(str(key)) for key in labels)  # the labels, fontsize 8
+    fig = Figure(figsize=(cell * n_cols + margin, cell * len(labels) + 0.2))
+    axs = fig.subplots(len(labels), n_cols, squeeze=False)
+    for r, key in enumerate(labels):
+        for c in range(n_cols):
+            ax = axs[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < imgs[key].shape[0]:
+                ax.imshow(imgs[key][c].reshape(h, w), cmap=cmap, vmin=vmin, vmax=vmax,
+                          interpolation="nearest")
+            else:
+                ax.set_axis_off()
+        axs[r, 0].set_ylabel(str(key), rotation=0, ha="right", va="center", fontsize=8)
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1)
+    return _save(fig, path, dpi)

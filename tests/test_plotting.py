@@ -71,3 +71,19 @@ def test_plot_image_grid(tmp_path):
     np.testing.assert_array_equal(fig.axes[3].images[0].get_array(), imgs[3].reshape(8, 8))
     with pytest.raises(ValueError):
         plotting.plot_image_grid(imgs, shape=(4, 4))
+
+
+def test_plot_image_rows_draws_each_row_under_its_label(tmp_path):
+    rng = np.random.default_rng(3)
+    rows = {"epoch 0": rng.uniform(size=(12, 64)), "epoch 800": rng.uniform(size=(3, 64))}
+    fig = plotting.plot_image_rows(rows, n_cols=5, path=tmp_path / "r.png", dpi=50)
+    assert (tmp_path / "r.png").stat().st_size > 0
+    assert len(fig.axes) == 10                          # 2 rows × 5 columns
+    assert [ax.get_ylabel() for ax in fig.axes[::5]] == ["epoch 0", "epoch 800"]
+    assert [len(ax.images) for ax in fig.axes] == [1] * 5 + [1] * 3 + [0] * 2
+    np.testing.assert_array_equal(fig.axes[6].images[0].get_array(),
+                                  rows["epoch 800"][1].reshape(8, 8))
+    with pytest.raises(ValueError, match="epoch 0"):
+        plotting.plot_image_rows({"epoch 0": np.zeros((2, 16))})
+    with pytest.raises(ValueError, match="empty"):
+        plotting.plot_image_rows({})

@@ -186,7 +186,19 @@ class NewtonSolver(_LambdaSolver):
     max_step : float
         Trust radius in the metric ``C``: ``sqrt(δᵀCδ) <= max_step``.
     n_steps, min_ess : see :class:`AdamSolver`.
+
+    Notes
+    -----
+    ``C`` is the covariance of the observables over the model's samples. An observable that
+    barely varies over them (a dead ReLU unit on every chain, say) leaves a direction that
+    neither the Newton system nor the trust region sees: the step along it was unbounded
+    (λ jumped by 4e8 in a test) or infinite. Diagonal entries of ``C`` below
+    ``MIN_VARIANCE`` times the observable's data variance are therefore raised to that
+    floor, in the solve and in the trust region; no other entry changes.
     """
+
+    #: Floor of the model variances in the Newton metric, relative to the data variances.
+    MIN_VARIANCE = 1e-2
 
     def __init__(self, damping=1.0, ridge=1e-6, max_step=1.0, n_steps=1, min_ess=0.5,
                  max_backtracks=12):
@@ -200,11 +212,17 @@ class NewtonSolver(_LambdaSolver):
         idx = np.flatnonzero(active)
         r = (mean - obar)[idx]
         C = cov[np.ix_(idx, idx)]
+        short = np.maximum(self.MIN_VARIANCE * var[idx] - np.diag(C), 0.0)
+        if np.any(short > 0.0):  # directions the samples do not resolve (class Notes)
+            C = C + np.diag(short)
         mu = self.ridge * max(np.trace(C) / len(idx), np.finfo(float).tiny)
         try:
             d = np.linalg.solve(C + mu * np.eye(len(idx)), r)
         except np.linalg.LinAlgError:
             d = np.linalg.lstsq(C + mu * np.eye(len(idx)), r, rcond=None)[0]
+        if not np.all(np.isfinite(d)):
+            logger.debug("Newton λ step: the system gave a non-finite direction; step skipped")
+            return None
         norm = np.sqrt(max(d @ C @ d, 0.0))
         alpha = self.damping
         if norm * alpha > self.max_step:

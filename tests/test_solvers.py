@@ -123,3 +123,20 @@ def test_adam_matches_reference_formula():
 def test_bad_solver_arguments_are_named(bad):
     with pytest.raises(ValueError):
         solvers.make_lambda_solver(**bad)
+
+
+def test_newton_bounds_steps_along_observables_the_samples_do_not_resolve():
+    # observable 0 is constant over the model's samples (a dead ReLU unit on every chain)
+    # but not on the data: C has a zero row, and the step along it used to be unbounded
+    # (λ0 jumped by 4e8) or, with C = 0, infinite
+    rng = np.random.default_rng(0)
+    varying = np.column_stack([np.full(500, 0.5), rng.normal(0.0, 0.03, 500)])
+    obar, var = np.array([0.7, 0.01]), np.array([0.04, 0.01])
+    solver = solvers.NewtonSolver(max_step=1.0)
+    for O in (varying, np.zeros((500, 2))):
+        with np.errstate(all="raise"):
+            lam, info = solver.fit(np.zeros(2), O, obar, var, np.ones(2, bool))
+        assert info["steps"] == 1 and np.all(np.isfinite(lam))
+        # the floored metric: |δ_i| sqrt(MIN_VARIANCE var_i) <= max_step
+        assert np.all(np.abs(lam) * np.sqrt(solver.MIN_VARIANCE * var) <= 1.0 + 1e-9)
+        assert lam[0] < 0.0  # toward the data: the model's mean 0.5 is below 0.7

@@ -229,8 +229,7 @@ def main(argv=None):
              t_train, t_sample, proposals / t_sample)
     # one row of chain states per snapshot epoch (paper Fig. 5)
     mme.plotting.plot_image_rows({f"epoch {ep}": snapshots[ep] for ep in sorted(snapshots)},
-                                 path=args.fig, dpi=110)
-    log.info("wrote %s", args.fig)
+                                 path=args.fig, dpi=110)  # logs "wrote <path>"
 
     # Quality: the chains after extra sweeps of the frozen final model.
     t1 = time.perf_counter()

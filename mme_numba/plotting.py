@@ -39,6 +39,15 @@ def _save(fig, path, dpi=120):
     return fig
 
 
+def _flat_images(samples, shape, name):
+    """``samples`` as a float64 ``(n, H*W)`` array, or a ValueError that names ``name``."""
+    imgs = np.asarray(samples, dtype=np.float64)
+    h, w = shape
+    if imgs.ndim != 2 or imgs.shape[1] != h * w:
+        raise ValueError(f"{name} must be (n, {h * w}) for shape {shape}, got {imgs.shape}")
+    return imgs
+
+
 def _energy_and_support(model_or_energy, support):
     """Return ``(energy_fn, (lo, hi))`` from a fitted model or an energy callable."""
     if hasattr(model_or_energy, "energy"):
@@ -217,10 +226,8 @@ def plot_image_grid(samples, shape=(8, 8), n_cols=None, vmin=0.0, vmax=1.0, cmap
     -------
     fig : matplotlib.figure.Figure
     """
-    imgs = np.asarray(samples, dtype=np.float64)
+    imgs = _flat_images(samples, shape, "samples")
     h, w = shape
-    if imgs.ndim != 2 or imgs.shape[1] != h * w:
-        raise ValueError(f"samples must be (n, {h * w}) for shape {shape}, got {imgs.shape}")
     n = imgs.shape[0]
     n_cols = n_cols or math.ceil(math.sqrt(n))
     n_rows = math.ceil(n / n_cols)
@@ -267,13 +274,7 @@ def plot_image_rows(rows, shape=(8, 8), n_cols=10, vmin=0.0, vmax=1.0, cmap="gra
     labels = list(rows)
     if not labels:
         raise ValueError("rows is empty: nothing to draw")
-    imgs = {}
-    for key in labels:
-        a = np.asarray(rows[key], dtype=np.float64)
-        if a.ndim != 2 or a.shape[1] != h * w:
-            raise ValueError(f"row {key!r} must be (n, {h * w}) for shape {shape}, "
-                             f"got {a.shape}")
-        imgs[key] = a
+    imgs = {key: _flat_images(rows[key], shape, f"row {key!r}") for key in labels}
     margin = 0.4 + 0.07 * max(len(str(key)) for key in labels)  # the labels, fontsize 8
     fig = Figure(figsize=(cell * n_cols + margin, cell * len(labels) + 0.2))
     axs = fig.subplots(len(labels), n_cols, squeeze=False)

@@ -427,6 +427,7 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
         _tanh_stage_change(aoff[r_conv], a_last, A, N, w, r0, r1, q0, q1, c, D, fold, v,
                            e_acc)
         return
+    partial = fold and r_end > r_conv + 1  # _partial for this (last) stage
     for iy in range(r0, r1):
         e0 = (iy * w + q0) * c
         a = aoff[r_conv] + e0
@@ -437,7 +438,6 @@ def _stage_change(spec, aoff, r_conv, r_end, A, N, c, w, r0, r1, q0, q1, Vn, D, 
             for lane in range(n_lanes):
                 vn[lane] = ar[lane] + nr[lane]
                 nr[lane] = vn[lane]
-        partial = fold and r_end > r_conv + 1
         for r in range(r_conv + 1, r_end):
             src, s0 = (Vn, 0) if r == r_conv + 1 else (N, aoff[r - 1] + e0)
             dst, d0 = (S, 0) if partial and r == r_end - 1 else (N, aoff[r] + e0)

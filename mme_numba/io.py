@@ -60,6 +60,7 @@ def save(model, path):
         "burned_in": bool(model._burned_in),
         "numpy_rng": model._rng.bit_generator.state,
         "history": model.history_,
+        "controls": model._control_state(),
     }
     arrays = {
         "theta": np.asarray(obs.theta, dtype=np.float64),
@@ -76,6 +77,9 @@ def save(model, path):
                          "target": field.target, "strength": model.field_strength_,
                          "base": model.field_base_, "ess": model.field_ess_}
         arrays["field_theta"] = np.asarray(field.network.theta, dtype=np.float64)
+    prev = getattr(model, "_tracker_prev", None)
+    if prev is not None:  # the entropy tracker's pending step needs the previous parameters
+        arrays["tracker_prev_params"], arrays["tracker_prev_lambda"] = prev
     adam = getattr(model._lambda_solver, "adam", None)
     if adam is not None:
         arrays.update(adam.get_state("adam_lambda"))
@@ -195,6 +199,12 @@ def load(path, comm=None):
     model.history_ = list(meta["history"])
     model._burned_in = bool(meta["burned_in"])
     model._make_optimizers()
+    model._make_controls()
+    if "controls" in meta:
+        model._set_control_state(meta["controls"])
+    if "tracker_prev_params" in arrays:
+        model._tracker_prev = (arrays["tracker_prev_params"].copy(),
+                               arrays["tracker_prev_lambda"].copy())
     adam = getattr(model._lambda_solver, "adam", None)
     if adam is not None:
         adam.set_state(arrays, "adam_lambda")

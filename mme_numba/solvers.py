@@ -22,7 +22,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["Adam", "AdamSolver", "NewtonSolver", "make_lambda_solver", "weighted_moments",
-           "dual_change", "chi2", "log_weights"]
+           "dual_change", "chi2", "chi2_gradient", "log_weights"]
 
 
 class Adam:
@@ -117,6 +117,11 @@ def dual_change(O, delta, obar, logw=None):
 def chi2(residual, variance):
     """Variance-scaled cost of Eq. 5, ``Σ_i r_i² / σ_i²``."""
     return float(np.sum(residual * residual / variance))
+
+
+def chi2_gradient(residual, cov, variance):
+    """``∂χ²/∂λ_j = −2 Σ_i (r_i/σ_i²) C_ij`` (Eq. 6), using ``∂<O_i>/∂λ_j = −C_ij``."""
+    return -2.0 * (residual / variance) @ cov
 
 
 class _LambdaSolver:
@@ -271,8 +276,7 @@ class AdamSolver(_LambdaSolver):
         moments = [weighted_moments(O[h], None if logw is None else logw[h]) for h in halves]
         grad = np.zeros_like(lam)
         for (mean_a, _, _), (_, cov_b, _) in (moments, moments[::-1]):
-            r = np.where(active, mean_a - obar, 0.0)
-            grad -= (r / var) @ cov_b
+            grad += 0.5 * chi2_gradient(np.where(active, mean_a - obar, 0.0), cov_b, var)
         grad[~active] = 0.0
         return self.adam.step(lam, grad) - lam
 

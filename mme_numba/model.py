@@ -814,7 +814,7 @@ class MinMaxEnt(MaxEnt):
     _trains_theta = True
     default_max_epochs = 2000
 
-    def __init__(self, observables, support, *, lr_theta="auto", theta_kl_step=1e-3,
+    def __init__(self, observables, support, *, lr_theta="auto", theta_kl_step=1e-2,
                  theta_steps=1, batch_size=None, **kwargs):
         super().__init__(observables, support, **kwargs)
         self.lr_theta = lr_theta

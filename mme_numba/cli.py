@@ -978,9 +978,10 @@ def _describe(exc):
     """One line for an unexpected failure."""
     if isinstance(exc, OSError) and exc.filename:
         return f"{exc.filename}: {exc.strerror or exc}"
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__) if not isinstance(exc, (KeyError,)) \
-        else f"{type(exc).__name__}: {exc}"
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, (ValueError, TypeError, RuntimeError)) and lines:
+        return lines[0]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def main(argv=None):

@@ -195,7 +195,8 @@ _KNOWN_CHECKS = {
 _KNOWN_TYPES = {"n": "int", "seed": "int", "random_state": "int", "sizes": "list of int",
                 "means": "list of float", "medians": "list of float", "scales": "list of float",
                 "weights": "list of float", "labels": "list of int", "d": "int",
-                "image_shape": "list of int", "channels": "list of int", "support": "[lo, hi]"}
+                "image_shape": "list of int", "channels": "list of int", "support": "[lo, hi]",
+                "n_features": "int", "degree": "int"}
 
 
 # ----------------------------------------------------------------------------- docstrings
@@ -214,13 +215,25 @@ def _param_docs(func):
             out[name] = [head.group(2).strip(), ""]
         elif name and line.strip():
             out[name][1] += (" " if out[name][1] else "") + line.strip()
-    return {k: (t, _first_sentence(d)) for k, (t, d) in out.items()}
+    return {k: (_clean_type(t), _first_sentence(d)) for k, (t, d) in out.items()}
+
+
+def _clean_type(text):
+    return re.split(r",\s*default\b", text)[0].strip()
 
 
 def _first_sentence(text):
-    text = text.replace("``", "`")
-    m = re.match(r"(.+?\.)(\s|$)", text)
+    text = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", text.replace("``", "`"))
+    m = re.match(r"(.+?\.)(\s+[A-Z(]|$)", text)
     return m.group(1) if m else text
+
+
+#: Descriptions for parameters a constructor leaves undocumented.
+_FALLBACK_DOCS = {
+    "random_state": "Seed of the initial parameters θ.",
+    "degree": "Highest power: observables x, x², ..., x^degree per feature.",
+    "n_features": "Input dimension (default: taken from the data).",
+}
 
 
 def _keys_from_signature(func, skip=(), docs_from=None):
@@ -236,7 +249,8 @@ def _keys_from_signature(func, skip=(), docs_from=None):
             None if default is REQUIRED else _check_for_default(default))
         ty = _KNOWN_TYPES.get(name) or (docs.get(name, ("",))[0]
                                          or _type_for_default(default))
-        keys.append(Key(name, default, ty, docs.get(name, ("", ""))[1], check=check))
+        doc = docs.get(name, ("", ""))[1] or _FALLBACK_DOCS.get(name, "")
+        keys.append(Key(name, default, ty, doc, check=check))
     return keys
 
 

@@ -275,3 +275,65 @@ def test_check_accepts_the_example_configs(work):
     for path in sorted((ROOT / "examples" / "configs").glob("*.toml")):
         res = run(["check", path], cwd=work)
         assert res.returncode == 0 and ": ok:" in res.stdout, res.stderr
+
+
+def test_cli_md_reference_is_generated_from_the_schema():
+    """docs/cli.md lists every key of every table, as the schema renders it today."""
+    from mme_numba import schema
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    section = text.split(schema.BEGIN, 1)[1].split(schema.END, 1)[0]
+    assert section.strip() == schema.markdown().strip(), \
+        "docs/cli.md is out of date: run python -m mme_numba.schema docs/cli.md"
+    for table in schema.TABLES:
+        for variant in schema.variants(table) or [None]:
+            for key in schema.table_keys(table, variant):
+                assert f"| `{key.name}` |" in section, (table, variant, key.name)
+
+
+def test_schema_follows_the_estimators_signatures():
+    import inspect
+
+    import mme_numba as mme
+    from mme_numba import schema
+
+    for cls in (mme.MaxEnt, mme.MinMaxEnt):
+        keys = {k.name for k in schema.table_keys("model", cls.__name__)} - {"class"}
+        names = set()
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass):
+                names |= {n for n, p in inspect.signature(klass.__init__).parameters.items()
+                          if p.kind is p.KEYWORD_ONLY or n == "support"}
+        assert keys == names - {"comm"}
+
+
+def test_validate_estimator_params_is_the_one_seam():
+    import mme_numba as mme
+    from mme_numba.config import validate_estimator_params
+
+    assert validate_estimator_params(mme.MinMaxEnt, {"n_chains": 64, "step_size": 3.0}) == []
+    bad = validate_estimator_params(mme.MinMaxEnt, {"n_chains": 1, "sweeps": 2.5,
+                                                    "theta_steps": 0, "move": "x"})
+    assert [p[0] for p in bad] == ["n_chains", "sweeps", "theta_steps", "move"]
+
+
+def test_failure_while_running_is_one_line_with_status_1(work, monkeypatch, capsys):
+    from mme_numba import cli, config
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("the chains diverged\nsecond line")
+
+    monkeypatch.setattr(config, "check_config", boom)
+    assert cli.main(["check", str(work / "good.toml")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["error: the chains diverged (run with -v for the traceback)"]
+
+
+def test_unreadable_files_are_named(work, monkeypatch):
+    from mme_numba import datafiles
+
+    real = os.access
+    monkeypatch.setattr(datafiles.os, "access", lambda p, mode: False if str(p).endswith(
+        "good.toml") else real(p, mode))
+    with pytest.raises(datafiles.InputFileError, match="good.toml: not readable"):
+        datafiles.check_readable(work / "good.toml")

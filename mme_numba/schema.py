@@ -437,6 +437,10 @@ def validate_estimator_params(cls, params):
     from mme_numba import _validation
 
     signature = estimator_params(cls)
+    doc_types = {}
+    for klass in reversed(cls.__mro__):
+        if klass is not object:
+            doc_types.update({k: t for k, (t, _) in _param_docs(klass).items()})
     problems = []
     for key, value in params.items():
         if key not in signature:
@@ -459,7 +463,12 @@ def validate_estimator_params(cls, params):
                 problems.append((key, f"{value!r} is not allowed",
                                  "a non-negative integer, or leave it out"))
             continue
-        check = _check_for_default(default)
+        # The default's type is a safe guess only where the docstring names no alternative
+        # ("int or array", "{...}", "float, optional").
+        documented = doc_types.get(key, "")
+        alternatives = any(w in documented for w in ("array", "list", "sequence", " or ",
+                                                      "{", "optional"))
+        check = None if alternatives else _check_for_default(default)
         if default is not None and check is not None and value is not None:
             bad = check(value)
             if bad:

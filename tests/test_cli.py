@@ -376,6 +376,41 @@ def test_files_are_written_with_the_umask(trained):
         assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
+NOTICE_SCRIPT = """
+import sys
+from mme_numba import cli
+cli._announce_compilation()
+sys.path.insert(0, sys.argv[1])
+from kernels_for_notice import f, g
+print(f(1.0) + g(2.0))
+"""
+
+KERNELS = """
+from numba import njit
+
+@njit(cache=True)
+def f(x):
+    return x + 1.0
+
+@njit(cache=True)
+def g(x):
+    return 2.0 * x
+"""
+
+
+def test_compile_notice_mechanism(tmp_path):
+    """Two kernels compiled: one note; loaded from a warm cache: none (a cheap stand-in for
+    the slow test below, which compiles the real kernels)."""
+    (tmp_path / "kernels_for_notice.py").write_text(KERNELS)
+    env = {**_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", NOTICE_SCRIPT, str(tmp_path)], env=env,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 and r.stdout.strip() == "6.0" for r in runs), runs
+    assert runs[0].stderr.count("note: compiling") == 1, runs[0].stderr
+    assert runs[1].stderr == ""
+
+
+@pytest.mark.slow
 def test_compile_notice_once_and_not_when_cached(trained, workdir, tmp_path):
     """A cold numba cache: one note (with an estimate); the same command again: none."""
     run, _ = trained

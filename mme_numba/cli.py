@@ -819,7 +819,13 @@ def _int_at_least(lo):
 
 
 def _epochs_arg(text):
-    return "auto" if text == "auto" else _int_at_least(1)(text)
+    if text == "auto":
+        return text
+    try:
+        return _int_at_least(1)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed (expected an integer >= 1 "
+                                         'or "auto")') from None
 
 
 def _finite_float(text):

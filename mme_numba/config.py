@@ -26,6 +26,11 @@ arguments, so any option of the library is settable without code::
     checkpoint_every = 10
     out = "runs/bimodal"
 
+:func:`load_config` validates the whole file against :mod:`mme_numba.schema` (every key of
+every table, with defaults taken from the library's own signatures) and raises one
+:class:`ConfigError` listing every problem; :func:`build_experiment` then checks the data,
+the observables and the support against each other before anything is compiled.
+
 Every value can be overridden with ``"table.key=value"`` strings (the CLI's
 ``--set``), the value parsed as TOML (``model.support=[-8, 8]``,
 ``model.move="single"``) or, failing that, kept as a bare string

@@ -1,4 +1,4 @@
-"""The MaxEnt entropy per epoch, by quadrature, in 1-d and 2-d (METHOD.md §3).
+"""The MaxEnt entropy per epoch, by quadrature, in 1-d and 2-d (docs/method.md §9, §12).
 
 Two curves per run, both exact up to Simpson quadrature:
 

@@ -1,4 +1,4 @@
-"""PCA as a Min-MaxEnt solution (paper §I.1, Fig. 2; METHOD.md §4).
+"""PCA as a Min-MaxEnt solution (paper §I.1, Fig. 2; docs/method.md §6).
 
 Observables ``O_k = (u_k·x)²`` on a rotating basis.  Minimising the MaxEnt entropy over the
 rotation recovers the principal axes, shown two ways:
@@ -76,7 +76,7 @@ def main(epochs=300, d=5, seed=0, n=2000):
     model, thetas = train(X, epochs, seed)
     wall2 = time.perf_counter() - t0
     phi_last = thetas[-1, 0]
-    phi_avg = thetas[-epochs // 5:, 0].mean()     # late-epoch average (METHOD.md §8)
+    phi_avg = thetas[-epochs // 5:, 0].mean()     # late-epoch average (docs/method.md §11)
     S_min = 0.5 * np.log((2 * np.pi * np.e) ** 2 * (a * b - c * c))
     S_model = model.entropy(n_grid=401)
     print(f"2-d: a={a:.4f} b={b:.4f} c={c:.4f}; PCA angle φ* = {phi_pca:.6f} rad")

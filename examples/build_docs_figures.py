@@ -85,6 +85,13 @@ FIGURES = {
 }
 
 
+def shown(command):
+    """A command as a reader would type it (``python ...``, ``mme-numba ...``)."""
+    if command[:len(CLI)] == CLI:
+        return " ".join(["mme-numba", *map(str, command[len(CLI):])])
+    return " ".join("python" if c == PY else str(c) for c in command)
+
+
 def host():
     """What the figures' numbers depend on: the machine and the library versions."""
     import numba
@@ -138,7 +145,7 @@ def build(name, run=True, record=None):
     out = entry["out"]
     seconds = None
     if run:
-        print(f"[{name}] {' '.join(map(str, entry['command']))}", flush=True)
+        print(f"[{name}] {shown(entry['command'])}", flush=True)
         t0 = time.perf_counter()
         subprocess.run(entry["command"], cwd=ROOT, check=True)
         if name == "demo":
@@ -154,8 +161,7 @@ def build(name, run=True, record=None):
             copied.append(dest + suffix)
     print(f"[{name}] copied {', '.join(copied)} into {DOCS_FIGURES.relative_to(ROOT)}/")
     if record is not None:
-        cmd = [("python" if c == PY else str(c)) for c in entry["command"]]
-        record[name] = {"files": copied, "command": " ".join(cmd),
+        record[name] = {"files": copied, "command": shown(entry["command"]),
                         "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "seconds": seconds, "commit": commit(), "host": host()}
     return copied
@@ -170,8 +176,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.list:
         for name, entry in FIGURES.items():
-            cmd = " ".join("python" if c == PY else str(c) for c in entry["command"])
-            print(f"{name}: {cmd}\n    -> {', '.join(entry['files'].values())}")
+            print(f"{name}: {shown(entry['command'])}\n    -> {', '.join(entry['files'].values())}")
         return 0
     DOCS_FIGURES.mkdir(parents=True, exist_ok=True)
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}

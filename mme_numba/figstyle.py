@@ -14,7 +14,6 @@ written by :func:`save_figure`. Labels say the quantity and its unit: ``"x (data
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 from pathlib import Path

@@ -288,6 +288,10 @@ def plot_image_rows(rows, shape=(8, 8), n_cols=10, vmin=0.0, vmax=1.0, cmap="gra
             ax = axs[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
+            for spine in ax.spines.values():       # a thin frame on all four sides
+                spine.set_visible(True)
+                spine.set_linewidth(0.4)
+                spine.set_color("0.6")
             if c < imgs[key].shape[0]:
                 ax.imshow(imgs[key][c].reshape(h, w), cmap=cmap, vmin=vmin, vmax=vmax,
                           interpolation="nearest")

@@ -31,13 +31,15 @@ def _leave_tmpdir(namespace):
     shutil.rmtree(namespace.pop("__tmpdir__"), ignore_errors=True)
 
 
-pytest_collect_file = Sybil(
+#: The documentation collector; tests/test_docs.py checks that it sees every document.
+DOC_SYBIL = Sybil(
     parsers=[PythonCodeBlockParser(), SkipParser()],
     patterns=["README.md", "docs/*.md"],
     excludes=[".*/*"],
     setup=_enter_tmpdir,
     teardown=_leave_tmpdir,
-).pytest()
+)
+pytest_collect_file = DOC_SYBIL.pytest()
 
 
 def _preceding_line(item):

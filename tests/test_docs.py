@@ -90,6 +90,25 @@ def test_the_link_checker_sees_links_paths_and_anchors(tmp_path):
     assert "a-λ-title" in _anchors(doc)
 
 
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_python_block_is_collected_by_the_doc_runner(doc):
+    """Python code sits in ``python`` fences (other spellings would not run), and the sybil
+    collector in conftest.py parses every document, so each block runs as a test."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from conftest import DOC_SYBIL
+    finally:
+        sys.path.remove(str(ROOT))
+    from sybil.evaluators.python import PythonEvaluator
+
+    assert DOC_SYBIL.should_parse(doc)
+    fences = re.findall(r"^```(\S*)", doc.read_text(), re.M)
+    assert not set(fences) & {"py", "python3", "pycon", "ipython"}, fences
+    blocks = [e for e in DOC_SYBIL.parse(doc).examples()
+              if isinstance(e.region.evaluator, PythonEvaluator)]
+    assert len(blocks) == fences.count("python")
+
+
 def test_nothing_cites_a_file_outside_the_repository():
     files = _tracked()
     outside = re.compile(r"METHOD\.md|DESIGN\.md|paper\.txt|shared/")

@@ -3,7 +3,8 @@
 Loads the model written by ``examples/digits.py`` (or trains a shorter one if it is missing),
 trains a CNN classifier on real labelled digits the model never saw, and samples from
 
-- ``H(x) − h ln P_clf(c | x)`` for each digit ``c`` (conditional generation, Eq. 22–23);
+- ``H(x) − h ln P_clf(c | x)`` for each digit ``c`` (conditional generation, Eq. 22–23 of the
+  paper; docs/method.md §10);
 - ``−h ln P_clf(c | x)`` alone (the model switched off: the paper's control, Fig. 7d);
 - ``H(x) − h ln D(x)`` with a discriminator refined adversarially (Eq. 20–21), retraining only
   the discriminator.

@@ -5,7 +5,8 @@ Every function builds a :class:`matplotlib.figure.Figure` directly (no
 notebooks alike, and leaves the caller's matplotlib state untouched. Each one
 returns the figure and, given ``path``, also writes it there with
 :func:`mme_numba.figstyle.save_figure` (PNG at 200 dpi; it refuses unlabelled axes). All of
-them draw in the package's one style, :mod:`mme_numba.figstyle`.
+them draw in the package's one style, :mod:`mme_numba.figstyle`. Equation numbers in labels
+(Eq. n) are those of ``docs/method.md``.
 """
 
 from __future__ import annotations

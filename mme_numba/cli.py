@@ -2,7 +2,8 @@
 
 Run ``mme-numba --help`` or ``mme-numba <command> --help``; ``docs/cli.md`` is the
 tour. Each subcommand is one ``_cmd_*`` function registered in :data:`COMMANDS`,
-so a new one (``steer``) is one function and one parser.
+so a new one (``steer``) is one function and one parser. Equation numbers (Eq. n) are those
+of ``docs/method.md``.
 
 A training run writes, under its output folder::
 

@@ -6,7 +6,8 @@ tour. Each subcommand is one ``_cmd_*`` function and one parser in :func:`build_
 Mistakes are answered in one line per problem, ``error: FILE: [table] key: what is wrong
 (what was expected)``, with exit status 2 for usage, configuration and input-file errors
 (all found before anything runs) and 1 for failures during a run; ``-v`` adds the
-traceback.
+traceback. Equation numbers (Eq. n) are those
+of ``docs/method.md``.
 
 A training run writes, under its output folder::
 

@@ -9,6 +9,8 @@ One training epoch (:meth:`MaxEnt._epoch`) is, in order:
    ``L(θ) = Σ_i λ_i [mean_data O_i(x; θ) − mean_k O_i(x'_k; θ)]`` (Eq. 9–10), whose gradient
    is the entropy gradient ``dS/dθ`` of Eq. 8, then an ADAM step down it
    (:meth:`MinMaxEnt._theta_step`).
+
+Equation numbers refer to ``docs/method.md`` (§1–§5 for the epoch above, §7 for the chains).
 """
 
 import logging

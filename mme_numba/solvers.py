@@ -1,6 +1,6 @@
 """λ solvers (θ fixed) and the ADAM optimizer shared by the λ and θ steps.
 
-The λ fit is a step on the convex dual ``F(λ) = ln Z(λ) + λ·ō`` (METHOD.md §2): its gradient
+The λ fit is a step on the convex dual ``F(λ) = ln Z(λ) + λ·ō`` (docs/method.md §2): its gradient
 is ``-r`` with ``r = <O>_p - ō`` and its Hessian is ``C = Cov_p(O, O)``. Both solvers work from
 one batch of model samples drawn at ``λ0`` and may take several steps on it by reweighting,
 ``w_k ∝ exp(-(λ - λ0)·O_k)``, while the effective sample size stays high.
@@ -9,7 +9,7 @@ one batch of model samples drawn at ``λ0`` and may take several steps on it by 
   ``δᵀCδ <= max_step²`` (``½δᵀCδ`` is the KL divergence between the two models to second
   order), then backtracking until the reweighted estimate of ``F`` decreases and the ESS stays
   above ``min_ess``. This is what keeps Newton stable with nearly collinear neural
-  observables, where a fixed ridge was shown to diverge (METHOD.md §8).
+  observables, where a fixed ridge was shown to diverge (docs/method.md §11).
 - :class:`AdamSolver`: ADAM on the variance-scaled cost χ² of Eq. 5, gradient
   ``∂χ²/∂λ_j = -2 Σ_i (r_i/σ_i²) C_ij`` (Eq. 6), with ``r`` and ``C`` taken from independent
   halves of the samples so that their product is unbiased.

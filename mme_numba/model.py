@@ -631,18 +631,19 @@ class MaxEnt:
         self._burned_in = good["burned_in"]
         self._rng.bit_generator.state = copy.deepcopy(good["numpy_rng"])
         self._set_optimizer_state(copy.deepcopy(good["optimizers"]))
-        consecutive = self._guard.consecutive
+        guard = (self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried)
         self._set_control_state(copy.deepcopy(good["controls"]))
         self._tracker_prev = good["tracker_prev"]
         self._rollbacks = rollbacks + 1
-        self._guard.consecutive = consecutive + 1
+        self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried = guard
+        failures = self._guard.failed(epoch, reason)
         self._reduce_rates(0.5)
         event = {"event": "rollback", "epoch": int(epoch), "reason": reason}
         logger.warning("epoch %d diverged (%s): rolled back to epoch %d and halved the step "
                        "sizes", epoch, reason, self.epoch_)
-        if self._guard.consecutive > self._guard.max_rollbacks:
+        if failures > self._guard.max_rollbacks:
             raise TrainingDivergedError(
-                f"training diverged at epoch {epoch}: {reason}; {self._guard.consecutive - 1} "
+                f"training diverged at epoch {epoch}: {reason}; {failures - 1} "
                 f"rollbacks in a row with ever smaller steps did not help. The model keeps "
                 f"its last good state (epoch {self.epoch_}).")
         return event

@@ -251,10 +251,18 @@ class DivergenceGuard:
         self.jump, self.memory, self.floor = float(jump), int(memory), float(floor)
         self.max_rollbacks = int(max_rollbacks)
         self.chi2, self.lam_norm = [], []
-        self.consecutive = 0
+        self.failed_epoch = -1       # the latest epoch that was rolled back
+        self.failures = 0            # rollbacks at that epoch and the ones right before it
+        self.jump_retried = -1       # a jump at an epoch up to this one is kept (see check)
 
     def check(self, record, arrays):
-        """Return ``None`` for a good epoch, else the reason (a short sentence)."""
+        """Return ``None`` for a good epoch, else the reason (a short sentence).
+
+        A jump that comes back at the same epoch after the rollback with halved steps is
+        kept: it is the chains finding mass the model had not yet been fitted to (wide
+        proposals reaching a mode, say), not a step gone wrong, and rolling it back again
+        would repeat it forever.
+        """
         for name, value in arrays.items():
             if not np.all(np.isfinite(value)):
                 return f"{name} is not finite"
@@ -262,7 +270,7 @@ class DivergenceGuard:
             value = record.get(key)
             if value is not None and not np.isfinite(value):
                 return f"{key} is not finite"
-        if len(self.chi2) >= self.memory:
+        if len(self.chi2) >= self.memory and record["epoch"] > self.jump_retried:
             ref = float(np.median(self.chi2[-self.memory:]))
             if record["chi2"] > max(self.jump * ref, self.floor):
                 return f"chi2 jumped to {record['chi2']:.3g} (recent median {ref:.3g})"
@@ -271,17 +279,27 @@ class DivergenceGuard:
                 return f"|lambda| jumped to {record['lambda_norm']:.3g} (recent median {ref:.3g})"
         return None
 
+    def failed(self, epoch, reason):
+        """Count a rollback of ``epoch``; returns how many in a row hit this stretch."""
+        self.failures = self.failures + 1 if epoch <= self.failed_epoch + 1 else 1
+        self.failed_epoch = max(epoch, self.failed_epoch) if self.failures > 1 else epoch
+        if "jumped" in reason:
+            self.jump_retried = max(self.jump_retried, epoch)
+        return self.failures
+
     def accept(self, record):
         self.chi2.append(float(record["chi2"]))
         self.lam_norm.append(float(record["lambda_norm"]))
         del self.chi2[:-self.memory], self.lam_norm[:-self.memory]
-        self.consecutive = 0
 
     def state(self):
         return {"chi2": list(self.chi2), "lam_norm": list(self.lam_norm),
-                "consecutive": self.consecutive}
+                "failed_epoch": self.failed_epoch, "failures": self.failures,
+                "jump_retried": self.jump_retried}
 
     def set_state(self, state):
         self.chi2 = [float(v) for v in state["chi2"]]
         self.lam_norm = [float(v) for v in state["lam_norm"]]
-        self.consecutive = int(state["consecutive"])
+        self.failed_epoch = int(state["failed_epoch"])
+        self.failures = int(state["failures"])
+        self.jump_retried = int(state["jump_retried"])

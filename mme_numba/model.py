@@ -534,12 +534,13 @@ class MaxEnt:
                 record["rollbacks"] = self._rollbacks
                 self.history_.append(record)
                 done += 1
-                if self._plateau.update(record["entropy"], self.epoch_):
+                if self._plateau.update(record["entropy_estimate"], self.epoch_):
                     self._on_plateau()
                 before, good = good, self._snapshot()
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(chi2=f"{record['chi2']:.3g}", S=f"{record['entropy']:.4g}",
+                    bar.set_postfix(chi2=f"{record['chi2']:.3g}",
+                                    S=f"{record['entropy_estimate']:.4g}",
                                     acc=f"{record['acceptance']:.2f}",
                                     rollbacks=self._rollbacks)
                 if callback is not None:
@@ -700,7 +701,7 @@ class MaxEnt:
         return {
             "epoch": self.epoch_,
             "chi2": info["chi2"],
-            "entropy": entropy,
+            "entropy_estimate": entropy,
             "acceptance": acceptance,
             "step_size": float(self.step_[0]),
             "ess_fraction": info["ess_fraction"],

@@ -116,7 +116,7 @@ def test_train_refuses_to_clobber_and_checks_resume_config(trained, workdir):
     assert res.returncode != 0 and "--resume" in res.stderr
     res = cli("train", "tiny.toml", "--out", "run", "--resume", "--set", "model.n_chains=32",
               cwd=workdir, check=False)
-    assert res.returncode != 0 and "[model] differs" in res.stderr
+    assert res.returncode == 2 and "[model] n_chains: cannot resume" in res.stderr
     # resuming a finished run with a larger --epochs extends it
     ext = workdir / "run_ext"
     cli("train", "tiny.toml", "--out", ext, "--epochs", "10", "--no-plots", cwd=workdir)
@@ -265,3 +265,180 @@ def test_example_configs_build(path):
 
 def test_example_configs_cover_the_paper():
     assert {p.stem for p in CONFIGS} >= {"bimodal", "bimodal_10pts", "cauchy", "pca2d", "digits"}
+
+
+# ----------------------------------------------------------------------------- conveniences
+def _stderr_notes(res):
+    return [line for line in res.stderr.splitlines() if line.startswith("note:")]
+
+
+def _bare_model(trained, workdir):
+    """The trained model copied alone into a folder (no config.json beside it)."""
+    bare = workdir / "bare"
+    bare.mkdir(exist_ok=True)
+    (bare / "model.npz").write_bytes((trained[0] / "model.npz").read_bytes())
+    return bare / "model.npz"
+
+
+def _version(res, workdir, trained):
+    import mme_numba
+
+    assert res.stdout.strip() == f"mme-numba {mme_numba.__version__}"
+
+
+def _txt(res, workdir, trained):
+    x = np.loadtxt(workdir / "s.txt")
+    assert x.shape == (20,) and not (workdir / "s.txt.npy").exists()
+    assert "to s.txt" in res.stdout
+
+
+def _npz(res, workdir, trained):
+    with np.load(workdir / "s.npz") as f:
+        assert f["X"].shape == (20, 1)
+
+
+def _npy(res, workdir, trained):
+    assert np.load(workdir / "s.npy").shape == (20, 1)
+
+
+def _csv(res, workdir, trained):
+    assert np.loadtxt(workdir / "s.csv", delimiter=",").shape == (20,)
+
+
+def _quiet(res, workdir, trained):
+    assert res.stderr == "" and "chains x sweeps" in res.stdout
+
+
+def _evaluate_skips(res, workdir, trained):
+    notes = _stderr_notes(res)
+    assert any("no data" in n and "config.json" in n for n in notes), res.stderr
+    assert any("chi2" in n and "skipped" in n for n in notes)
+    assert "chi2 (Eq. 5)" not in res.stdout and "entropy S" in res.stdout
+    assert len(notes) == len(set(notes))
+
+
+def _plot_skips(res, workdir, trained):
+    notes = _stderr_notes(res)
+    assert any("density.png skipped" in n and "no data" in n for n in notes), res.stderr
+    assert (workdir / "bare_figs" / "history.png").exists()
+    assert not (workdir / "bare_figs" / "density.png").exists()
+
+
+def _warnings_once(res, workdir, trained):
+    both = res.stdout + res.stderr
+    assert both.count("effective sample size") == 1, both
+    assert res.returncode == 1                      # --strict: not mixed
+
+
+def _check_ok(res, workdir, trained):
+    assert "tiny.toml: ok: MinMaxEnt on 200 rows x 1 features" in res.stdout
+
+
+def _resume_noop(res, workdir, trained):
+    assert "to epoch 30" in res.stdout
+
+
+#: (id, command line, expected exit status, check(res, workdir, trained)); MODEL is the
+#: trained run's model, BARE the same model alone in a folder without its config.json.
+CONVENIENCES = [
+    ("version", ["--version"], 0, _version),
+    ("o-txt-keeps-name", ["sample", "MODEL", "-n", 20, "-o", "s.txt", "--seed", 1], 0, _txt),
+    ("o-npz", ["sample", "MODEL", "-n", 20, "-o", "s.npz", "--seed", 1], 0, _npz),
+    ("o-npy", ["sample", "MODEL", "-n", 20, "-o", "s.npy", "--seed", 1], 0, _npy),
+    ("o-csv", ["sample", "MODEL", "-n", 20, "-o", "s.csv", "--seed", 1], 0, _csv),
+    ("quiet-before", ["-q", "evaluate", "BARE", "--steps", 20], 0, _quiet),
+    ("quiet-after", ["evaluate", "BARE", "--steps", 20, "-q"], 0, _quiet),
+    ("evaluate-says-what-it-skips", ["evaluate", "BARE", "--steps", 20], 0, _evaluate_skips),
+    ("plot-says-what-it-skips", ["plot", "BARE", "--out", "bare_figs"], 0, _plot_skips),
+    ("each-warning-once", ["evaluate", "MODEL", "--steps", 5, "--strict"], 1, _warnings_once),
+    ("check", ["check", "tiny.toml"], 0, _check_ok),
+    ("resume-to-the-same-epochs", ["train", "tiny.toml", "--out", "run", "--resume",
+                                   "--no-plots"], 0, _resume_noop),
+]
+
+
+@pytest.mark.parametrize("name,args,status,check", CONVENIENCES,
+                         ids=[c[0] for c in CONVENIENCES])
+def test_convenience(trained, workdir, name, args, status, check):
+    model, bare = trained[0] / "model.npz", _bare_model(trained, workdir)
+    args = [model if a == "MODEL" else bare if a == "BARE" else a for a in args]
+    res = cli(*args, cwd=workdir, check=False)
+    assert res.returncode == status, res.stderr
+    assert "Traceback" not in res.stderr
+    check(res, workdir, trained)
+
+
+def test_files_are_written_with_the_umask(trained):
+    umask = os.umask(0)
+    os.umask(umask)
+    run, _ = trained
+    for name in ("model.npz", "metrics.jsonl", "config.json"):
+        assert (run / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+
+
+NOTICE_SCRIPT = """
+import sys
+from mme_numba import cli
+cli._announce_compilation()
+sys.path.insert(0, sys.argv[1])
+from kernels_for_notice import f, g
+print(f(1.0) + g(2.0))
+"""
+
+KERNELS = """
+from numba import njit
+
+@njit(cache=True)
+def f(x):
+    return x + 1.0
+
+@njit(cache=True)
+def g(x):
+    return 2.0 * x
+"""
+
+
+def test_compile_notice_mechanism(tmp_path):
+    """Two kernels compiled: one note; loaded from a warm cache: none (a cheap stand-in for
+    the slow test below, which compiles the real kernels)."""
+    (tmp_path / "kernels_for_notice.py").write_text(KERNELS)
+    env = {**_env(), "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [subprocess.run([sys.executable, "-c", NOTICE_SCRIPT, str(tmp_path)], env=env,
+                           capture_output=True, text=True, timeout=300) for _ in range(2)]
+    assert all(r.returncode == 0 and r.stdout.strip() == "6.0" for r in runs), runs
+    assert runs[0].stderr.count("note: compiling") == 1, runs[0].stderr
+    assert runs[1].stderr == ""
+
+
+@pytest.mark.slow
+def test_compile_notice_once_and_not_when_cached(trained, workdir, tmp_path):
+    """A cold numba cache: one note (with an estimate); the same command again: none."""
+    run, _ = trained
+    env = {**_env(), "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    args = [sys.executable, "-m", "mme_numba.cli", "sample", str(run / "model.npz"), "-n", "4",
+            "-o", "cold.npy"]
+    cold = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert cold.returncode == 0, cold.stderr
+    notes = [line for line in cold.stderr.splitlines() if "compiling" in line]
+    assert len(notes) == 1 and "minute" in notes[0], cold.stderr
+    warm = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert warm.returncode == 0 and "compiling" not in warm.stderr, warm.stderr
+
+
+def test_steer_keeps_its_classifier_with_the_run(tmp_path, monkeypatch):
+    from mme_numba.cli import CLASSIFIER_FILE, classifier_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    run.mkdir()
+    # the run folder, whatever the output folder; then reused from there
+    assert classifier_cache(run / "model.npz") == run / CLASSIFIER_FILE
+    # a classifier already in the user cache is reused for a run that has none
+    cached = tmp_path / "cache" / "mme_numba" / CLASSIFIER_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"")
+    assert classifier_cache(run / "model.npz") == cached
+    (run / CLASSIFIER_FILE).write_bytes(b"")
+    assert classifier_cache(run / "model.npz") == run / CLASSIFIER_FILE

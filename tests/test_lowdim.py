@@ -38,7 +38,7 @@ def test_maxent_entropy_decreases_under_theta_steps():
     X = _bimodal(1000, seed=0)
     obs = mme.nn.mlp([1, 32, 32, 2], activation="tanh", random_state=0)
     model = mme.MinMaxEnt(obs, support=SUPPORT, n_chains=1024, sweeps=10, lr_theta=1e-3,
-                          random_state=0)
+                          lambda_solver="newton", random_state=0)
     s_max, lam = [], None
 
     def measure():

@@ -178,7 +178,7 @@ def test_sampler_trainer_recovers_pca_angle_in_two_d():
     phi_star = 0.5 * np.arctan2(2 * c, a - b)
     obs = squared_projections(2, random_state=0)
     model = mme.MinMaxEnt(obs, support=(-10.0, 10.0), n_chains=1024, sweeps=5, lr_theta=2e-2,
-                          random_state=0)
+                          lambda_solver="newton", random_state=0)
     phis = []
     model.fit(X, epochs=120, callback=lambda m, r: phis.append(m.observables.theta[0]))
     assert model.observables is obs and np.allclose(obs.basis() @ obs.basis().T, np.eye(2))

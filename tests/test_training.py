@@ -78,8 +78,8 @@ def test_chi2_gradient_matches_central_differences_of_the_exact_chi2():
 
 
 def test_adam_solver_steps_along_the_exact_chi2_gradient():
-    """With equal halves the ADAM solver's first step is −lr·sign(∂χ²/∂λ) (ADAM's first step
-    has unit size per coordinate), the gradient taken from the samples' exact moments."""
+    """With equal halves the ADAM solver's first step is −lr·sign(∂χ²/∂λ)/max(σ_i, 1) (ADAM's
+    first step has unit size per coordinate), the gradient from the samples' exact moments."""
     rng = np.random.default_rng(0)
     O = rng.normal(size=(2000, 3)) * [1.0, 0.5, 2.0] + [0.2, -0.1, 0.3]
     O = np.repeat(O, 2, axis=0)                 # even and odd rows identical: halves agree
@@ -88,7 +88,9 @@ def test_adam_solver_steps_along_the_exact_chi2_gradient():
     solver = solvers.AdamSolver(lr=0.01)
     new, _ = solver.fit(lam, O, obar, var, np.ones(3, bool))
     mean, cov, _ = solvers.weighted_moments(O)
-    expected = -0.01 * np.sign(solvers.chi2_gradient(mean - obar, cov, var))
+    # ... divided by max(σ_i, 1), so that no step moves the energy by more than lr data σ
+    expected = -0.01 * np.sign(solvers.chi2_gradient(mean - obar, cov, var)) / np.maximum(
+        np.sqrt(var), 1.0)
     np.testing.assert_allclose(new - lam, expected, rtol=1e-6)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 _NO_SPECIALS = ()
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,10 @@ def check_params(params):
 
 def check_observables(obs, name="observables"):
     """An observable map: it needs the protocol of ``docs/architecture.md`` §1."""
+    import inspect
+
     missing = [a for a in ("forward", "describe", "kernel_params", "theta", "get_config",
-                           "n_observables") if not hasattr(obs, a)]
+                           "n_observables") if inspect.getattr_static(obs, a, _MISSING) is _MISSING]
     if missing:
         raise TypeError(f"{name} must be an observable map (an mme_numba.nn network or a map "
                         f"from mme_numba.observables), got {obs!r} (missing {', '.join(missing)})")

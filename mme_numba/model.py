@@ -569,10 +569,13 @@ class MaxEnt:
     def observe(self, X):
         """Observables ``O(x; θ)``, shape ``(n, m)`` (the trained ``observables_`` once fitted)."""
         X = self._check_X(X)
-        if not self.is_fitted:
-            return check_observables(self.observables).forward(X)
         with self._lock:
-            return self.observables_.forward(X)
+            return self._current_observables().forward(X)
+
+    def _current_observables(self):
+        """The trained copy ``observables_`` once fitted; before, the map passed (read only)."""
+        obs = getattr(self, "observables_", None)
+        return check_observables(self.observables) if obs is None else obs
 
     def entropy(self, n_grid=None):
         """MaxEnt entropy ``S = ln Z + <H>_p`` by quadrature on the support (``d <= 2``)."""
@@ -677,8 +680,8 @@ class MinMaxEnt(MaxEnt):
         """
         from .core import entropy_gradient
 
-        return entropy_gradient(self.observables_, self.lambda_ if lam is None else lam, X,
-                                samples, sample_logw)
+        return entropy_gradient(self._current_observables(), self.lambda_ if lam is None else lam,
+                                X, samples, sample_logw)
 
     def _theta_step(self, X, samples, O_model, delta_lambda):
         if self.observables_.n_params == 0:

@@ -318,9 +318,10 @@ class _Reader:
         if os.path.getsize(self.path) == 0:
             self.fail("the file is empty")
         try:
-            with np.load(self.path, allow_pickle=False) as data:
-                if not hasattr(data, "files"):
-                    self.fail("not an .npz archive (a bare .npy array?)")
+            data = np.load(self.path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                self.fail("not an .npz archive (a bare .npy array?)")
+            with data:
                 self.arrays = {k: data[k] for k in data.files}
         except ModelFileError:
             raise

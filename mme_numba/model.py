@@ -192,7 +192,8 @@ class MaxEnt:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_lock_obj", None)
+        state.pop("_lock_obj", None)      # a lock is per object; the copy makes its own
+        state.pop("_backend_obj", None)   # holds modules; rebuilt from ``backend`` on use
         return state
 
     def __setstate__(self, state):

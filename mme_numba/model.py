@@ -240,10 +240,7 @@ class MaxEnt:
         if obs_d != d:
             raise ValueError(f"observables expect {obs_d} features, X has {d}")
         lo, hi = parse_support(self.support, d)
-        outside = np.any((X < lo) | (X > hi), axis=1)
-        if np.any(outside):
-            raise ValueError(f"{int(outside.sum())} of {len(X)} data rows lie outside the support "
-                             f"box [{lo}, {hi}]; widen the support or clip the data")
+        _check_inside(X, lo, hi)
         rng = as_generator(self.random_state)
         self.observables_ = obs
         self.n_features_in_ = d
@@ -460,6 +457,8 @@ class MaxEnt:
             raise RuntimeError("a steered model is not trained: fit the base model instead")
         if not self.is_fitted:
             self._initialize(X)
+        else:  # a continued fit takes data inside the box too
+            _check_inside(X, *self.support_)
         self._sync_optimizers()
         self._prepare_fit(X)
         bar = _progress_bar(epochs, progress and parallel.is_root(self.comm), type(self).__name__)
@@ -699,6 +698,13 @@ class MinMaxEnt(MaxEnt):
             norm = float(np.linalg.norm(grad))
             self.observables_.set_theta(self._theta_adam.step(self.observables_.theta, grad))
         return norm
+
+
+def _check_inside(X, lo, hi):
+    outside = np.any((X < lo) | (X > hi), axis=1)
+    if np.any(outside):
+        raise ValueError(f"{int(outside.sum())} of {len(X)} data rows lie outside the support "
+                         f"box [{lo}, {hi}]; widen the support or clip the data")
 
 
 class _single_threaded_blas:

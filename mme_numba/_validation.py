@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backends import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES
+
 _NO_SPECIALS = ()
 _MISSING = object()
 
@@ -58,8 +60,8 @@ def _choice(*choices):
 
 
 # Names of the sampler moves, boundaries, λ solvers and backends (see mme_numba.backends).
-MOVE_NAMES = ("all", "single", "mala", "scan")
-BOUNDARY_NAMES = ("reflect", "reject")
+MOVE_NAMES = tuple(_MOVES)
+BOUNDARY_NAMES = tuple(_BOUNDARIES)
 LAMBDA_SOLVER_NAMES = ("newton", "adam")
 BACKEND_NAMES = ("cpu", "cuda")
 

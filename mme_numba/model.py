@@ -20,7 +20,7 @@ import numpy as np
 from . import parallel, solvers
 from ._validation import (PARAMS, as_generator, check_observables, check_param, check_params,
                           check_sample_size, copy_observables, parse_support)
-from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES, proposals_per_sweep
+from .backends import NO_FIELD, get_backend, proposals_per_sweep
 
 logger = logging.getLogger(__name__)
 

@@ -70,7 +70,7 @@ PARAMS = {
     # constructor (MaxEnt)
     "observables": Param("observables"),
     "support": Param("support"),
-    "n_chains": _int(2, 10**8),
+    "n_chains": _int(2, 10**7),
     "sweeps": _int(1, 10**9),
     "burn_in": _int(0, 10**9),
     "step_size": _float(0, 1e6, "auto", lo_open=True),
@@ -284,14 +284,27 @@ def parse_support(support, d):
     return lo, hi
 
 
-def check_sample_size(n, n_features, what="sample"):
-    """Refuse an output of ``n`` rows that would not fit in memory, before allocating it."""
-    need = int(n) * int(n_features) * 8
+def available_memory():
+    """Bytes of memory available to this process (``MemAvailable`` on Linux), or ``None``."""
     try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # not on every platform
-        avail = None
+        return None
+
+
+def check_sample_size(n, n_features, what="sample", name="n"):
+    """Refuse an array of ``n`` rows of ``n_features`` float64 values that would not fit in
+    memory, before allocating it (``ValueError`` naming ``name``)."""
+    need = int(n) * int(n_features) * 8
+    avail = available_memory()
     if avail is not None and need > avail:
-        raise ValueError(f"{what}: n={n} rows of {n_features} float64 features need "
+        raise ValueError(f"{what}: {name}={n} rows of {n_features} float64 values need "
                          f"{need / 2**30:.3g} GiB, more than the {avail / 2**30:.3g} GiB of "
-                         f"memory available; draw it in smaller batches")
+                         f"memory available; use a smaller {name}")

@@ -241,6 +241,9 @@ class MaxEnt:
             raise ValueError(f"observables expect {obs_d} features, X has {d}")
         lo, hi = parse_support(self.support, d)
         _check_inside(X, lo, hi)
+        # per chain: states (and copies), RNG state, step, energy, and one epoch's activations
+        widths = int(np.sum(np.asarray(obs.describe())[:, 2]))
+        check_sample_size(int(self.n_chains), 3 * d + 16 + 2 * widths, "fit", "n_chains")
         rng = as_generator(self.random_state)
         self.observables_ = obs
         self.n_features_in_ = d
@@ -554,7 +557,8 @@ class MaxEnt:
                 self._burn_in()
             k = len(self.chains_)
             for start in range(0, n, k):
-                self._run_chains(sweeps)
+                for done in range(0, sweeps, _SWEEP_BLOCK):  # Ctrl-C works between blocks
+                    self._run_chains(min(_SWEEP_BLOCK, sweeps - done))
                 out[start:start + k] = self.chains_[:n - start]
             return out
 
@@ -608,6 +612,9 @@ class MaxEnt:
 
 
 _SAMPLE_SWEEPS = PARAMS["sample_sweeps"]
+# Longest single kernel call of ``sample``: a KeyboardInterrupt is only seen between calls.
+# Rounds of up to this many sweeps run in one call, as always (same results).
+_SWEEP_BLOCK = 1000
 
 
 class MinMaxEnt(MaxEnt):

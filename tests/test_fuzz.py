@@ -152,7 +152,7 @@ SEEDS = (good(st.none() | st.integers(0, 2**63) | st.integers(0, 99).map(np.rand
 
 # Valid ranges are kept small so that every fit is quick; the tables' limits are larger.
 PARAM_VALUES = {
-    "n_chains": ints(2, 8, table_hi=10**8),
+    "n_chains": ints(2, 8, table_hi=10**7),
     "sweeps": ints(1, 3, table_hi=10**9),
     "burn_in": ints(0, 12, table_hi=10**9),
     "step_size": good(st.just("auto")) | floats(1e-3, 1e6, table_lo=0.0, table_hi=1e6, hi_open=False),

@@ -145,3 +145,27 @@ def test_ctrl_c_during_sampling_leaves_a_consistent_model():
     t.join(30)
     assert got and got[0].shape == (8, 1)
     np.testing.assert_array_equal(twin.sample(8), got[0])
+
+
+def test_fit_and_sample_refuse_arrays_that_would_not_fit_in_memory(monkeypatch, fitted):
+    monkeypatch.setattr(V, "available_memory", lambda: 2**20)      # pretend: 1 MiB free
+    with pytest.raises(ValueError, match="n_chains=100000 rows .* GiB"):
+        _model(n_chains=10**5).fit(X, epochs=1)
+    with pytest.raises(ValueError, match="n=200000 rows"):
+        fitted.sample(2 * 10**5)
+    assert fitted.sample(10).shape == (10, 1)
+
+
+def test_long_sampling_rounds_run_in_blocks_with_the_same_result():
+    from mme_numba import model as M
+
+    a = _model().fit(X, epochs=1)
+    b = _model().fit(X, epochs=1)
+    xa = a.sample(5, sweeps=7)
+    old = M._SWEEP_BLOCK
+    M._SWEEP_BLOCK = 3            # rounds of 7 sweeps as blocks of 3, 3, 1
+    try:
+        xb = b.sample(5, sweeps=7)
+    finally:
+        M._SWEEP_BLOCK = old
+    np.testing.assert_allclose(xb, xa, rtol=0, atol=1e-12)

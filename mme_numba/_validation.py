@@ -91,6 +91,9 @@ PARAMS = {
     "lr_theta": _float(0, 10, lo_open=True),
     "theta_steps": _int(1, 10**6),
     "batch_size": _int(1, None, None),
+    # observable maps
+    "degree": _int(1, 64),
+    "n_features": _int(1, None, None),
     # fit
     "epochs": _int(0, None, None),
     "checkpoint": Param("path", specials=(None,)),
@@ -104,6 +107,7 @@ PARAMS = {
     "strength": _float(-1e6, 1e6),
     "base": Param("bool"),
     "field_random_state": Param("seed"),
+    "target": _int(0, None),
 }
 
 
@@ -237,7 +241,7 @@ def as_generator(random_state):
     if isinstance(random_state, np.random.Generator):
         return random_state
     check_param("random_state", random_state, PARAMS["random_state"])
-    return np.random.default_rng(random_state)
+    return np.random.default_rng(None if random_state is None else int(random_state))
 
 
 def parse_support(support, d):

@@ -348,6 +348,46 @@ def test_set_params_then_sample_and_fit(fitted, name, data):
     outcome("set_params", valid, call, lambda r: r[0].shape == (5, 1) and _finite_model(r[1]))
 
 
+# ---------------------------------------------------------------------- observable maps
+SIZES = (good(st.lists(st.integers(1, 6), min_size=2, max_size=4).map(lambda v: [1] + v[1:]))
+         | bad(st.sampled_from([[], [1], [1, 0, 2], [1, -2], [1, 2.5], [1, "2"], "12", None,
+                                [1, True], 3])))
+OBS_ARGS = {
+    "mlp": {"sizes": SIZES,
+            "activation": choice(["tanh", "softplus", "sigmoid", "relu"]),
+            "random_state": SEEDS},
+    "polynomial": {"degree": ints(1, 4, table_hi=64),
+                   "n_features": good(st.none()) | ints(1, 1).filter(lambda p: p[0] is not None)},
+    "squared_projections": {"d": ints(2, 4), "random_state": SEEDS},
+}
+
+
+@FUZZ
+@given(kind=st.sampled_from(sorted(OBS_ARGS)), data=st.data())
+def test_observable_constructors(kind, data):
+    args, valid = _one_suspect(data, OBS_ARGS[kind])
+    build = {"mlp": mme.nn.mlp, "polynomial": mme.observables.polynomial,
+             "squared_projections": mme.observables.squared_projections}[kind]
+
+    def contract(obs):
+        d = obs.n_features or 1
+        out = obs.forward(np.full((3, d), 0.5))
+        return out.shape == (3, obs.n_observables) and np.all(np.isfinite(out))
+
+    outcome(f"{kind} constructor", valid, lambda: build(**args), contract)
+
+
+@FUZZ
+@given(target=ints(0, 2), net=good(st.just("ok")) | bad(st.sampled_from(["plain", None, 3])))
+def test_field_constructor(target, net):
+    valid = target[1] and net[1] and not (isinstance(target[0], (int, float, np.integer))
+                                          and target[0] > 2)
+    network = {"ok": _classifier(), "plain": mme.nn.mlp([1, 3])}.get(net[0], net[0])
+    outcome("ClassifierField constructor", valid,
+            lambda: mme.fields.ClassifierField(network, target[0]),
+            lambda f: np.all(np.isfinite(f(np.zeros((2, 1))))))
+
+
 # ---------------------------------------------------------------------- checkpoints
 JSON_JUNK = st.sampled_from([None, -1, 0, 2.5, 1e308, "x", "", [], {}, True, [1, 2], {"a": 1}])
 

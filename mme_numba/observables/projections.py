@@ -59,8 +59,9 @@ class SquaredProjections(FlatParameters):
         self.n_features = self.n_observables = int(d)
         self._iu = np.triu_indices(self.n_features, k=1)
         self.n_params = len(self._iu[0])
-        rng = random_state if isinstance(random_state, np.random.Generator) else \
-            np.random.default_rng(random_state)
+        from .._validation import as_generator
+
+        rng = as_generator(random_state)
         self._theta = rng.standard_normal(self.n_params)
         self._cached_theta = None
         self._U = None

@@ -74,7 +74,7 @@ PARAMS = {
     "sweeps": _int(1, 10**9),
     "burn_in": _int(0, 10**9),
     "step_size": _float(0, 1e6, "auto", lo_open=True),
-    "target_acceptance": _float(0, 1, lo_open=True, hi_open=True),
+    "target_acceptance": _float(1e-3, 1, hi_open=True),  # the adaptation floors acceptance at 1e-3
     "adapt_epochs": _int(0, None),
     "move": _choice(*MOVE_NAMES),
     "boundary": _choice(*BOUNDARY_NAMES),

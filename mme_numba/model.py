@@ -361,7 +361,7 @@ class MaxEnt:
         steered._burned_in = False
         a = -steered.field_strength_ * field(steered.chains_)
         w = np.exp(a - a.max())
-        steered.field_ess_ = float(w.sum() ** 2 / (len(w) * np.sum(w * w)))
+        steered.field_ess_ = min(1.0, float(w.sum() ** 2 / (len(w) * np.sum(w * w))))  # rounding
         if steered.field_ess_ < 0.01:
             logger.warning("the steering field reweights the model's samples to an effective "
                            "sample size of %.2g %%: the field dominates what is generated",

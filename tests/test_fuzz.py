@@ -156,7 +156,7 @@ PARAM_VALUES = {
     "sweeps": ints(1, 3, table_hi=10**9),
     "burn_in": ints(0, 12, table_hi=10**9),
     "step_size": good(st.just("auto")) | floats(1e-3, 1e6, table_lo=0.0, table_hi=1e6, hi_open=False),
-    "target_acceptance": floats(0.0, 1.0, True, True, table_lo=0.0, table_hi=1.0),
+    "target_acceptance": floats(1e-3, 1.0, False, True, table_lo=1e-3, table_hi=1.0),
     "adapt_epochs": ints(0, 5),
     "move": choice(["all", "single", "scan", "mala"]),
     "boundary": choice(["reflect", "reject"]),

@@ -39,7 +39,7 @@ def test_every_constructor_parameter_has_a_table_entry():
     (dict(burn_in=True), TypeError, "burn_in .*got True \\(a bool\\)"),
     (dict(move="singel"), ValueError, "did you mean 'single'"),
     (dict(boundary="reflekt"), ValueError, "did you mean 'reflect'"),
-    (dict(target_acceptance=1.0), ValueError, r"target_acceptance must be a finite number in \(0, 1\)"),
+    (dict(target_acceptance=1.0), ValueError, r"target_acceptance must be a finite number in \[0.001, 1\)"),
     (dict(random_state=-1), ValueError, "random_state"),
     (dict(random_state="1"), TypeError, "random_state"),
     (dict(batch_size=0), ValueError, "batch_size"),

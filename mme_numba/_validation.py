@@ -94,6 +94,7 @@ PARAMS = {
     # observable maps
     "degree": _int(1, 64),
     "n_features": _int(1, None, None),
+    "d": _int(2, 10**5),  # squared_projections: d*(d-1)/2 angles
     # fit
     "epochs": _int(0, None, None),
     "checkpoint": Param("path", specials=(None,)),

@@ -354,11 +354,13 @@ SIZES = (good(st.lists(st.integers(1, 6), min_size=2, max_size=4).map(lambda v: 
                                 [1, True], 3])))
 OBS_ARGS = {
     "mlp": {"sizes": SIZES,
-            "activation": choice(["tanh", "softplus", "sigmoid", "relu"]),
+            # activation names are case-insensitive by design ("Tanh" is tanh)
+            "activation": good(st.sampled_from(["tanh", "softplus", "sigmoid", "relu", "TANH"]))
+            | bad(st.sampled_from(["tanhx", "bogus", "", None, 3, True])),
             "random_state": SEEDS},
     "polynomial": {"degree": ints(1, 4, table_hi=64),
                    "n_features": good(st.none()) | ints(1, 1).filter(lambda p: p[0] is not None)},
-    "squared_projections": {"d": ints(2, 4), "random_state": SEEDS},
+    "squared_projections": {"d": ints(2, 4, table_hi=10**5), "random_state": SEEDS},
 }
 
 

@@ -8,10 +8,11 @@ points (Fig. 3a) and with 10 (Fig. 3e).  All quantities are exact up to quadratu
 renormalised on the box, the model entropy ``S = ln Z + <H>_p``, training and held-out
 cross-entropies ``<−ln p>``.
 
-Writes ``docs/figures/bimodal_n{N}.png`` and prints the numbers.
+Writes ``<out>/bimodal_n{N}.png`` and ``.svg`` (default ``runs/examples/bimodal/``) and prints
+the numbers. ``python examples/build_docs_figures.py`` copies the figures into ``docs/figures/``.
 
     python examples/bimodal.py [--n 1000] [--epochs 1000] [--seed 0] [--lr-theta 1e-2]
-                               [--lambda-solver newton|adam]
+                               [--lambda-solver newton|adam] [--out runs/examples/bimodal]
 """
 
 import argparse
@@ -27,8 +28,9 @@ from scipy.special import logsumexp
 import mme_numba as mme
 from mme_numba import quadrature
 from mme_numba.datasets import mixtures
+from mme_numba.figstyle import legend_outside, save_figure, styled
 
-FIG_DIR = Path(__file__).resolve().parents[1] / "docs" / "figures"
+OUT = Path("runs/examples/bimodal")
 SUPPORT = (-6.0, 6.0)
 
 
@@ -161,9 +163,10 @@ def report(n, epochs, seed, tracker, base_rec, gauss_rec, model):
           f"S = {gauss_rec['entropy']:.4f}")
 
 
+@styled
 def figure(X, tracker, base_tr, n, path):
     xs = tracker.points[:, 0]
-    fig = Figure(figsize=(9, 5.5))
+    fig = Figure(figsize=(7.0, 5.0), layout="constrained")
     ax_top, ax_ep = fig.subplots(2, 1, sharex=True)
     if len(X) >= 100:
         ax_top.hist(X[:, 0], bins=60, range=SUPPORT, density=True, color="0.8",
@@ -176,28 +179,29 @@ def figure(X, tracker, base_tr, n, path):
     ax_top.plot(xs, tracker.densities[final], color="C0", label=f"Min-MaxEnt, epoch {final}")
     ax_top.plot(xs, np.exp(-0.5 * ((xs - X.mean()) / X.std()) ** 2) / (np.sqrt(2 * np.pi) * X.std()),
                 color="C3", label="MaxEnt(mean, variance)")
-    ax_top.legend(fontsize=7)
-    ax_top.set_ylabel("density")
+    legend_outside(ax_top)
+    ax_top.set_ylabel("density (1 / data unit)")
     cmap = matplotlib.colormaps["viridis"]
     epochs = sorted(tracker.densities)
     for i, e in enumerate(epochs):
         color = cmap(0.9 * i / max(1, len(epochs) - 1))
         ax_ep.plot(xs, tracker.densities[e], color=color, label=f"epoch {e}")
     ax_ep.plot(xs, np.exp(tracker.log_true), "k--", lw=1)
-    ax_ep.legend(fontsize=7, ncol=2)
-    ax_ep.set_xlabel("x")
-    ax_ep.set_ylabel("Min-MaxEnt density")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    legend_outside(ax_ep, ncol=1 + len(epochs) // 8)
+    ax_ep.set_xlabel("x (data units)")
+    ax_ep.set_ylabel("Min-MaxEnt density (1 / data unit)")
+    save_figure(fig, path, svg=True)
+    print(f"wrote {path} and {Path(path).with_suffix('.svg').name}")
 
 
-def main(n=1000, epochs=1000, seed=0, lr_theta=1e-2, lambda_solver="newton"):
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
+def main(n=1000, epochs=1000, seed=0, lr_theta=1e-2, lambda_solver="newton", out=OUT):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     X, tracker, base_tr, base_rec, gauss_rec, model = run(n, epochs, seed, lr_theta,
                                                           lambda_solver=lambda_solver)
     report(n, epochs, seed, tracker, base_rec, gauss_rec, model)
     suffix = "" if lambda_solver == "newton" else f"_{lambda_solver}"
-    figure(X, tracker, base_tr, n, FIG_DIR / f"bimodal_n{n}{suffix}.png")
+    figure(X, tracker, base_tr, n, out / f"bimodal_n{n}{suffix}.png")
 
 
 if __name__ == "__main__":
@@ -207,5 +211,6 @@ if __name__ == "__main__":
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr-theta", type=float, default=1e-2)
     parser.add_argument("--lambda-solver", choices=["newton", "adam"], default="newton")
+    parser.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
     args = parser.parse_args()
-    main(args.n, args.epochs, args.seed, args.lr_theta, args.lambda_solver)
+    main(args.n, args.epochs, args.seed, args.lr_theta, args.lambda_solver, args.out)

@@ -16,8 +16,10 @@ selected configurations are then rerun with several seeds.
     python examples/cauchy_vs_vae.py --tune --epochs 500          # the tuning grids, seed 0
     python examples/cauchy_vs_vae.py --epochs 1000 --vae-epochs 5000 --seeds 0 1 2  # comparison
 
-Writes ``docs/figures/cauchy_vs_vae.png`` (KL against epochs and against wall time, final
-densities) and ``runs/cauchy_vs_vae.json`` (all curves); prints a summary table.
+Writes into ``--out`` (default ``runs/examples/cauchy_vs_vae/``): ``cauchy_vs_vae.png`` and
+``.svg`` (KL against epochs and against wall time, final densities) and ``cauchy_vs_vae.json``
+(all curves); prints a summary table. ``python examples/build_docs_figures.py`` copies the
+figure into ``docs/figures/``.
 """
 
 import argparse
@@ -31,12 +33,11 @@ from matplotlib.figure import Figure
 import mme_numba as mme
 from mme_numba import quadrature
 from mme_numba.baselines import VAE
+from mme_numba.figstyle import legend_outside, save_figure, styled
 
 from bimodal import Tracker, draw_in_box, truth
 
-ROOT = Path(__file__).resolve().parents[1]
-FIG_DIR = ROOT / "docs" / "figures"
-RUN_DIR = ROOT / "runs"
+OUT = Path("runs/examples/cauchy_vs_vae")
 SUPPORT = (-10.0, 10.0)
 
 # Tuning grids; the best of each by validation cross-entropy (500 epochs, seed 0) is the
@@ -207,9 +208,10 @@ def compare(mme_cfg, vae_cfg, seeds, epochs, every, vae_epochs=None):
     return out, trackers
 
 
+@styled
 def figure(out, costs, path):
     """KL against epochs and against compute (epochs × best-of-N seconds per epoch), densities."""
-    fig = Figure(figsize=(10, 6.5))
+    fig = Figure(figsize=(8.5, 6.0), layout="constrained")
     axes = fig.subplots(2, 2)
     colors = {"mme": "C0", "vae": "C1"}
     labels = {"mme": "Min-MaxEnt", "vae": "VAE"}
@@ -225,8 +227,8 @@ def figure(out, costs, path):
                    (axes[0, 1], "compute: epochs × s/epoch on one core (s)")):
         ax.set_yscale("log")
         ax.set_xlabel(xl)
-        ax.set_ylabel("KL(true ‖ model)")
-        ax.legend(fontsize=8)
+        ax.set_ylabel("KL(true ‖ model) (nats)")
+    legend_outside(axes[0, 1])
     xs = np.array(out["grid"])
     for ax, scale in ((axes[1, 0], "linear"), (axes[1, 1], "log")):
         ax.hist(out["data_seed0"], bins=100, range=SUPPORT, density=True, color="0.85",
@@ -237,13 +239,13 @@ def figure(out, costs, path):
             ax.plot(xs, run["density"], color=colors[name], lw=1,
                     label=f"{labels[name]}, epoch {run['epoch_curve'][-1]}")
         ax.set_yscale(scale)
-        ax.set_xlabel("x")
-        ax.set_ylabel("density")
+        ax.set_xlabel("x (data units)")
+        ax.set_ylabel("density (1 / data unit)")
         if scale == "log":
             ax.set_ylim(1e-4, 2)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    legend_outside(axes[1, 1])
+    save_figure(fig, path, svg=True)
+    print(f"wrote {path} and {Path(path).with_suffix('.svg').name}")
 
 
 def report(out, costs):
@@ -293,7 +295,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bench", action="store_true", help="time one epoch of each method")
     parser.add_argument("--report", action="store_true",
-                        help="figure and tables from runs/cauchy_vs_vae.json (no training)")
+                        help="figure and tables from OUT/cauchy_vs_vae.json (no training)")
     parser.add_argument("--tune", nargs="*", choices=["mme", "vae"], default=None,
                         help="run the tuning grid (of both models, or of those named)")
     parser.add_argument("--epochs", type=int, default=1000)
@@ -304,9 +306,10 @@ def main():
     parser.add_argument("--mme", type=json.loads, default={"lr_theta": 1e-2, "theta_steps": 1})
     parser.add_argument("--vae", type=json.loads,
                         default={"lr": 1e-2, "batch_size": 100, "kl_warmup": 300})
+    parser.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
     args = parser.parse_args()
-    RUN_DIR.mkdir(exist_ok=True)
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
+    RUN_DIR = Path(args.out)
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
     if args.bench:
         costs = bench()
         (RUN_DIR / "cauchy_vs_vae_bench.json").write_text(json.dumps(costs))
@@ -325,7 +328,7 @@ def main():
         bench_file.write_text(json.dumps(bench()))
     b = json.loads(bench_file.read_text())
     costs = {"mme": b["mme_1thread"], "vae": b["vae"]}
-    figure(out, costs, FIG_DIR / "cauchy_vs_vae.png")
+    figure(out, costs, RUN_DIR / "cauchy_vs_vae.png")
     report(out, costs)
 
 

@@ -4,14 +4,17 @@ Trains ``MinMaxEnt(paper_cnn(16))`` on 200 of the 1797 optdigits images with sys
 single-pixel Metropolis moves (chains in lock-step through incremental conv updates,
 :mod:`mme_numba.kernels.scan`; ``--move single`` for random scan), saves the model,
 and writes the sample grid at chosen epochs (from noise to digits as the entropy falls) to
-``docs/figures/digits_epochs.png``. Then it measures sample quality
+``<out>/digits_epochs.png`` (and ``.svg``). Then it measures sample quality
 (:mod:`mme_numba.quality`) against 300 held-out real images, for the model and for the VAE
 baseline trained on the same 200 images (:class:`mme_numba.baselines.image_vae.ImageVAE`),
 compares random-scan and systematic-scan single-pixel moves and MALA at equal wall time, and
 writes everything to
-``<out>/digits.json``.
+``<out>/digits.json``, the model to ``<out>/model.npz`` and the sample grids to
+``<out>/digits_samples.png`` (and ``.svg``). The default ``<out>`` is ``runs/examples/digits``,
+apart from the CLI's ``runs/digits``; ``python examples/build_docs_figures.py`` copies the
+figures into ``docs/figures/``.
 
-    python examples/digits.py [--epochs 800] [--out runs/digits] [--vae-epochs 300]
+    python examples/digits.py [--epochs 800] [--out runs/examples/digits] [--vae-epochs 300]
 """
 
 import argparse
@@ -34,9 +37,9 @@ import mme_numba as mme  # noqa: E402
 from mme_numba import quality  # noqa: E402
 from mme_numba.backends import proposals_per_sweep  # noqa: E402
 from mme_numba.baselines.image_vae import ImageVAE  # noqa: E402
+from mme_numba.figstyle import save_figure, styled  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-FIG_DIR = ROOT / "docs" / "figures"
+OUT = Path("runs/examples/digits")
 
 
 def split(seed=0, n_train=200, n_eval=300):
@@ -142,6 +145,7 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     return out
 
 
+@styled
 def samples_figure(panels, path, n_show=40, n_cols=10):
     """Side-by-side grids of generated images, one panel per ``{title: (n, 64) array}``."""
     n_rows = -(-n_show // n_cols)
@@ -155,10 +159,10 @@ def samples_figure(panels, path, n_show=40, n_cols=10):
             if i < min(n_show, len(imgs)):
                 ax.imshow(imgs[i].reshape(8, 8), cmap="gray_r", vmin=0, vmax=1,
                           interpolation="nearest")
-        sub.suptitle(title, fontsize=9)
+        sub.suptitle(title)
         sub.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.9, wspace=0.06,
                             hspace=0.06)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, svg=True)
 
 
 def main(argv=None):
@@ -181,15 +185,17 @@ def main(argv=None):
     p.add_argument("--classifier-epochs", type=int, default=30)
     p.add_argument("--mixing-seconds", type=float, default=60.0,
                    help="wall time per sampler in the comparison of moves (0 skips)")
-    p.add_argument("--out", default="runs/digits")
-    p.add_argument("--fig", default=str(FIG_DIR / "digits_epochs.png"))
-    p.add_argument("--samples-fig", default=str(FIG_DIR / "digits_samples.png"))
+    p.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
+    p.add_argument("--fig", default=None, help="default OUT/digits_epochs.png")
+    p.add_argument("--samples-fig", default=None, help="default OUT/digits_samples.png")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     log = logging.getLogger("digits")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    args.fig = args.fig or str(out / "digits_epochs.png")
+    args.samples_fig = args.samples_fig or str(out / "digits_samples.png")
 
     X_all, y_all = mme.datasets.digits()
     i_train, i_eval, i_rest = split(args.seed)
@@ -228,8 +234,9 @@ def main(argv=None):
     log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", args.epochs,
              t_train, t_sample, proposals / t_sample)
     # one row of chain states per snapshot epoch (paper Fig. 5)
-    mme.plotting.plot_image_rows({f"epoch {ep}": snapshots[ep] for ep in sorted(snapshots)},
-                                 path=args.fig, dpi=110)  # logs "wrote <path>"
+    fig = mme.plotting.plot_image_rows({f"epoch {ep}": snapshots[ep]
+                                        for ep in sorted(snapshots)})
+    save_figure(fig, args.fig, svg=True)  # logs "wrote <path>"
 
     # Quality: the chains after extra sweeps of the frozen final model.
     t1 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The MaxEnt entropy per epoch, by quadrature, in 1-d and 2-d (METHOD.md §3).
+"""The MaxEnt entropy per epoch, by quadrature, in 1-d and 2-d (docs/method.md §9, §12).
 
 Two curves per run, both exact up to Simpson quadrature:
 
@@ -16,9 +16,10 @@ the training cross-entropy, which equals ``S_max`` when λ has converged.
 2-d: ``½N((−1.5, −1.5), 0.6²I) + ½N((1.5, 1.5), 0.6²I)`` on ``[−5, 5]²``, ``mlp([2, 32, 32, 3])``.
 Both with ``lr_theta = 3e-3`` (slow enough for λ to follow θ), 1024 chains, 10 sweeps per epoch.
 
-    python examples/entropy_curve.py [--epochs 400] [--seed 0]
+    python examples/entropy_curve.py [--epochs 400] [--seed 0] [--out runs/examples/entropy_curve]
 
-Writes ``docs/figures/entropy_curve.png`` and prints the numbers.
+Writes ``<out>/entropy_curve.png`` and ``.svg`` and prints the numbers;
+``python examples/build_docs_figures.py`` copies the figure into ``docs/figures/``.
 """
 
 import argparse
@@ -32,8 +33,9 @@ from matplotlib.figure import Figure
 import mme_numba as mme
 from mme_numba import quadrature
 from mme_numba.datasets import mixtures
+from mme_numba.figstyle import legend_outside, save_figure, style
 
-FIG_DIR = Path(__file__).resolve().parents[1] / "docs" / "figures"
+OUT = Path("runs/examples/entropy_curve")
 
 CASES = {
     1: {"means": (-2.0, 2.0), "scales": (0.5, 0.5), "support": (-6.0, 6.0), "m": 2, "n_grid": 2001},
@@ -100,10 +102,20 @@ def entropy_run(d=1, epochs=300, seed=0, every=10, lr_theta=3e-3, n=1000):
     return records, s_true
 
 
-def main(epochs=400, seed=0):
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
-    fig = Figure(figsize=(10, 3.6))
-    axes = fig.subplots(1, 2)
+def main(epochs=400, seed=0, out=OUT):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with style():
+        fig = Figure(figsize=(8.5, 3.2), layout="constrained")
+        axes = fig.subplots(1, 2)
+        _panels(axes, epochs, seed)
+        legend_outside(axes[-1])
+    path = out / "entropy_curve.png"
+    save_figure(fig, path, svg=True)
+    print(f"wrote {path} and {path.with_suffix('.svg').name}")
+
+
+def _panels(axes, epochs, seed):
     for ax, d in zip(axes, (1, 2)):
         t0 = time.perf_counter()
         records, s_true = entropy_run(d, epochs, seed)
@@ -118,10 +130,9 @@ def main(epochs=400, seed=0):
         ax.plot(e1, [r["ce_train"] for r in rest], "C1-", lw=0.8, label="training <−ln p>")
         ax.axhline(s_true, color="k", ls="--", lw=1, label="true entropy")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("nats")
+        ax.set_ylabel("entropy, cross-entropy (nats)")
         ax.set_title(f"{d}-d")
         ax.set_ylim(s_true - 0.2, s_max[min(2, len(s_max) - 1)] + 0.2)
-        ax.legend(fontsize=7)
         increases = np.diff(s_max)
         tail = rest[-max(1, len(rest) // 5):]
         print(f"{d}-d seed={seed} epochs={epochs} ({elapsed:.0f} s incl. measurements, "
@@ -132,13 +143,12 @@ def main(epochs=400, seed=0):
         print("  late-20% means: S_max {:.4f}, S_model {:.4f}, CE_train {:.4f}, CE_test {:.4f}".format(
             np.mean(s_max[-len(tail):]), *(np.mean([r[k] for r in tail]) for k in
                                            ("s_model", "ce_train", "ce_test"))))
-    fig.tight_layout()
-    fig.savefig(FIG_DIR / "entropy_curve.png", dpi=80)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
     args = parser.parse_args()
-    main(args.epochs, args.seed)
+    main(args.epochs, args.seed, args.out)

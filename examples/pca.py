@@ -1,4 +1,4 @@
-"""PCA as a Min-MaxEnt solution (paper §I.1, Fig. 2; METHOD.md §4).
+"""PCA as a Min-MaxEnt solution (paper §I.1, Fig. 2; docs/method.md §6).
 
 Observables ``O_k = (u_k·x)²`` on a rotating basis.  Minimising the MaxEnt entropy over the
 rotation recovers the principal axes, shown two ways:
@@ -6,10 +6,12 @@ rotation recovers the principal axes, shown two ways:
 1. closed form: ``S(θ) = ½ Σ ln(2πe s_k)`` minimised with its analytic gradient (no sampling);
 2. the full sampler-based trainer, ``mme.MinMaxEnt(squared_projections(d), support=...)``.
 
-Writes ``docs/figures/pca_entropy_angle.png`` (entropy against angle in 2-d with the PCA angle
-marked, and the trainer's angle per epoch) and prints the measured numbers.
+Writes ``<out>/pca_entropy_angle.png`` and ``.svg`` (entropy against angle in 2-d with the PCA
+angle marked, and the trainer's angle per epoch; default ``runs/examples/pca/``) and prints the
+measured numbers. ``python examples/build_docs_figures.py`` copies the figure into
+``docs/figures/``.
 
-    python examples/pca.py [--epochs 300] [--d 5] [--seed 0]
+    python examples/pca.py [--epochs 300] [--d 5] [--seed 0] [--out runs/examples/pca]
 """
 
 import argparse
@@ -22,8 +24,9 @@ from matplotlib.figure import Figure
 import mme_numba as mme
 from mme_numba.observables.projections import (gaussian_maxent_entropy, pca_by_entropy,
                                                squared_projections)
+from mme_numba.figstyle import legend_outside, save_figure, style
 
-FIG_DIR = Path(__file__).resolve().parents[1] / "docs" / "figures"
+OUT = Path("runs/examples/pca")
 
 
 def correlated_gaussian(d, n, seed):
@@ -59,8 +62,9 @@ def train(X, epochs, seed, lr_theta=2e-2):
     return model, np.array(thetas)
 
 
-def main(epochs=300, d=5, seed=0, n=2000):
-    FIG_DIR.mkdir(parents=True, exist_ok=True)
+def main(epochs=300, d=5, seed=0, n=2000, out=OUT):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     # ---- 2-d: entropy against angle, optimum vs tan 2φ = 2c/(a−b)
     X = correlated_gaussian(2, n, seed)
     (a, c), (_, b) = X.T @ X / len(X)
@@ -76,7 +80,7 @@ def main(epochs=300, d=5, seed=0, n=2000):
     model, thetas = train(X, epochs, seed)
     wall2 = time.perf_counter() - t0
     phi_last = thetas[-1, 0]
-    phi_avg = thetas[-epochs // 5:, 0].mean()     # late-epoch average (METHOD.md §8)
+    phi_avg = thetas[-epochs // 5:, 0].mean()     # late-epoch average (docs/method.md §11)
     S_min = 0.5 * np.log((2 * np.pi * np.e) ** 2 * (a * b - c * c))
     S_model = model.entropy(n_grid=401)
     print(f"2-d: a={a:.4f} b={b:.4f} c={c:.4f}; PCA angle φ* = {phi_pca:.6f} rad")
@@ -87,28 +91,11 @@ def main(epochs=300, d=5, seed=0, n=2000):
     print(f"  entropy: Gaussian bound ½ln((2πe)² det Σ) = {S_min:.4f}; trained model by "
           f"quadrature = {S_model:.4f}")
 
-    fig = Figure(figsize=(9, 3.4))
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(np.degrees(phis), curve, color="C0")
-    for k in (-1, 0, 1):
-        ax1.axvline(np.degrees(phi_pca + k * np.pi / 2), color="C3", ls="--", lw=1,
-                    label="PCA angle (tan 2φ = 2c/(a−b))" if k == 0 else None)
-    ax1.axhline(S_min, color="gray", lw=0.8, ls=":", label="½ ln((2πe)² det Σ)")
-    ax1.set_xlim(-90, 90)
-    ax1.set_xlabel("rotation angle φ (degrees)")
-    ax1.set_ylabel("MaxEnt entropy S(φ) (nats)")
-    ax1.legend(fontsize=7)
-    ax1.set_title("closed form")
-    ax2.plot(np.arange(1, epochs + 1), np.degrees(np.unwrap(thetas[:, 0] * 4) / 4), color="C0",
-             label="trainer θ")
-    target = phi_pca + np.pi / 2 * np.round((thetas[-1, 0] - phi_pca) / (np.pi / 2))
-    ax2.axhline(np.degrees(target), color="C3", ls="--", lw=1, label="PCA angle")
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("φ (degrees)")
-    ax2.legend(fontsize=7)
-    ax2.set_title("sampler-based Min-MaxEnt")
-    fig.tight_layout()
-    fig.savefig(FIG_DIR / "pca_entropy_angle.png", dpi=90)
+    with style():
+        fig = _figure(phis, curve, phi_pca, S_min, thetas, epochs)
+    path = out / "pca_entropy_angle.png"
+    save_figure(fig, path, svg=True)
+    print(f"wrote {path} and {path.with_suffix('.svg').name}")
 
     # ---- d-d: axes against covariance eigenvectors
     Xd = correlated_gaussian(d, n, seed)
@@ -128,10 +115,35 @@ def main(epochs=300, d=5, seed=0, n=2000):
           f"initial basis {gaussian_maxent_entropy(squared_projections(d, seed).basis(), Xd):.5f}")
 
 
+def _figure(phis, curve, phi_pca, S_min, thetas, epochs):
+    fig = Figure(figsize=(8.0, 4.2), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1.plot(np.degrees(phis), curve, color="C0")
+    for k in (-1, 0, 1):
+        ax1.axvline(np.degrees(phi_pca + k * np.pi / 2), color="C3", ls="--", lw=1,
+                    label="PCA angle (tan 2φ = 2c/(a−b))" if k == 0 else None)
+    ax1.axhline(S_min, color="gray", lw=0.8, ls=":", label="½ ln((2πe)² det Σ)")
+    ax1.set_xlim(-90, 90)
+    ax1.set_xlabel("rotation angle φ (degrees)")
+    ax1.set_ylabel("MaxEnt entropy S(φ) (nats)")
+    legend_outside(ax1, loc="top", ncol=1)
+    ax1.set_title("closed form", loc="right")
+    ax2.plot(np.arange(1, epochs + 1), np.degrees(np.unwrap(thetas[:, 0] * 4) / 4), color="C0",
+             label="trainer θ")
+    target = phi_pca + np.pi / 2 * np.round((thetas[-1, 0] - phi_pca) / (np.pi / 2))
+    ax2.axhline(np.degrees(target), color="C3", ls="--", lw=1, label="PCA angle")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("φ (degrees)")
+    legend_outside(ax2, loc="top", ncol=1)
+    ax2.set_title("sampler-based Min-MaxEnt", loc="right")
+    return fig
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--d", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
     args = parser.parse_args()
-    main(args.epochs, args.d, args.seed)
+    main(args.epochs, args.d, args.seed, out=args.out)

@@ -3,16 +3,20 @@
 Loads the model written by ``examples/digits.py`` (or trains a shorter one if it is missing),
 trains a CNN classifier on real labelled digits the model never saw, and samples from
 
-- ``H(x) − h ln P_clf(c | x)`` for each digit ``c`` (conditional generation, Eq. 22–23);
+- ``H(x) − h ln P_clf(c | x)`` for each digit ``c`` (conditional generation, Eq. 22–23 of the
+  paper; docs/method.md §10);
 - ``−h ln P_clf(c | x)`` alone (the model switched off: the paper's control, Fig. 7d);
 - ``H(x) − h ln D(x)`` with a discriminator refined adversarially (Eq. 20–21), retraining only
   the discriminator.
 
 It reports the target-class rate, the classifier's confidence and the nearest-neighbour
 distance ratio (1 ≈ as close to the training images as real held-out digits; far above 1 =
-noise), writes ``docs/figures/steering.png`` and ``<out>/steering.json``.
+noise), writes ``<out>/steering.png`` (and ``.svg``) and ``<out>/steering.json`` (default
+``runs/examples/steering/``); ``python examples/build_docs_figures.py`` copies the figure into
+``docs/figures/``. The method: ``docs/method.md`` §10.
 
-    python examples/steering.py [--model runs/digits/model.npz] [--strength 2.0]
+    python examples/steering.py [--model runs/examples/digits/model.npz] [--strength 2.0]
+                                [--out runs/examples/steering]
 """
 
 import argparse
@@ -28,8 +32,10 @@ import numpy as np  # noqa: E402
 
 import mme_numba as mme  # noqa: E402
 from mme_numba import fields, quality  # noqa: E402
+from mme_numba.figstyle import save_figure  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+OUT = Path("runs/examples/steering")
+MODEL = Path("runs/examples/digits/model.npz")   # written by examples/digits.py
 
 
 def split(seed=0, n_train=200, n_eval=300):
@@ -53,12 +59,12 @@ def describe(samples, clf, train, heldout, target=None):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="runs/digits/model.npz")
+    p.add_argument("--model", default=str(MODEL), help=f"trained model (default {MODEL})")
     p.add_argument("--strength", type=float, default=2.0)
     p.add_argument("--sweeps", type=int, default=40, help="sweeps per steered draw")
     p.add_argument("--n", type=int, default=64, help="samples per target")
     p.add_argument("--rounds", type=int, default=2, help="adversarial refinement rounds")
-    p.add_argument("--out", default="runs/steering")
+    p.add_argument("--out", default=str(OUT), help=f"output folder (default {OUT})")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = Path(args.out)
@@ -90,7 +96,7 @@ def main():
     for c in range(10):
         steered = model.with_field(fields.ClassifierField(clf, c), strength=args.strength)
         s = steered.sample(args.n, sweeps=args.sweeps)
-        rows[c] = s
+        rows[f"target {c}"] = s
         report["targets"][c] = {**describe(s, clf, X[tr], X[ev], target=c),
                                 "field_ess": steered.field_ess_}
         print(f"target {c}: rate {report['targets'][c]['target_rate']:.2f}, "
@@ -111,8 +117,8 @@ def main():
     print("adversarial refinement:", hist)
     report["wall_s"] = time.perf_counter() - t0
 
-    mme.plotting.plot_image_rows(rows, cell=0.7, path=ROOT / "docs" / "figures" / "steering.png",
-                                 dpi=100)
+    fig = mme.plotting.plot_image_rows(rows, cell=0.7)
+    save_figure(fig, out / "steering.png", svg=True)
     (out / "steering.json").write_text(json.dumps(report, indent=2))
     print(f"wrote {out / 'steering.json'}")  # the figure's path is logged by plotting
 

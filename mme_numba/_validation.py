@@ -76,7 +76,7 @@ PARAMS = {
     "step_size": _float(0, 1e6, "auto", lo_open=True),
     "target_acceptance": _float(1e-3, 1, hi_open=True),  # the adaptation floors acceptance at 1e-3
     "adapt_epochs": _int(0, None),
-    "move": _choice(*MOVE_NAMES),
+    "move": Param("choice", choices=("auto",) + MOVE_NAMES),
     "boundary": _choice(*BOUNDARY_NAMES),
     "lambda_solver": _choice(*LAMBDA_SOLVER_NAMES),
     "lr_lambda": _float(0, 10, lo_open=True),
@@ -84,11 +84,13 @@ PARAMS = {
     "min_ess": _float(0, 1, lo_open=True),
     "max_lambda_step": _float(0, 1e3, lo_open=True),
     "var_floor": _float(0, None),
+    "max_epochs": _int(1, None, None),
     "backend": _choice(*BACKEND_NAMES),
     "comm": Param("comm"),
     "random_state": Param("seed"),
     # constructor (MinMaxEnt)
-    "lr_theta": _float(0, 10, lo_open=True),
+    "lr_theta": _float(0, 10, "auto", lo_open=True),
+    "theta_kl_step": _float(0, 10, lo_open=True),
     "theta_steps": _int(1, 10**6),
     "batch_size": _int(1, None, None),
     # observable maps
@@ -96,7 +98,7 @@ PARAMS = {
     "n_features": _int(1, None, None),
     "d": _int(2, 10**5),  # squared_projections: d*(d-1)/2 angles
     # fit
-    "epochs": _int(0, None, None),
+    "epochs": _int(0, None, "auto"),
     "checkpoint": Param("path", specials=(None,)),
     "checkpoint_every": _int(1, None),
     "progress": Param("bool"),

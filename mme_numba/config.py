@@ -26,6 +26,11 @@ arguments, so any option of the library is settable without code::
     checkpoint_every = 10
     out = "runs/bimodal"
 
+:func:`load_config` validates the whole file against :mod:`mme_numba.schema` (every key of
+every table, with defaults taken from the library's own signatures) and raises one
+:class:`ConfigError` listing every problem; :func:`build_experiment` then checks the data,
+the observables and the support against each other before anything is compiled.
+
 Every value can be overridden with ``"table.key=value"`` strings (the CLI's
 ``--set``), the value parsed as TOML (``model.support=[-8, 8]``,
 ``model.move="single"``) or, failing that, kept as a bare string
@@ -37,9 +42,14 @@ from __future__ import annotations
 import copy
 import functools
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from mme_numba import schema
+from mme_numba.datafiles import InputFileError, check_readable, read_data_file
+from mme_numba.schema import Problem, validate_estimator_params
 
 try:  # Python >= 3.11
     import tomllib
@@ -48,17 +58,36 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_config", "apply_overrides", "parse_override", "build_data", "true_logpdf",
-           "build_observables", "model_kwargs", "build_model", "DEFAULTS"]
+__all__ = ["load_config", "read_toml", "apply_overrides", "parse_override", "validate_config",
+           "check_config", "build_data", "true_logpdf", "build_observables", "model_kwargs",
+           "build_model", "build_experiment", "validate_estimator_params", "ConfigError",
+           "Problem", "DEFAULTS", "OBSERVABLES"]
 
-#: Defaults filled in for tables or keys a configuration leaves out.
+#: Defaults filled in for tables or keys a configuration leaves out. ``[model]`` and
+#: ``[observables]`` keys left out take the library's defaults when the objects are built;
+#: the full list is :mod:`mme_numba.schema` (``docs/cli.md``).
 DEFAULTS = {
     "data": {},
     "observables": {},
     "model": {"class": "MinMaxEnt"},
-    "train": {"epochs": 100, "checkpoint_every": 10, "out": None},
+    "train": schema.defaults("train"),
 }
-_TABLES = tuple(DEFAULTS)
+_TABLES = schema.TABLES
+
+
+class ConfigError(ValueError):
+    """Everything wrong with a configuration, found before anything runs.
+
+    Attributes
+    ----------
+    problems : list of mme_numba.schema.Problem
+        One per mistake; ``str(problem)`` is ``FILE: [table] key: what (expected)``.
+    """
+
+    def __init__(self, problems, file=None):
+        self.problems = [p if p.file or file is None else replace(p, file=str(file))
+                         for p in problems]
+        super().__init__("\n".join(map(str, self.problems)))
 
 
 def parse_override(text):
@@ -79,9 +108,11 @@ def parse_override(text):
         raise ValueError(f"override {text!r} is not of the form table.key=value")
     dotted, raw = text.split("=", 1)
     keys = tuple(k.strip() for k in dotted.strip().split("."))
-    if len(keys) < 2 or not all(keys) or keys[0] not in _TABLES:
+    if len(keys) != 2 or not all(keys) or keys[0] not in _TABLES:
+        hint = schema.suggest(keys[0], _TABLES) if keys and keys[0] not in _TABLES else None
         raise ValueError(f"override {text!r}: the key must be one of "
-                         f"{', '.join(t + '.<name>' for t in _TABLES)}")
+                         f"{', '.join(t + '.<name>' for t in _TABLES)}"
+                         + (f" (did you mean {hint}.?)" if hint else ""))
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -111,8 +142,40 @@ def apply_overrides(cfg, overrides):
     return cfg
 
 
+def read_toml(path):
+    """The raw tables of a TOML file; problems raise :class:`ConfigError` naming the file.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+    """
+    try:
+        path = check_readable(path, "configuration file")
+    except InputFileError as exc:
+        raise ConfigError([Problem(exc.problem, expected=exc.expected)], file=path) from None
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(f"not valid TOML: {exc}")], file=path) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(f"not valid TOML: not UTF-8 text ({exc.reason})")],
+                          file=path) from None
+
+
+def validate_config(cfg, file=None):
+    """Raise :class:`ConfigError` listing every problem of ``cfg`` (see :mod:`.schema`)."""
+    problems = schema.validate(cfg)
+    if problems:
+        raise ConfigError(problems, file=file)
+
+
 def load_config(path, overrides=()):
-    """Read a TOML configuration, fill defaults, apply overrides.
+    """Read a TOML configuration, apply overrides, validate it, fill defaults.
 
     Parameters
     ----------
@@ -126,15 +189,20 @@ def load_config(path, overrides=()):
         Tables ``data``, ``observables``, ``model``, ``train``; plain
         JSON-serialisable values. ``train.out`` defaults to
         ``runs/<config file stem>``.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem at once (file, table, key, what was expected).
     """
     path = Path(path)
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh)
-    unknown = set(raw) - set(_TABLES)
-    if unknown:
-        raise ValueError(f"{path}: unknown tables {sorted(unknown)}; expected {list(_TABLES)}")
+    raw = read_toml(path)
+    try:
+        raw = apply_overrides(raw, overrides)
+    except ValueError as exc:
+        raise ConfigError([Problem(f"--set: {exc}")], file=path) from None
+    validate_config(raw, file=path)
     cfg = {t: {**DEFAULTS[t], **raw.get(t, {})} for t in _TABLES}
-    cfg = apply_overrides(cfg, overrides)
     if cfg["train"].get("out") is None:
         cfg["train"]["out"] = str(Path("runs") / path.stem)
     return cfg
@@ -154,7 +222,8 @@ def build_data(spec):
         ``gaussian_mixture`` / ``cauchy_mixture`` (see :mod:`mme_numba.datasets`),
         ``digits`` (``n``, ``labels``, ``seed``; labels are dropped),
         ``gaussian`` (``n``, ``mean (d,)``, ``cov (d, d)``, ``seed``),
-        ``file`` (``path`` to a ``.npy``, or a ``.npz`` with ``key``, default ``"X"``).
+        ``file`` (``path`` to a ``.npy``, ``.csv`` or ``.txt``, or a ``.npz`` with ``key``,
+        default ``"X"``; see :func:`mme_numba.datafiles.read_data_file`).
         Optional ``keep_within = [lo, hi]`` drops the rows outside that box (heavy-tailed
         data and a bounded support): the kept rows are draws from the truncated density.
 
@@ -176,12 +245,7 @@ def build_data(spec):
         X = rng.multivariate_normal(mean, np.asarray(kw["cov"], dtype=np.float64),
                                     size=int(kw["n"]))
     elif source == "file":
-        path = Path(kw["path"])
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
-                X = f[kw.get("key", "X")]
-        else:
-            X = np.load(path, allow_pickle=False)
+        X = read_data_file(kw["path"], kw.get("key", "X"))
     else:
         raise ValueError(f"unknown data source {source!r}; expected gaussian_mixture, "
                          "cauchy_mixture, digits, gaussian or file")
@@ -226,7 +290,7 @@ def true_logpdf(spec):
     return None
 
 
-_OBSERVABLES = {
+OBSERVABLES = {
     "mlp": ("mme_numba.nn", "mlp"),
     "paper_cnn": ("mme_numba.nn", "paper_cnn"),
     "polynomial": ("mme_numba.observables", "polynomial"),
@@ -251,10 +315,10 @@ def build_observables(spec):
     from importlib import import_module
 
     kind = spec.get("kind")
-    if kind not in _OBSERVABLES:
+    if kind not in OBSERVABLES:
         raise ValueError(f"unknown observables kind {kind!r}; expected one of "
-                         f"{sorted(_OBSERVABLES)}")
-    module, name = _OBSERVABLES[kind]
+                         f"{sorted(OBSERVABLES)}")
+    module, name = OBSERVABLES[kind]
     kw = {k: v for k, v in spec.items() if k != "kind"}
     if "image_shape" in kw:
         kw["image_shape"] = tuple(kw["image_shape"])
@@ -302,3 +366,88 @@ def build_model(cfg):
 
     cls_name, kw = model_kwargs(cfg["model"])
     return getattr(mme_numba, cls_name)(build_observables(cfg["observables"]), **kw)
+
+
+def build_experiment(cfg, file=None):
+    """Data and an unfitted model from a validated configuration, checked against each other.
+
+    Building the data and the observables is cheap (no kernel is compiled), so everything a
+    file can get wrong is found here, before training starts: the data source's and the
+    observables' own checks, observables that take a different number of features than the
+    data have, a support of another dimension, and data rows outside the support.
+
+    Parameters
+    ----------
+    cfg : dict
+        As returned by :func:`load_config`.
+    file : path-like, optional
+        The configuration file, named in the problems.
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_features)
+    model : MinMaxEnt or MaxEnt
+
+    Raises
+    ------
+    ConfigError
+    mme_numba.datafiles.InputFileError
+        A data file that cannot be read (its path, and the row and column where known).
+    """
+    import mme_numba
+
+    problems = []
+    try:
+        X = build_data(cfg["data"])
+    except InputFileError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        problems.append(Problem(str(exc), "data"))
+        X = None
+    if X is not None and len(X) == 0:
+        problems.append(Problem("no rows left", "data", "keep_within" if "keep_within" in
+                                cfg["data"] else None, "a box that holds some of the data"))
+        X = None
+    try:
+        obs = build_observables(cfg["observables"])
+    except (ValueError, TypeError) as exc:
+        problems.append(Problem(str(exc), "observables"))
+        obs = None
+    cls_name, kw = model_kwargs(cfg["model"])
+    if X is not None:
+        d = X.shape[1]
+        n_in = getattr(obs, "n_features", None)
+        if n_in is not None and n_in != d:
+            problems.append(Problem(f"the observables take {n_in} features, the data have {d}",
+                                    "observables", None, f"observables for {d} features"))
+        lo, hi = kw["support"]
+        widths = {np.size(v) for v in (lo, hi) if np.ndim(v) > 0}
+        if widths - {d}:
+            problems.append(Problem(f"bounds of length {sorted(widths)[0]}, the data have {d} "
+                                    "features", "model", "support", f"numbers or lists of {d}"))
+        else:
+            inside = np.all((X >= np.asarray(lo)) & (X <= np.asarray(hi)), axis=1)
+            if not inside.all():
+                i = int(np.flatnonzero(~inside)[0])
+                problems.append(Problem(
+                    f"{int((~inside).sum())} of {len(X)} data rows lie outside it (first: row "
+                    f"{i}, {X[i].tolist()})", "model", "support",
+                    "a box that holds the data, or [data] keep_within"))
+    if problems:
+        raise ConfigError(problems, file=file)
+    model = getattr(mme_numba, cls_name)(obs, **kw)
+    return X, model
+
+
+def check_config(path, overrides=()):
+    """Validate a configuration file completely without training: ``mme-numba check``.
+
+    Returns
+    -------
+    cfg : dict
+    X : ndarray
+    model : unfitted MinMaxEnt or MaxEnt
+    """
+    cfg = load_config(path, overrides)
+    X, model = build_experiment(cfg, file=path)
+    return cfg, X, model

@@ -1,5 +1,7 @@
 """The functional core: Min-MaxEnt as pure functions on arrays, for embedding in other codes.
 
+The equations (Eq. n) are those of ``docs/method.md``.
+
 Every function takes arrays (and an observable map) and returns new arrays; nothing is mutated
 and there is no hidden state, so a host code can own the loop, the storage and the
 parallelism. The classes :class:`~mme_numba.MaxEnt` / :class:`~mme_numba.MinMaxEnt` are built

@@ -301,7 +301,7 @@ def mode_crossing_fraction(trace_x, threshold=0.0):
     """Fraction of chains that visited both sides of ``threshold``.
 
     For a 1-d bimodal target (modes at ±μ), this measures whether chains move
-    between modes, which the acceptance rate does not show (METHOD.md §8).
+    between modes, which the acceptance rate does not show (docs/method.md §11).
 
     Parameters
     ----------

@@ -8,7 +8,8 @@ A trained model defines an energy landscape ``H(x) = λ·O(x; θ)``. A field add
   is real (Eq. 20–21); :func:`adversarial_refinement` retrains only ``D``.
 
 Both networks end in ``LogSoftmax``, so the field is ``λ₂·O₂(x)`` with ``λ₂ = -h·e_c``: the
-compiled samplers evaluate it as a second energy term, on every backend.
+compiled samplers evaluate it as a second energy term, on every backend. The method:
+``docs/method.md`` §10.
 """
 
 import logging

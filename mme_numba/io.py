@@ -30,7 +30,8 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 _MODEL_CLASSES = ("MaxEnt", "MinMaxEnt")
 _FIELD_TYPES = ("ClassifierField", "DiscriminatorField")
 _META_KEYS = {"format_version", "mme_numba_version", "class", "params", "observables", "epoch",
-              "n_features_in", "burned_in", "numpy_rng", "history", "field", "checksum"}
+              "n_features_in", "burned_in", "numpy_rng", "history", "field", "checksum",
+              "controls"}
 
 
 class ModelFileError(ValueError):
@@ -92,6 +93,7 @@ def save(model, path):
         "burned_in": bool(model._burned_in),
         "numpy_rng": model._rng.bit_generator.state,
         "history": model.history_,
+        "controls": model._control_state(),
     }
     arrays = {
         "theta": np.asarray(obs.theta, dtype=np.float64),
@@ -108,6 +110,9 @@ def save(model, path):
                          "target": field.target, "strength": model.field_strength_,
                          "base": model.field_base_, "ess": model.field_ess_}
         arrays["field_theta"] = np.asarray(field.network.theta, dtype=np.float64)
+    prev = getattr(model, "_tracker_prev", None)
+    if prev is not None:  # the entropy tracker's pending step needs the previous parameters
+        arrays["tracker_prev_params"], arrays["tracker_prev_lambda"] = prev
     adam = getattr(model._lambda_solver, "adam", None)
     if adam is not None:
         arrays.update(adam.get_state("adam_lambda"))
@@ -126,6 +131,9 @@ def _atomic_savez(path, arrays):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    umask = os.umask(0)  # mkstemp creates 0600 files; a saved model gets the usual permissions
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
@@ -265,6 +273,21 @@ def load(path, comm=None):
     model.history_ = list(meta["history"])
     model._burned_in = burned_in
     model._make_optimizers()
+    model._make_controls()
+    if "controls" in meta:
+        controls = meta["controls"]
+        if not isinstance(controls, dict):
+            r.fail("metadata 'controls' must be a mapping")
+        try:
+            model._set_control_state(controls)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError) as exc:
+            r.fail(f"metadata 'controls' does not restore: {type(exc).__name__}: {exc}")
+    if ("tracker_prev_params" in arrays) != ("tracker_prev_lambda" in arrays):
+        r.fail("incomplete entropy-tracker state (tracker_prev_params/tracker_prev_lambda)")
+    if "tracker_prev_params" in arrays:
+        model._tracker_prev = (r.float_array("tracker_prev_params", 1),
+                               r.float_array("tracker_prev_lambda", lam.shape))
     adam = getattr(model._lambda_solver, "adam", None)
     if adam is not None:
         r.adam(adam, "adam_lambda", lam.shape)

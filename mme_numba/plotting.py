@@ -3,7 +3,10 @@
 Every function builds a :class:`matplotlib.figure.Figure` directly (no
 ``pyplot``, no global backend switch), so it works headless, in scripts and in
 notebooks alike, and leaves the caller's matplotlib state untouched. Each one
-returns the figure and, given ``path``, also writes it there.
+returns the figure and, given ``path``, also writes it there with
+:func:`mme_numba.figstyle.save_figure` (PNG at 200 dpi; it refuses unlabelled axes). All of
+them draw in the package's one style, :mod:`mme_numba.figstyle`. Equation numbers in labels
+(Eq. n) are those of ``docs/method.md``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mme_numba import quadrature
+from mme_numba.figstyle import DPI, legend_outside, save_figure, styled
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +29,15 @@ __all__ = ["plot_history", "plot_density_1d", "plot_density_2d", "plot_image_gri
 HISTORY_PANELS = {
     "chi2": ("χ² (Eq. 5)", True),
     "acceptance": ("acceptance rate", False),
-    "entropy": ("entropy S", False),
-    "kl": ("KL(p_true ‖ p)", True),
+    "entropy": ("entropy S (nats)", False),
+    "kl": ("KL(p_true ‖ p) (nats)", True),
     "ess_fraction": ("reweighting ESS fraction", False),
-    "step_size": ("proposal step size", True),
+    "step_size": ("proposal step size (data units)", True),
 }
 
 
-def _save(fig, path, dpi=120):
-    if path is not None:
-        fig.savefig(path, dpi=dpi)
-        logger.info("wrote %s", path)
-    return fig
+def _save(fig, path, dpi=DPI):
+    return save_figure(fig, path, dpi=dpi)
 
 
 def _flat_images(samples, shape, name):
@@ -72,6 +73,7 @@ def _grid_density(energy, support, d, n_grid):
     return axes, np.exp(log_p).reshape((n_grid,) * d)
 
 
+@styled
 def plot_history(history, keys=None, path=None, figsize=None):
     """Training curves: χ², acceptance, entropy/KL where recorded, per epoch.
 
@@ -115,11 +117,12 @@ def plot_history(history, keys=None, path=None, figsize=None):
         if log and np.all(vals[ok] > 0):
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
-        ax.set_title(label)
+        ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
+@styled
 def plot_density_1d(model, X, support=None, true_density=None, n_grid=1001, bins=50,
                     path=None, ax=None, title=None):
     """Learned density by quadrature against a histogram of the data (1-d).
@@ -158,14 +161,15 @@ def plot_density_1d(model, X, support=None, true_density=None, n_grid=1001, bins
     if true_density is not None:
         ax.plot(xs, true_density(xs), "k--", lw=1.2, label="true density")
     ax.set_xlim(lo, hi)
-    ax.set_xlabel("x")
-    ax.set_ylabel("density")
+    ax.set_xlabel("x (data units)")
+    ax.set_ylabel("density (1 / data unit)")
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False)
+    legend_outside(ax)
     return _save(fig, path)
 
 
+@styled
 def plot_density_2d(model, X, support=None, n_grid=121, path=None, max_points=2000,
                     title=None):
     """Learned 2-d density by quadrature (filled contours) with the data on top.
@@ -193,17 +197,18 @@ def plot_density_2d(model, X, support=None, n_grid=121, path=None, max_points=20
     fig = Figure(figsize=(5.0, 4.2), layout="constrained")
     ax = fig.subplots()
     cs = ax.contourf(g0, g1, p.T, levels=20, cmap="viridis")
-    fig.colorbar(cs, ax=ax, label="learned p(x)")
+    fig.colorbar(cs, ax=ax, label="learned p(x) (1 / data unit²)")
     X = np.asarray(X, dtype=np.float64)[:max_points]
     ax.scatter(X[:, 0], X[:, 1], s=3, c="w", alpha=0.6, linewidths=0, label="data")
-    ax.set_xlabel("x₁")
-    ax.set_ylabel("x₂")
+    ax.set_xlabel("x₁ (data units)")
+    ax.set_ylabel("x₂ (data units)")
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)
     return _save(fig, path)
 
 
+@styled
 def plot_image_grid(samples, shape=(8, 8), n_cols=None, vmin=0.0, vmax=1.0, cmap="gray_r",
                     path=None, title=None):
     """Draw flattened images on a grid.
@@ -245,8 +250,9 @@ def plot_image_grid(samples, shape=(8, 8), n_cols=None, vmin=0.0, vmax=1.0, cmap
     return _save(fig, path)
 
 
+@styled
 def plot_image_rows(rows, shape=(8, 8), n_cols=10, vmin=0.0, vmax=1.0, cmap="gray_r",
-                    cell=0.8, path=None, dpi=120):
+                    cell=0.8, path=None, dpi=DPI):
     """One labelled row of images per entry of ``rows``: samples by epoch, by target, ...
 
     Parameters
@@ -263,8 +269,8 @@ def plot_image_rows(rows, shape=(8, 8), n_cols=10, vmin=0.0, vmax=1.0, cmap="gra
     cell : float, default 0.8
         Size of one image in inches.
     path : str or path-like, optional
-    dpi : int, default 120
-        Resolution of the written file.
+    dpi : int, default 200
+        Resolution of the written file (at least 150).
 
     Returns
     -------
@@ -283,6 +289,10 @@ def plot_image_rows(rows, shape=(8, 8), n_cols=10, vmin=0.0, vmax=1.0, cmap="gra
             ax = axs[r, c]
             ax.set_xticks([])
             ax.set_yticks([])
+            for spine in ax.spines.values():       # a thin frame on all four sides
+                spine.set_visible(True)
+                spine.set_linewidth(0.4)
+                spine.set_color("0.6")
             if c < imgs[key].shape[0]:
                 ax.imshow(imgs[key][c].reshape(h, w), cmap=cmap, vmin=vmin, vmax=vmax,
                           interpolation="nearest")

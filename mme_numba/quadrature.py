@@ -217,7 +217,7 @@ def kl_divergence(logp_fn, logq_fn, lo, hi, n_grid=None):
 def cross_entropy(energy_fn, X, lo, hi, n_grid=None):
     """``<-ln p>_X = mean(H(X)) + ln Z`` for ``p ∝ exp(-H)`` on the box.
 
-    On the training set of a converged MaxEnt model this equals its entropy (METHOD.md §3);
+    On the training set of a converged MaxEnt model this equals its entropy (docs/method.md §12);
     on held-out data it measures generalisation.  Points outside the box give ``inf``.
 
     Parameters
@@ -248,7 +248,7 @@ def cross_entropy(energy_fn, X, lo, hi, n_grid=None):
 def maxent_entropy(observe_fn, obar, lo, hi, n_grid=None, lam0=None, tol=1e-10, max_iter=200):
     """The exact MaxEnt solution for fixed observables, by Newton on the dual with quadrature.
 
-    Minimises the convex dual ``F(λ) = ln Z(λ) + λ·ō`` (METHOD.md §2), whose minimum is the
+    Minimises the convex dual ``F(λ) = ln Z(λ) + λ·ō`` (docs/method.md §2), whose minimum is the
     maximum entropy ``S_max = min F`` under the constraints ``<O>_p = ō``.  No sampling: this is
     the reference against which a sampled λ fit, or the entropy curve of a Min-MaxEnt run
     (``S_max(θ_t)`` must decrease under the θ steps), is judged.

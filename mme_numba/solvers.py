@@ -1,6 +1,6 @@
 """λ solvers (θ fixed) and the ADAM optimizer shared by the λ and θ steps.
 
-The λ fit is a step on the convex dual ``F(λ) = ln Z(λ) + λ·ō`` (METHOD.md §2): its gradient
+The λ fit is a step on the convex dual ``F(λ) = ln Z(λ) + λ·ō`` (docs/method.md §2): its gradient
 is ``-r`` with ``r = <O>_p - ō`` and its Hessian is ``C = Cov_p(O, O)``. Both solvers work from
 one batch of model samples drawn at ``λ0`` and may take several steps on it by reweighting,
 ``w_k ∝ exp(-(λ - λ0)·O_k)``, while the effective sample size stays high.
@@ -9,7 +9,7 @@ one batch of model samples drawn at ``λ0`` and may take several steps on it by 
   ``δᵀCδ <= max_step²`` (``½δᵀCδ`` is the KL divergence between the two models to second
   order), then backtracking until the reweighted estimate of ``F`` decreases and the ESS stays
   above ``min_ess``. This is what keeps Newton stable with nearly collinear neural
-  observables, where a fixed ridge was shown to diverge (METHOD.md §8).
+  observables, where a fixed ridge was shown to diverge (docs/method.md §11).
 - :class:`AdamSolver`: ADAM on the variance-scaled cost χ² of Eq. 5, gradient
   ``∂χ²/∂λ_j = -2 Σ_i (r_i/σ_i²) C_ij`` (Eq. 6), with ``r`` and ``C`` taken from independent
   halves of the samples so that their product is unbiased.
@@ -22,7 +22,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["Adam", "AdamSolver", "NewtonSolver", "make_lambda_solver", "weighted_moments",
-           "dual_change", "chi2", "log_weights"]
+           "dual_change", "chi2", "chi2_gradient", "log_weights"]
 
 
 class Adam:
@@ -119,8 +119,37 @@ def chi2(residual, variance):
     return float(np.sum(residual * residual / variance))
 
 
+def chi2_gradient(residual, cov, variance):
+    """``∂χ²/∂λ_j = −2 Σ_i (r_i/σ_i²) C_ij`` (Eq. 6), using ``∂<O_i>/∂λ_j = −C_ij``."""
+    return -2.0 * (residual / variance) @ cov
+
+
 class _LambdaSolver:
-    """Shared loop: ``n_steps`` reweighted updates from one batch of samples."""
+    """Shared loop: ``n_steps`` reweighted updates from one batch of samples.
+
+    Every step is shortened, if needed, so that it changes the model by at most ``max_kl``
+    nats of KL divergence (estimated from the samples by reweighting, no new sampling): the
+    persistent chains have to follow each step, and the first steps from the uniform start
+    moved 5-d PCA models by several nats at once, further than ten sweeps carry the chains.
+    """
+
+    #: Largest KL divergence (nats) between the models before and after one λ step.
+    max_kl = 0.1
+
+    def _within_kl(self, step, O, logw):
+        a = log_weights(O, step)
+        if logw is None:
+            mean = float(np.mean(-a))
+            lme = _logmeanexp(a)
+        else:
+            w = np.exp(logw - logw.max())
+            w /= w.sum()
+            mean = float(w @ -a)
+            lme = float(_logmeanexp(a + logw) - _logmeanexp(logw))
+        kl = mean + lme
+        if np.isfinite(kl) and kl > self.max_kl:
+            return step * np.sqrt(self.max_kl / kl)
+        return step
 
     def __init__(self, n_steps=1, min_ess=0.5):
         if int(n_steps) < 1:
@@ -165,6 +194,7 @@ class _LambdaSolver:
             step = self._step(lam, O, logw, mean, cov, obar, var, active)
             if step is None:
                 break
+            step = self._within_kl(step, O, logw)
             lam = lam + step
             logw = log_weights(O, lam - lam0)
             info["steps"] += 1
@@ -264,6 +294,10 @@ class AdamSolver(_LambdaSolver):
         self.adam = Adam(lr, beta2=beta2)
 
     def _step(self, lam, O, logw, mean, cov, obar, var, active):
+        # ADAM moves each coordinate by about lr; λ_i in units of 1/σ_i (σ_i the data spread of
+        # O_i) makes that a move of about lr data standard deviations in energy, whatever the
+        # observables' units (PCA's squared projections have σ from 0.5 to 8: a step of 0.05
+        # in λ was 40 % of the smallest multiplier and left χ² near 0.3).
         # ∂χ²/∂λ = -2 (r/σ²)·C multiplies two Monte Carlo estimates; from the same samples
         # their correlation biases the fixed point by O(1/M) (measured: +6 % in λ with 1024
         # chains). Crossing two independent halves, r from one and C from the other, removes it.
@@ -271,10 +305,9 @@ class AdamSolver(_LambdaSolver):
         moments = [weighted_moments(O[h], None if logw is None else logw[h]) for h in halves]
         grad = np.zeros_like(lam)
         for (mean_a, _, _), (_, cov_b, _) in (moments, moments[::-1]):
-            r = np.where(active, mean_a - obar, 0.0)
-            grad -= (r / var) @ cov_b
+            grad += 0.5 * chi2_gradient(np.where(active, mean_a - obar, 0.0), cov_b, var)
         grad[~active] = 0.0
-        return self.adam.step(lam, grad) - lam
+        return (self.adam.step(lam, grad) - lam) / np.sqrt(var)
 
 
 def make_lambda_solver(name, lr=0.05, n_steps=1, min_ess=0.5, **kwargs):

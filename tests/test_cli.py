@@ -190,7 +190,7 @@ def test_evaluate_table_and_json(trained, workdir):
     assert e["rhat"] > 0.9 and 0 < rep["moved_fraction"] <= 1
     assert 0 <= rep["chi2"] < 10 and rep["kl"] >= 0
     # On the training data the cross-entropy matches the entropy up to the residual χ²
-    # (METHOD.md §3): a loose check that the quadrature and the data were both found.
+    # (docs/method.md §12): a loose check that the quadrature and the data were both found.
     assert abs(rep["cross_entropy"] - rep["entropy"]) < 0.5
     assert rep["true_entropy"] == pytest.approx(1.419, abs=0.01)  # ½ ln(2πe·0.25) + ln 2
     assert 0 <= rep["mode_crossing_fraction"] <= 1

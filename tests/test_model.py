@@ -1,5 +1,6 @@
 """MaxEnt / MinMaxEnt end to end: closed-form λ, Eq. 8 against quadrature, a learned bimodal
-density, thread-count independence, save → load → continue, and clear errors."""
+density, thread-count independence, save → load → continue, and clear errors (equations:
+docs/method.md)."""
 
 import subprocess
 import sys

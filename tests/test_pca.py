@@ -1,4 +1,4 @@
-"""Squared-projection observables and PCA as the minimiser of the MaxEnt entropy (METHOD.md §4)."""
+"""Squared-projection observables and PCA as the minimiser of the MaxEnt entropy (docs/method.md §6)."""
 
 import json
 

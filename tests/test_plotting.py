@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from mme_numba import plotting
+from mme_numba import figstyle, plotting
 
 
 def gauss_energy(mu, s):
@@ -54,8 +54,8 @@ def test_plot_density_2d_writes_png(tmp_path):
 
 def test_plot_history_panels_skip_missing_values(tmp_path):
     fig = plotting.plot_history(FakeModel(), path=tmp_path / "h.png")
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["χ² (Eq. 5)", "acceptance rate", "entropy S"]  # constant step: no panel
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels == ["χ² (Eq. 5)", "acceptance rate", "entropy S (nats)"]  # constant step: no panel
     assert fig.axes[0].get_yscale() == "log"
     x_ent, _ = fig.axes[2].lines[0].get_data()
     assert len(x_ent) == 20                            # None entries are skipped
@@ -76,7 +76,7 @@ def test_plot_image_grid(tmp_path):
 def test_plot_image_rows_draws_each_row_under_its_label(tmp_path):
     rng = np.random.default_rng(3)
     rows = {"epoch 0": rng.uniform(size=(12, 64)), "epoch 800": rng.uniform(size=(3, 64))}
-    fig = plotting.plot_image_rows(rows, n_cols=5, path=tmp_path / "r.png", dpi=50)
+    fig = plotting.plot_image_rows(rows, n_cols=5, path=tmp_path / "r.png", dpi=150)
     assert (tmp_path / "r.png").stat().st_size > 0
     assert len(fig.axes) == 10                          # 2 rows × 5 columns
     assert [ax.get_ylabel() for ax in fig.axes[::5]] == ["epoch 0", "epoch 800"]
@@ -87,3 +87,42 @@ def test_plot_image_rows_draws_each_row_under_its_label(tmp_path):
         plotting.plot_image_rows({"epoch 0": np.zeros((2, 16))})
     with pytest.raises(ValueError, match="empty"):
         plotting.plot_image_rows({})
+
+
+def test_save_figure_refuses_unlabelled_axes_and_low_dpi(tmp_path):
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    ax.set_xlabel("x (data units)")
+    with pytest.raises(ValueError, match="y axis"):
+        figstyle.save_figure(fig, tmp_path / "f.png")
+    ax.set_ylabel("density (1 / data unit)")
+    with pytest.raises(ValueError, match="dpi"):
+        figstyle.save_figure(fig, tmp_path / "f.png", dpi=100)
+    assert not (tmp_path / "f.png").exists()
+    figstyle.save_figure(fig, tmp_path / "f.png", svg=True)
+    assert (tmp_path / "f.svg").read_text().lstrip().startswith("<?xml")
+    from matplotlib.image import imread
+    assert imread(tmp_path / "f.png").shape[0] >= 150 * fig.get_figheight() * 0.8
+    images = Figure()                                   # image panels have no ticks: no labels
+    for a in images.subplots(1, 2):
+        a.imshow(np.zeros((4, 4)))
+        a.set_xticks([]), a.set_yticks([])
+    figstyle.save_figure(images, tmp_path / "i.png")
+    shared = Figure()                                   # a figure-level label serves all panels
+    for a in shared.subplots(1, 2, sharey=True):
+        a.plot([0, 1], [1, 0])
+        a.set_xlabel("epoch")
+    shared.supylabel("entropy (nats)")
+    figstyle.save_figure(shared, tmp_path / "s.png")
+
+
+def test_every_plotting_figure_labels_its_axes(tmp_path):
+    X = np.random.default_rng(0).normal(1.0, 0.5, (200, 1))
+    figs = [plotting.plot_history(FakeModel()), plotting.plot_density_1d(FakeModel(), X),
+            plotting.plot_density_2d(gauss_energy(0.0, 1.0), np.zeros((5, 2)), support=(-3, 3),
+                                     n_grid=21)]
+    for fig in figs:
+        assert figstyle.unlabelled_axes(fig) == []
+    legend = figs[1].axes[0].get_legend()               # the legend sits beside the data
+    assert legend.get_bbox_to_anchor().x0 > figs[1].axes[0].get_window_extent().x1

@@ -73,7 +73,7 @@ def test_kl_is_infinite_when_q_vanishes_on_support_of_p():
 
 def test_cross_entropy_equals_entropy_for_maxent_gaussian():
     # MaxEnt with O = (x, x²) on data: Gaussian with the data mean/variance; on a wide box its
-    # cross-entropy on the data equals its entropy (METHOD.md §3) up to the box truncation.
+    # cross-entropy on the data equals its entropy (docs/method.md §12) up to the box truncation.
     X = np.random.default_rng(0).normal(1.0, 2.0, size=(500, 1))
     mu, sd = X.mean(), X.std()
     energy = _gauss_energy(mu, sd)

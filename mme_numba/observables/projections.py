@@ -5,7 +5,7 @@ The basis is ``U = expm(A)`` with ``A`` skew-symmetric, so ``U`` is a rotation f
 ``θ = (a,)`` and ``U = [[cos a, sin a], [−sin a, cos a]]``: ``u_1 = (cos a, sin a)``.
 
 The MaxEnt distribution constraining ``s_k = <(u_k·x)²>_data`` is the zero-mean Gaussian with
-variances ``s_k`` along ``u_k``, of entropy ``S(θ) = ½ Σ_k ln(2πe s_k)`` (METHOD.md §4).  By
+variances ``s_k`` along ``u_k``, of entropy ``S(θ) = ½ Σ_k ln(2πe s_k)`` (docs/method.md §6).  By
 Hadamard's inequality ``Π s_k ≥ det M`` (``M = <x xᵀ>_data``) with equality exactly when ``U``
 diagonalises ``M``: minimising ``S`` over θ gives the principal axes.  The observables are
 second moments about the origin, so centre the data first for PCA of the covariance.
@@ -224,7 +224,7 @@ def gaussian_maxent_entropy_gradient(obs, X):
     """``S(θ)`` of :func:`gaussian_maxent_entropy` and its analytic θ gradient.
 
     With ``λ_k = 1/(2 s_k)`` (the Gaussian's multipliers) ``dS/dU_k = 2 λ_k M u_k``; the model
-    term of METHOD.md Eq. 8 vanishes because ``u_k`` stays unit-norm.
+    term of Eq. 8 (docs/method.md §5) vanishes because ``u_k`` stays unit-norm.
 
     Parameters
     ----------

@@ -1,0 +1,305 @@
+"""What keeps training stable without tuning: the θ step size, the stopping rule, the guard.
+
+Three small pieces, each a plain object whose state is a dict of numbers (so checkpoints
+restore it exactly), used by :class:`~mme_numba.MinMaxEnt` and :class:`~mme_numba.MaxEnt`:
+
+- :class:`ThetaStepControl` sets the size of each θ step by the change it makes to the
+  model, not by a rate in parameter units. A fixed ADAM rate moves every weight by about
+  ``lr``; the energy then changes by an amount that scales with ``|λ|`` and with the
+  network's sensitivity, so a rate that suits one problem is ten times too large or too small
+  for another (``docs/method.md``, "Keeping θ training stable"). Here the ADAM direction is
+  scaled so that the KL divergence between the model before and after the step, measured on
+  the persistent chains by reweighting, equals a budget ``κ``: the chains then have the same
+  distance to catch up whatever the problem.
+- :class:`EntropyTracker` follows ``ln Z`` across epochs by importance ratios on the
+  persistent chains, starting from the exact ``ln Z = ln vol(Ω)`` of the uniform start
+  (``λ = 0``). With the data term ``λ·ō`` it gives the MaxEnt entropy, equal to the
+  training cross-entropy at moment matching: the objective the θ steps minimise.
+- :class:`Plateau` decides when that objective has stopped improving (``epochs="auto"``):
+  it divides the step budget by 4 at each plateau and stops after the last reduction.
+
+:class:`DivergenceGuard` checks each epoch for non-finite values and jumps and tells the
+estimator to restore the last good state.
+"""
+
+import numpy as np
+
+__all__ = ["ThetaStepControl", "EntropyTracker", "Plateau", "DivergenceGuard",
+           "TrainingDivergedError", "reweighted_kl", "logmeanexp", "bennett_log_ratio"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training diverged repeatedly; the model holds its last good state."""
+
+
+def logmeanexp(a, logw=None):
+    """``ln Σ w_k exp(a_k)`` with normalised weights ``w ∝ exp(logw)`` (uniform if ``None``)."""
+    a = np.asarray(a, dtype=np.float64)
+    if logw is None:
+        amax = a.max()
+        return float(amax + np.log(np.mean(np.exp(a - amax))))
+    lw = logw - logw.max()
+    w = np.exp(lw) / np.exp(lw).sum()
+    amax = a.max()
+    return float(amax + np.log(np.sum(w * np.exp(a - amax))))
+
+
+def reweighted_kl(delta_energy, logw=None):
+    """``KL(p ‖ p')`` for ``p' ∝ p·exp(-ΔH)`` from samples of ``p``: ``<ΔH> + ln <exp(-ΔH)>``.
+
+    Exact in expectation over samples of ``p`` and never negative (Jensen). ``logw``
+    reweights the samples when they were drawn from a neighbour of ``p``.
+    """
+    dh = np.asarray(delta_energy, dtype=np.float64)
+    if logw is None:
+        mean = float(dh.mean())
+    else:
+        w = np.exp(logw - logw.max())
+        mean = float(w @ dh / w.sum())
+    return max(mean + logmeanexp(-dh, logw), 0.0)
+
+
+class ThetaStepControl:
+    """Scale each θ step so that the model moves by a KL budget (module docstring).
+
+    Parameters
+    ----------
+    kl_step : float
+        The budget ``κ`` in nats per θ step, before warm-up and plateau reductions.
+    warmup : int
+        Epochs over which the budget rises linearly from ``kl_step / 10``.
+    """
+
+    def __init__(self, kl_step, warmup=20):
+        self.kl_step = float(kl_step)
+        self.warmup = int(warmup)
+        self.scale = 1e-3      # ADAM-direction multiplier tried next (in θ units)
+        self.factor = 1.0      # plateau reductions multiply this by 1/4
+        self.last_kl = 0.0
+
+    def budget(self, epoch):
+        ramp = min(1.0, 0.1 + 0.9 * epoch / max(self.warmup, 1))
+        return self.kl_step * self.factor * ramp
+
+    def choose(self, trial_kl, epoch):
+        """Given the KL of the trial step ``scale·u``, return the multiplier to apply to it."""
+        budget = self.budget(epoch)
+        if not np.isfinite(trial_kl):
+            ratio = 0.1
+        elif trial_kl <= 0.0:
+            ratio = 2.0
+        else:
+            ratio = float(np.sqrt(budget / trial_kl))
+        applied = min(ratio, 1.0)
+        self.last_kl = trial_kl * applied * applied if np.isfinite(trial_kl) else float("inf")
+        self.scale = self.scale * min(ratio, 2.0)
+        return applied
+
+    def state(self):
+        return {"scale": self.scale, "factor": self.factor, "last_kl": self.last_kl}
+
+    def set_state(self, state):
+        self.scale = float(state["scale"])
+        self.factor = float(state["factor"])
+        self.last_kl = float(state.get("last_kl", 0.0))
+
+
+def bennett_log_ratio(work_forward, work_reverse):
+    """``ln Z_1 − ln Z_0`` by Bennett's acceptance ratio from both directions' works.
+
+    ``work_forward = H_1 − H_0`` on samples of ``p_0``, ``work_reverse = H_0 − H_1`` on
+    samples of ``p_1``. BAR is the minimum-variance estimator from the two sample sets and
+    stays nearly unbiased where the one-sided exponential averages are not (poor overlap).
+    Solves ``Σ_F σ(−(w_F − Δf)) = Σ_R σ(−(w_R + Δf))`` for ``Δf = −(ln Z_1 − ln Z_0)`` with
+    ``σ(u) = 1/(1 + e^{−u})``, corrected for unequal sample counts.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    wf = np.asarray(work_forward, dtype=np.float64)
+    wr = np.asarray(work_reverse, dtype=np.float64)
+    m = np.log(len(wf) / len(wr))
+
+    def balance(df):
+        return np.sum(expit(-(m + wf - df))) - np.sum(expit(-(-m + wr + df)))
+
+    guess = 0.5 * (-logmeanexp(-wf) + logmeanexp(-wr))       # two one-sided estimates of Δf
+    lo, hi = guess - 1.0, guess + 1.0
+    while balance(lo) > 0:
+        lo -= 2 * (hi - lo)
+    while balance(hi) < 0:
+        hi += 2 * (hi - lo)
+    return -float(brentq(balance, lo, hi, xtol=1e-12))
+
+
+class EntropyTracker:
+    """``ln Z`` across epochs from the persistent chains, by Bennett's acceptance ratio.
+
+    Between parameter sets ``t`` and ``t+1`` (energies ``H_t``, ``H_{t+1}``) the chains at
+    ``t`` give the forward works ``H_{t+1} − H_t`` and the chains at ``t+1`` the reverse ones;
+    :func:`bennett_log_ratio` combines them. Each one-sided exponential average is biased by
+    the chains' lag behind a model that moves every epoch, each in its own direction (the
+    forward one drifted by −3e-4 nats per epoch on a 1-d mixture); BAR cancels that and
+    copes with the large early steps. Started from ``ln Z_0 = ln vol(Ω)`` (``λ = 0``).
+    """
+
+    def __init__(self, log_volume):
+        self.log_z = float(log_volume)
+        self.pending = None          # forward works waiting for their reverse half
+
+    def forward(self, energy_old, energy_new):
+        """Store the forward works from the chains at ``t`` (applied by :meth:`backward`)."""
+        self.pending = (np.asarray(energy_new) - np.asarray(energy_old)).tolist()
+
+    def backward(self, energy_prev, energy_cur):
+        """Complete the pending step with the chains at ``t+1``; returns ``ln Z``."""
+        if self.pending is not None:
+            reverse = np.asarray(energy_prev) - np.asarray(energy_cur)
+            self.log_z += bennett_log_ratio(self.pending, reverse)
+            self.pending = None
+        return self.log_z
+
+    def entropy(self, lam, obar):
+        """MaxEnt entropy estimate ``λ·ō + ln Z`` (the training cross-entropy)."""
+        return float(np.dot(lam, obar) + self.log_z)
+
+    def state(self):
+        return {"log_z": self.log_z, "pending": self.pending}
+
+    def set_state(self, state):
+        self.log_z = float(state["log_z"])
+        self.pending = None if state.get("pending") is None else list(state["pending"])
+
+
+class Plateau:
+    """When a noisy, decreasing signal has stopped improving.
+
+    The signal (the entropy estimate) is averaged over windows of ``window`` epochs. A
+    window whose mean is not below the best earlier window mean by more than ``tol`` (or by
+    three standard errors of the difference, if larger) is a plateau. After each plateau
+    the caller divides its step budget by 4 (:attr:`reductions` counts them); after
+    ``patience`` plateaus :attr:`done` is true.
+
+    Parameters
+    ----------
+    window : int
+        Epochs per averaging window.
+    tol : float
+        Smallest improvement (nats) that counts.
+    patience : int
+        Plateaus before stopping.
+    min_epochs : int
+        No plateau is declared before this many epochs.
+    """
+
+    def __init__(self, window=50, tol=2e-3, patience=3, min_epochs=200):
+        self.window, self.tol = int(window), float(tol)
+        self.patience, self.min_epochs = int(patience), int(min_epochs)
+        self.values = []
+        self.best = float("inf")
+        self.reductions = 0
+
+    @property
+    def done(self):
+        return self.reductions >= self.patience
+
+    def update(self, value, epoch):
+        """Record the signal at ``epoch``; returns True when a plateau was just declared."""
+        self.values.append(float(value))
+        if len(self.values) < self.window:
+            return False
+        if len(self.values) % self.window:
+            return False
+        block = np.asarray(self.values[-self.window:])
+        mean = float(block.mean())
+        noise = float(np.std(np.diff(block))) / np.sqrt(2.0 * self.window) if self.window > 2 else 0.0
+        improved = mean < self.best - max(self.tol, 3.0 * noise)
+        self.best = min(self.best, mean)
+        self.values = self.values[-self.window:]
+        if improved or epoch < self.min_epochs:
+            return False
+        self.reductions += 1
+        return True
+
+    def state(self):
+        best = self.best if np.isfinite(self.best) else None       # JSON has no infinity
+        return {"values": list(self.values), "best": best, "reductions": self.reductions}
+
+    def set_state(self, state):
+        self.values = [float(v) for v in state["values"]]
+        self.best = float("inf") if state["best"] is None else float(state["best"])
+        self.reductions = int(state["reductions"])
+
+
+class DivergenceGuard:
+    """Flags an epoch whose numbers say training has diverged.
+
+    An epoch is bad when any checked value is not finite, or when χ² exceeds ``jump`` times
+    the median of the last ``memory`` good epochs (and ``floor``), or when ``|λ|`` grows by
+    more than ``jump`` times its recent median (above ``floor``).
+
+    Parameters
+    ----------
+    jump : float
+    memory : int
+    floor : float
+    max_rollbacks : int
+        Consecutive rollbacks after which training stops with :class:`TrainingDivergedError`.
+    """
+
+    def __init__(self, jump=30.0, memory=25, floor=1.0, max_rollbacks=5):
+        self.jump, self.memory, self.floor = float(jump), int(memory), float(floor)
+        self.max_rollbacks = int(max_rollbacks)
+        self.chi2, self.lam_norm = [], []
+        self.failed_epoch = -1       # the latest epoch that was rolled back
+        self.failures = 0            # rollbacks at that epoch and the ones right before it
+        self.jump_retried = -1       # a jump at an epoch up to this one is kept (see check)
+
+    def check(self, record, arrays):
+        """Return ``None`` for a good epoch, else the reason (a short sentence).
+
+        A jump that comes back at the same epoch after the rollback with halved steps is
+        kept: it is the chains finding mass the model had not yet been fitted to (wide
+        proposals reaching a mode, say), not a step gone wrong, and rolling it back again
+        would repeat it forever.
+        """
+        for name, value in arrays.items():
+            if not np.all(np.isfinite(value)):
+                return f"{name} is not finite"
+        for key in ("chi2", "entropy"):
+            value = record.get(key)
+            if value is not None and not np.isfinite(value):
+                return f"{key} is not finite"
+        if len(self.chi2) >= self.memory and record["epoch"] > self.jump_retried:
+            ref = float(np.median(self.chi2[-self.memory:]))
+            if record["chi2"] > max(self.jump * ref, self.floor):
+                return f"chi2 jumped to {record['chi2']:.3g} (recent median {ref:.3g})"
+            ref = float(np.median(self.lam_norm[-self.memory:]))
+            if record["lambda_norm"] > max(self.jump * ref, self.floor * 100):
+                return f"|lambda| jumped to {record['lambda_norm']:.3g} (recent median {ref:.3g})"
+        return None
+
+    def failed(self, epoch, reason):
+        """Count a rollback of ``epoch``; returns how many in a row hit this stretch."""
+        self.failures = self.failures + 1 if epoch <= self.failed_epoch + 1 else 1
+        self.failed_epoch = max(epoch, self.failed_epoch) if self.failures > 1 else epoch
+        if "jumped" in reason:
+            self.jump_retried = max(self.jump_retried, epoch)
+        return self.failures
+
+    def accept(self, record):
+        self.chi2.append(float(record["chi2"]))
+        self.lam_norm.append(float(record["lambda_norm"]))
+        del self.chi2[:-self.memory], self.lam_norm[:-self.memory]
+
+    def state(self):
+        return {"chi2": list(self.chi2), "lam_norm": list(self.lam_norm),
+                "failed_epoch": self.failed_epoch, "failures": self.failures,
+                "jump_retried": self.jump_retried}
+
+    def set_state(self, state):
+        self.chi2 = [float(v) for v in state["chi2"]]
+        self.lam_norm = [float(v) for v in state["lam_norm"]]
+        self.failed_epoch = int(state["failed_epoch"])
+        self.failures = int(state["failures"])
+        self.jump_retried = int(state["jump_retried"])

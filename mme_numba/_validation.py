@@ -76,7 +76,7 @@ PARAMS = {
     "step_size": _float(0, 1e6, "auto", lo_open=True),
     "target_acceptance": _float(1e-3, 1, hi_open=True),  # the adaptation floors acceptance at 1e-3
     "adapt_epochs": _int(0, None),
-    "move": Param("choice", choices=("auto",) + MOVE_NAMES),
+    "move": _choice("auto", *MOVE_NAMES),
     "boundary": _choice(*BOUNDARY_NAMES),
     "lambda_solver": _choice(*LAMBDA_SOLVER_NAMES),
     "lr_lambda": _float(0, 10, lo_open=True),

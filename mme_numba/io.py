@@ -21,11 +21,12 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["save", "load", "save_network", "load_network", "FORMAT_VERSION", "ModelFileError"]
+__all__ = ["save", "load", "save_network", "load_network", "FORMAT_VERSION",
+           "READABLE_VERSIONS", "ModelFileError"]
 
 #: Version 2 adds the checksum of the arrays; version 1 files (no checksum) still load.
 FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2)
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
 _MODEL_CLASSES = ("MaxEnt", "MinMaxEnt")
 _FIELD_TYPES = ("ClassifierField", "DiscriminatorField")
@@ -368,7 +369,7 @@ class _Reader:
         if version > FORMAT_VERSION:
             self.fail(f"written in format version {version} by a newer mme_numba; this "
                       f"mme_numba reads versions up to {FORMAT_VERSION}")
-        if version not in _READABLE_VERSIONS:
+        if version not in READABLE_VERSIONS:
             self.fail(f"unknown format version {version}")
         if version >= 2:
             stored = self.meta.get("checksum")

@@ -277,8 +277,7 @@ def load(path, comm=None):
     model._make_controls()
     if "controls" in meta:
         controls = meta["controls"]
-        if not isinstance(controls, dict):
-            r.fail("metadata 'controls' must be a mapping")
+        _check_like(r, controls, model._control_state(), "controls")
         try:
             model._set_control_state(controls)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError,
@@ -317,6 +316,42 @@ def load(path, comm=None):
             r.fail(f"the field network takes {net.n_features} features, the model {d}")
         model.field_ess_ = r.number(f["ess"], "field ess", 0.0, 1.0)
     return model
+
+
+def _finite_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _check_like(r, value, template, where):
+    """``value`` (from a file) has the shape of ``template`` (a fresh model's control state):
+    the same keys, lists of finite numbers (of bools, at the template's length, where the
+    template holds bools), finite numbers where it holds numbers or ``None``."""
+    if isinstance(template, dict):
+        if not isinstance(value, dict):
+            r.fail(f"metadata '{where}' must be a mapping")
+        r.check_keys(value, set(template), f"'{where}'")
+        for key in value:
+            _check_like(r, value[key], template[key], f"{where}.{key}")
+    elif isinstance(template, bool):
+        if not isinstance(value, bool):
+            r.fail(f"metadata '{where}' must be true or false, got {value!r}")
+    elif isinstance(template, list):
+        if not isinstance(value, list):
+            r.fail(f"metadata '{where}' must be a list, got {value!r}")
+        if template and all(isinstance(t, bool) for t in template):
+            if len(value) != len(template) or not all(isinstance(v, bool) for v in value):
+                r.fail(f"metadata '{where}' must be {len(template)} booleans, got {value!r}")
+        elif not all(_finite_number(v) for v in value):
+            r.fail(f"metadata '{where}' must hold finite numbers, got {value!r:.80}")
+    elif template is None:  # unset now, a number or a list of numbers once set
+        if value is not None and not _finite_number(value) and not (
+                isinstance(value, list) and all(_finite_number(v) for v in value)):
+            r.fail(f"metadata '{where}' must be null, a finite number or a list of them, "
+                   f"got {value!r:.80}")
+    elif _finite_number(template):
+        if not _finite_number(value) or (isinstance(template, int) and not isinstance(value, int)):
+            r.fail(f"metadata '{where}' must be a finite {type(template).__name__}, "
+                   f"got {value!r}")
 
 
 def from_user_copy(obs):

@@ -117,6 +117,11 @@ MUTATIONS = {
     "unknown layer type": (
         _meta(lambda m: m["observables"]["layers"][0].__setitem__("type", "Eval")), "layer"),
     "observables not a mapping": (_meta(lambda m: _set(m, "observables", [1])), "observables"),
+    "controls not a mapping": (_meta(lambda m: _set(m, "controls", [])), "controls"),
+    "controls ladder flags null": (
+        _meta(lambda m: m["controls"].__setitem__("ladder_on", None)), "ladder_on"),
+    "controls with a NaN": (
+        _meta(lambda m: m["controls"].__setitem__("rate_factor", float("nan"))), "rate_factor"),
     "support disagrees": (
         _meta(lambda m: m["params"].__setitem__("support", [-5.0, 6.0])), "support"),
 }

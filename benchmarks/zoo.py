@@ -3,6 +3,7 @@
     python benchmarks/zoo.py [--problems mix3,moons] [--seeds 0,1,2,3,4]
                              [--set lr_theta=0.01 --set lambda_solver=adam] [--epochs N]
                              [--baselines] [--out benchmarks/results/zoo.jsonl]
+    python benchmarks/zoo.py --summary benchmarks/results/zoo.jsonl   # the markdown table
 
 Each fit is one JSON line: problem, seed, settings, wall time, epochs run, rollbacks, and the
 grade by an instrument the model does not control:
@@ -110,7 +111,7 @@ def fit_one(name, seed, settings=None, epochs=None, baselines=False):
     out["wall_s"] = time.perf_counter() - t
     out["epochs"] = int(getattr(model, "epoch_", 0))
     hist = getattr(model, "history_", [])
-    out["rollbacks"] = sum(1 for r in hist if r.get("event") == "rollback")
+    out["rollbacks"] = int(hist[-1].get("rollbacks", 0)) if hist else 0
     out["final_chi2"] = float(hist[-1]["chi2"]) if hist else None
     if not model.is_fitted:
         return out
@@ -137,6 +138,43 @@ def host():
             "numba": __import__("numba").__version__}
 
 
+def summarize(path):
+    """A markdown table of a JSON-lines file written by this script: medians and worst cases."""
+    rows, hosts = {}, []
+    with open(path) as fh:
+        for line in fh:
+            r = json.loads(line)
+            if "host" in r:
+                hosts.append(r["host"]["cpu"])
+                continue
+            key = (r["problem"], json.dumps(r["settings"], sort_keys=True))
+            rows.setdefault(key, []).append(r)
+
+    def stat(values, worst=max):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "–"
+        return f"{np.median(values):.3g} ({worst(values):.3g})"
+
+    out = [f"Host: {', '.join(sorted(set(hosts)))}", "",
+           "| problem | settings | fits | KL median (worst) | Gaussian MaxEnt | KL / Gaussian "
+           "(worst) | KDE (CV) | GMM (BIC) | PCA min cos (worst) | epochs | wall s | "
+           "rollbacks | failed |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (name, settings), rs in rows.items():
+        ratio = [r["kl"] / r["gauss_kl"] for r in rs if r.get("kl") is not None and r.get("gauss_kl")]
+        out.append("| " + " | ".join([
+            name, settings if settings != "{}" else "defaults", str(len(rs)),
+            stat([r.get("kl") for r in rs]), stat([r.get("gauss_kl") for r in rs]),
+            stat(ratio), stat([r.get("kde_kl") for r in rs]), stat([r.get("gmm_kl") for r in rs]),
+            stat([r.get("min_cos") for r in rs], worst=min),
+            stat([r["epochs"] for r in rs]), stat([r["wall_s"] for r in rs]),
+            str(sum(r["rollbacks"] for r in rs)),
+            str(sum(1 for r in rs if r["error"] or (r.get("kl") is None and "min_cos" not in r))),
+        ]) + " |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problems", default=",".join(zoo.PROBLEMS))
@@ -145,7 +183,12 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--baselines", action="store_true")
     ap.add_argument("--out", default=None, help="append JSON lines here as well")
+    ap.add_argument("--summary", default=None, metavar="JSONL",
+                    help="print the markdown table of an earlier run and exit")
     args = ap.parse_args(argv)
+    if args.summary:
+        print(summarize(args.summary))
+        return
     settings = dict(kv.split("=", 1) for kv in args.set)
     settings = {k: _value(v) for k, v in settings.items()}
     sink = open(args.out, "a") if args.out else None

@@ -57,9 +57,8 @@ DEMO_CONFIG = {
              "scales": [0.5, 0.5], "seed": 0},
     "observables": {"kind": "mlp", "sizes": [1, 32, 32, 2], "activation": "tanh",
                     "random_state": 0},
-    "model": {"class": "MinMaxEnt", "support": [-6.0, 6.0], "n_chains": 1024, "sweeps": 10,
-              "step_size": 3.0, "lr_theta": 0.01, "random_state": 0},
-    "train": {"epochs": 300, "checkpoint_every": 50, "eval_every": 10, "out": "mme_demo"},
+    "model": {"class": "MinMaxEnt", "support": [-6.0, 6.0], "random_state": 0},
+    "train": {"epochs": "auto", "checkpoint_every": 50, "eval_every": 10, "out": "mme_demo"},
 }
 
 

@@ -381,32 +381,41 @@ class MaxEnt:
                 np.ascontiguousarray(self.observables_.kernel_params(), dtype=np.float64))
 
     def _run_chains(self, n_sweeps, lam=None):
-        """Advance every chain ``n_sweeps`` sweeps; returns the acceptance fraction per chain.
+        """Advance every chain ``n_sweeps`` sweeps; returns acceptance fractions.
 
-        Under MPI each rank sweeps its own slice of chains and the slices are gathered back.
+        The fractions are those of the chains on the adapted step (all chains without the
+        step ladder), once per segment of the run. Under MPI each rank sweeps its own slice of chains and the slices are gathered back.
         """
         spec, params = self._spec_params()
         lam = self.lambda_ if lam is None else lam
         field = self._field()
         a, b = parallel.chain_bounds(len(self.chains_), self.comm)
-        x = np.ascontiguousarray(self.chains_[a:b])
-        rng_state = np.ascontiguousarray(self.rng_state_[a:b])
-        energy = self._backend.energy(spec, params, lam, x, field)
-        accepted = np.zeros(b - a, dtype=np.int64)
         rung = self._ladder_rungs()
-        steps = self.step_ if rung is None else self.step_ * self._ladder_multipliers()[rung]
-        self._backend.sweep(spec, params, lam, field, x, energy, self.support_[0],
-                            self.support_[1], np.ascontiguousarray(steps[a:b]), n_sweeps,
-                            self.move_, self.boundary, rng_state, accepted)
-        # one statement: a KeyboardInterrupt cannot land between the two assignments
-        self.chains_, self.rng_state_ = (parallel.gather_rows(x, self.comm),
-                                         parallel.gather_rows(rng_state, self.comm))
-        accepted = parallel.gather_rows(accepted, self.comm)
-        acc = accepted / float(n_sweeps * proposals_per_sweep(self.move_, self.n_features_in_))
-        if rung is not None:
-            self._ladder_update(rung, acc)
-            acc = acc[rung == 0]
-        return acc
+        segments = [(n_sweeps, rung)]
+        if rung is not None and np.any(rung) and n_sweeps >= 2:
+            # two halves with the rungs swapped: every chain takes wide and local steps in
+            # every run (one long sample() run left half the chains without wide steps)
+            segments = [(n_sweeps // 2, rung), (n_sweeps - n_sweeps // 2, self._ladder_rungs())]
+        local = []
+        for sweeps, rung in segments:
+            x = np.ascontiguousarray(self.chains_[a:b])
+            rng_state = np.ascontiguousarray(self.rng_state_[a:b])
+            energy = self._backend.energy(spec, params, lam, x, field)
+            accepted = np.zeros(b - a, dtype=np.int64)
+            steps = self.step_ if rung is None else self.step_ * self._ladder_multipliers()[rung]
+            self._backend.sweep(spec, params, lam, field, x, energy, self.support_[0],
+                                self.support_[1], np.ascontiguousarray(steps[a:b]), sweeps,
+                                self.move_, self.boundary, rng_state, accepted)
+            # one statement: a KeyboardInterrupt cannot land between the two assignments
+            self.chains_, self.rng_state_ = (parallel.gather_rows(x, self.comm),
+                                             parallel.gather_rows(rng_state, self.comm))
+            accepted = parallel.gather_rows(accepted, self.comm)
+            acc = accepted / float(sweeps * proposals_per_sweep(self.move_, self.n_features_in_))
+            if rung is not None:
+                self._ladder_update(rung, acc)
+                acc = acc[rung == 0]
+            local.append(acc)
+        return np.concatenate(local)
 
     @property
     def move_(self):
@@ -599,12 +608,13 @@ class MaxEnt:
                 record["rollbacks"] = self._rollbacks
                 self.history_.append(record)
                 done += 1
-                if self._plateau.update(record["entropy"], self.epoch_):
+                if self._plateau.update(record["entropy_estimate"], self.epoch_):
                     self._on_plateau()
                 before, good = good, self._snapshot()
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(chi2=f"{record['chi2']:.3g}", S=f"{record['entropy']:.4g}",
+                    bar.set_postfix(chi2=f"{record['chi2']:.3g}",
+                                    S=f"{record['entropy_estimate']:.4g}",
                                     acc=f"{record['acceptance']:.2f}",
                                     rollbacks=self._rollbacks)
                 if callback is not None:
@@ -765,7 +775,7 @@ class MaxEnt:
         return {
             "epoch": self.epoch_,
             "chi2": info["chi2"],
-            "entropy": entropy,
+            "entropy_estimate": entropy,
             "acceptance": acceptance,
             "step_size": float(self.step_[0]),
             "ess_fraction": info["ess_fraction"],

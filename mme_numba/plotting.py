@@ -30,6 +30,7 @@ HISTORY_PANELS = {
     "chi2": ("χ² (Eq. 5)", True),
     "acceptance": ("acceptance rate", False),
     "entropy": ("entropy S (nats)", False),
+    "entropy_estimate": ("tracked entropy estimate (nats)", False),
     "kl": ("KL(p_true ‖ p) (nats)", True),
     "ess_fraction": ("reweighting ESS fraction", False),
     "step_size": ("proposal step size (data units)", True),

@@ -266,7 +266,7 @@ class DivergenceGuard:
         for name, value in arrays.items():
             if not np.all(np.isfinite(value)):
                 return f"{name} is not finite"
-        for key in ("chi2", "entropy"):
+        for key in ("chi2", "entropy_estimate"):
             value = record.get(key)
             if value is not None and not np.isfinite(value):
                 return f"{key} is not finite"

@@ -70,8 +70,8 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     from mme_numba import diagnostics, kernels as K
     from mme_numba.kernels import images, mala
 
-    spec = model.observables.describe()
-    params = model.observables.kernel_params()
+    spec = model.observables_.describe()
+    params = model.observables_.kernel_params()
     lam = model.lambda_
     empty = K.empty_term()
     step_single = float(model.step_[0])

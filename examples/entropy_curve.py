@@ -79,7 +79,8 @@ def entropy_run(d=1, epochs=300, seed=0, every=10, lr_theta=3e-3, n=1000):
     state = {"lam": None, "wall": 0.0, "t": None}
 
     def measure(m, epoch):
-        s_max, state["lam"] = quadrature.maxent_entropy(obs.forward, obs.forward(X).mean(0), lo, hi,
+        net = obs if m is None else m.observables_    # the model trains its own copy
+        s_max, state["lam"] = quadrature.maxent_entropy(net.forward, net.forward(X).mean(0), lo, hi,
                                                         n_grid, lam0=state["lam"])
         rec = {"epoch": epoch, "wall": state["wall"], "s_max": s_max}
         if m is not None:

@@ -58,7 +58,7 @@ def train(X, epochs, seed, lr_theta=2e-2):
     model = mme.MinMaxEnt(obs, support=(-10.0, 10.0), n_chains=1024, sweeps=5,
                           lr_theta=lr_theta, random_state=seed)
     thetas = []
-    model.fit(X, epochs=epochs, callback=lambda m, r: thetas.append(m.observables.theta.copy()))
+    model.fit(X, epochs=epochs, callback=lambda m, r: thetas.append(m.observables_.theta.copy()))
     return model, np.array(thetas)
 
 
@@ -108,10 +108,10 @@ def main(epochs=300, d=5, seed=0, n=2000, out=OUT):
     evals = np.linalg.eigvalsh(Xd.T @ Xd / len(Xd))
     S_min_d = 0.5 * np.sum(np.log(2 * np.pi * np.e * evals))
     print(f"{d}-d: min_k max_j |u_k·e_j| closed form = {axis_alignment(U_closed, Xd):.10f}; "
-          f"trainer last = {axis_alignment(model_d.observables.basis(), Xd):.4f}, "
+          f"trainer last = {axis_alignment(model_d.observables_.basis(), Xd):.4f}, "
           f"late average = {axis_alignment(obs_avg.basis(), Xd):.4f} ({walld:.1f} s)")
     print(f"  S: minimum {S_min_d:.5f}, closed form {gaussian_maxent_entropy(U_closed, Xd):.5f}, "
-          f"trainer basis {gaussian_maxent_entropy(model_d.observables.basis(), Xd):.5f}, "
+          f"trainer basis {gaussian_maxent_entropy(model_d.observables_.basis(), Xd):.5f}, "
           f"initial basis {gaussian_maxent_entropy(squared_projections(d, seed).basis(), Xd):.5f}")
 
 

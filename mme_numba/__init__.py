@@ -20,6 +20,7 @@ _NAMES = {
     "MaxEnt": "mme_numba.model",
     "MinMaxEnt": "mme_numba.model",
     "load": "mme_numba.io",
+    "ModelFileError": "mme_numba.io",
 }
 
 __all__ = sorted(_SUBMODULES | set(_NAMES)) + ["__version__"]

@@ -172,7 +172,7 @@ def check_model_file(path):
         The model's metadata.
     """
     from mme_numba import __version__
-    from mme_numba.io import FORMAT_VERSION
+    from mme_numba.io import FORMAT_VERSION, READABLE_VERSIONS
 
     path = check_readable(path, "model file")
     if not zipfile.is_zipfile(path):
@@ -199,7 +199,7 @@ def check_model_file(path):
                              f"({meta.get('mme_numba_version', '?')}, file format {version})",
                              f"this is mme_numba {__version__}, reading format "
                              f"{FORMAT_VERSION}: upgrade mme_numba")
-    if version != FORMAT_VERSION or "class" not in meta:
+    if version not in READABLE_VERSIONS or "class" not in meta:
         raise InputFileError(path, f"not an mme_numba model (format version {version!r})",
                              f"format {FORMAT_VERSION}")
     return meta

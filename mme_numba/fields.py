@@ -43,8 +43,11 @@ class ClassifierField:
     """
 
     def __init__(self, classifier, target):
+        from ._validation import check_param
+
         _check_log_softmax_net(classifier, "classifier")
         n_classes = classifier.n_observables
+        check_param("target", target)
         if not 0 <= int(target) < n_classes:
             raise ValueError(f"target must be a class in [0, {n_classes}), got {target}")
         self.network = classifier

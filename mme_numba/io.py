@@ -1,5 +1,12 @@
 """Saving and loading models: one ``.npz`` of arrays plus JSON metadata, no pickle.
 
+Loading verifies a file before anything in it is used: structure, shapes, dtypes, finite
+values, chains inside the support, names from fixed sets, every hyperparameter through the
+same table the estimators use (:mod:`mme_numba._validation`), and a SHA-256 checksum of the
+arrays stored in the metadata. Any file that cannot be trusted raises :class:`ModelFileError`
+(a ``ValueError``) naming the file. Loading never unpickles, never calls anything a file
+names (bit generators come from a fixed allow-list) and never touches NumPy's global state.
+
 A saved model holds everything a continued run needs, so that ``load(path).fit(X, k)``
 produces bit-identically what the original model would have produced with ``fit(X, k)``:
 θ, λ, optimizer moments, chain states, per-chain RNG states, step sizes, the NumPy generator
@@ -14,9 +21,36 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["save", "load", "save_network", "load_network", "FORMAT_VERSION"]
+__all__ = ["save", "load", "save_network", "load_network", "FORMAT_VERSION",
+           "READABLE_VERSIONS", "ModelFileError"]
 
-FORMAT_VERSION = 1
+#: Version 2 adds the checksum of the arrays; version 1 files (no checksum) still load.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937")
+_MODEL_CLASSES = ("MaxEnt", "MinMaxEnt")
+_FIELD_TYPES = ("ClassifierField", "DiscriminatorField")
+_META_KEYS = {"format_version", "mme_numba_version", "class", "params", "observables", "epoch",
+              "n_features_in", "burned_in", "numpy_rng", "history", "field", "checksum",
+              "controls"}
+
+
+class ModelFileError(ValueError):
+    """A saved model or network file that cannot be trusted: empty, truncated, not an
+    mme_numba file, from a newer format, inconsistent or corrupted. The message names the
+    file and what is wrong."""
+
+
+def _checksum(arrays):
+    """SHA-256 over every array but the metadata: name, dtype, shape and bytes, sorted by name."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != "meta"):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _json_params(model):
@@ -48,7 +82,7 @@ def save(model, path):
     model._check_fitted("save")
     from . import __version__
 
-    obs = model.observables
+    obs = model.observables_
     meta = {
         "format_version": FORMAT_VERSION,
         "mme_numba_version": __version__,
@@ -85,6 +119,8 @@ def save(model, path):
         arrays.update(adam.get_state("adam_lambda"))
     if hasattr(model, "_theta_adam"):
         arrays.update(model._theta_adam.get_state("adam_theta"))
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    meta["checksum"] = _checksum(arrays)
     arrays["meta"] = np.array(json.dumps(meta))
 
     _atomic_savez(path, arrays)
@@ -124,28 +160,21 @@ def save_network(net, path):
 
     Used for steering classifiers and discriminators: ``mme-numba steer --classifier``.
     """
-    meta = {"format_version": FORMAT_VERSION, "network": net.get_config()}
-    _atomic_savez(path, {"theta": np.asarray(net.theta, dtype=np.float64),
-                         "meta": np.array(json.dumps(meta))})
+    arrays = {"theta": np.asarray(net.theta, dtype=np.float64)}
+    meta = {"format_version": FORMAT_VERSION, "network": net.get_config(),
+            "checksum": _checksum(arrays)}
+    arrays["meta"] = np.array(json.dumps(meta))
+    _atomic_savez(path, arrays)
 
 
 def load_network(path):
-    """Read a network written by :func:`save_network`."""
-    from .observables import from_config
-
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no saved network at {path!r}")
-    with np.load(path, allow_pickle=False) as data:
-        if "meta" not in data.files or "theta" not in data.files:
-            raise ValueError(f"{path!r} is not a saved mme_numba network")
-        meta = json.loads(str(data["meta"]))
-        theta = data["theta"].copy()
+    """Read a network written by :func:`save_network` (verified like :func:`load`)."""
+    r = _Reader(path)
+    meta = r.meta
     if "network" not in meta:
-        raise ValueError(f"{path!r} is not a saved mme_numba network (it may be a model: "
-                         f"use mme_numba.load)")
-    net = from_config(meta["network"])
-    net.set_theta(theta)
+        r.fail("not a saved mme_numba network (it may be a model: use mme_numba.load)")
+    r.check_keys(meta, {"format_version", "network", "checksum"}, "metadata")
+    net = r.network(meta["network"], r.float_array("theta", 1), "network")
     return net
 
 
@@ -161,68 +190,326 @@ def load(path, comm=None):
     Returns
     -------
     MaxEnt or MinMaxEnt
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ModelFileError
+        The file cannot be trusted (see the module docstring); the message says why.
     """
     from . import model as model_mod
-    from .observables import from_config
+    from ._validation import check_param
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no saved model at {path!r}")
+    r = _Reader(path)
+    meta, arrays = r.meta, r.arrays
+    r.check_keys(meta, _META_KEYS, "metadata")
+    for key in ("class", "params", "observables", "epoch", "n_features_in", "burned_in",
+                "numpy_rng", "history"):
+        if key not in meta:
+            r.fail(f"metadata has no {key!r}")
+    cls_name = r.choice(meta["class"], _MODEL_CLASSES, "class")
+    cls = getattr(model_mod, cls_name)
+    d = r.int(meta["n_features_in"], "n_features_in", lo=1)
+    epoch = r.int(meta["epoch"], "epoch", lo=0)
+    burned_in = r.bool(meta["burned_in"], "burned_in")
+    if not isinstance(meta["history"], list) or not all(isinstance(h, dict)
+                                                       for h in meta["history"]):
+        r.fail("metadata 'history' must be a list of records")
+
+    # hyperparameters: the estimators' own table, names from the class signature
+    params = meta["params"]
+    if not isinstance(params, dict):
+        r.fail(f"metadata 'params' must be a mapping, got {type(params).__name__}")
+    names = set(cls(None, (0.0, 1.0))._param_names()) - {"observables", "comm"}
+    r.check_keys(params, names, "params")
+    params = dict(params)
+    if "support" not in params:
+        r.fail("params has no 'support'")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"{path!r} is not a saved mme_numba model: {exc}") from exc
-    if "meta" not in arrays:
-        raise ValueError(f"{path!r} is not a saved mme_numba model (no metadata)")
-    meta = json.loads(str(arrays["meta"]))
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path!r} has format version {meta.get('format_version')}, "
-                         f"this mme_numba reads version {FORMAT_VERSION}")
-    cls = getattr(model_mod, meta["class"], None)
-    if cls is None:
-        raise ValueError(f"{path!r} holds an unknown model class {meta['class']!r}")
+        sup = params["support"]
+        if not (isinstance(sup, list) and len(sup) == 2):
+            raise ValueError(f"support must be a pair, got {sup!r}")
+        params["support"] = tuple(np.asarray(v, dtype=np.float64) for v in sup)
+        for key, value in params.items():
+            check_param(key, value)
+    except (TypeError, ValueError) as exc:
+        r.fail(f"invalid hyperparameter: {exc}")
+    n_chains = params.get("n_chains", 1024)
 
-    obs = from_config(meta["observables"])
-    obs.set_theta(arrays["theta"])
-    params = dict(meta["params"])
-    params["support"] = tuple(np.asarray(v) for v in params["support"])
-    model = cls(obs, comm=comm, **params)
+    # arrays, each with its dtype and shape
+    lo = r.float_array("support_lo", (d,))
+    hi = r.float_array("support_hi", (d,))
+    if np.any(hi <= lo):
+        r.fail("support_lo must be below support_hi in every feature")
+    try:
+        plo, phi = (np.broadcast_to(v, (d,)) for v in params["support"])
+    except ValueError:
+        r.fail("params 'support' does not match n_features_in")
+    if not (np.array_equal(plo, lo) and np.array_equal(phi, hi)):
+        r.fail("params 'support' disagrees with the support_lo/support_hi arrays")
+    chains = r.float_array("chains", (int(n_chains), d))
+    if np.any((chains < lo) | (chains > hi)):
+        r.fail("chains lie outside the support")
+    step = r.float_array("step", (int(n_chains),))
+    if np.any(step <= 0):
+        r.fail("step sizes must be positive")
+    rng_state = r.array("rng_state", np.uint64, (int(n_chains), 4))
 
-    model.n_features_in_ = int(meta["n_features_in"])
-    model.support_ = (arrays["support_lo"].copy(), arrays["support_hi"].copy())
-    rng_state = meta["numpy_rng"]
-    model._rng = np.random.Generator(getattr(np.random, rng_state["bit_generator"])())
-    model._rng.bit_generator.state = rng_state
-    model.rng_state_ = arrays["rng_state"].copy()
-    model.chains_ = arrays["chains"].copy()
-    model.step_ = arrays["step"].copy()
-    model.lambda_ = arrays["lambda"].copy()
-    model.epoch_ = int(meta["epoch"])
+    obs = r.network(meta["observables"], r.float_array("theta", 1), "observables")
+    if getattr(obs, "n_features", None) not in (None, d):
+        r.fail(f"observables take {obs.n_features} features, n_features_in is {d}")
+    lam = r.float_array("lambda", (obs.n_observables,))
+
+    model = cls(from_user_copy(obs), comm=comm, **params)
+    model.observables_ = obs
+    model.n_features_in_ = d
+    model.support_ = (lo, hi)
+    model._rng = r.generator(meta["numpy_rng"])
+    model.rng_state_ = rng_state
+    model.chains_ = chains
+    model.step_ = step
+    model.lambda_ = lam
+    model.epoch_ = epoch
     model.history_ = list(meta["history"])
-    model._burned_in = bool(meta["burned_in"])
+    model._burned_in = burned_in
     model._make_optimizers()
     model._make_controls()
     if "controls" in meta:
-        model._set_control_state(meta["controls"])
+        controls = meta["controls"]
+        _check_like(r, controls, model._control_state(), "controls")
+        try:
+            model._set_control_state(controls)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError) as exc:
+            r.fail(f"metadata 'controls' does not restore: {type(exc).__name__}: {exc}")
+    if ("tracker_prev_params" in arrays) != ("tracker_prev_lambda" in arrays):
+        r.fail("incomplete entropy-tracker state (tracker_prev_params/tracker_prev_lambda)")
     if "tracker_prev_params" in arrays:
-        model._tracker_prev = (arrays["tracker_prev_params"].copy(),
-                               arrays["tracker_prev_lambda"].copy())
+        model._tracker_prev = (r.float_array("tracker_prev_params", 1),
+                               r.float_array("tracker_prev_lambda", lam.shape))
     adam = getattr(model._lambda_solver, "adam", None)
     if adam is not None:
-        adam.set_state(arrays, "adam_lambda")
+        r.adam(adam, "adam_lambda", lam.shape)
     if hasattr(model, "_theta_adam"):
-        model._theta_adam.set_state(arrays, "adam_theta")
+        r.adam(model._theta_adam, "adam_theta", obs.theta.shape)
     if "field" in meta:
         from . import fields
-        from .nn import Sequential
 
         f = meta["field"]
-        net = Sequential.from_config(f["network"])
-        net.set_theta(arrays["field_theta"])
-        kind = getattr(fields, f["type"])
-        model.field_ = kind(net, f["target"])
-        model.field_strength_ = float(f["strength"])
-        model.field_base_ = bool(f["base"])
-        model.field_ess_ = float(f["ess"])
+        if not isinstance(f, dict):
+            r.fail("metadata 'field' must be a mapping")
+        r.check_keys(f, {"type", "network", "target", "strength", "base", "ess"}, "field")
+        for key in ("type", "network", "target", "strength", "base", "ess"):
+            if key not in f:
+                r.fail(f"field has no {key!r}")
+        kind = getattr(fields, r.choice(f["type"], _FIELD_TYPES, "field type"))
+        net = r.network(f["network"], r.float_array("field_theta", 1), "field network")
+        target = r.int(f["target"], "field target", lo=0)
+        try:
+            model.field_ = kind(net, target)
+            model.field_strength_ = float(check_param("strength", f["strength"]))
+            model.field_base_ = bool(check_param("base", f["base"]))
+        except (TypeError, ValueError) as exc:
+            r.fail(f"invalid steering field: {exc}")
+        if net.n_features != d:
+            r.fail(f"the field network takes {net.n_features} features, the model {d}")
+        model.field_ess_ = r.number(f["ess"], "field ess", 0.0, 1.0)
     return model
+
+
+def _finite_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _check_like(r, value, template, where):
+    """``value`` (from a file) has the shape of ``template`` (a fresh model's control state):
+    the same keys, lists of finite numbers (of bools, at the template's length, where the
+    template holds bools), finite numbers where it holds numbers or ``None``."""
+    if isinstance(template, dict):
+        if not isinstance(value, dict):
+            r.fail(f"metadata '{where}' must be a mapping")
+        r.check_keys(value, set(template), f"'{where}'")
+        for key in value:
+            _check_like(r, value[key], template[key], f"{where}.{key}")
+    elif isinstance(template, bool):
+        if not isinstance(value, bool):
+            r.fail(f"metadata '{where}' must be true or false, got {value!r}")
+    elif isinstance(template, list):
+        if not isinstance(value, list):
+            r.fail(f"metadata '{where}' must be a list, got {value!r}")
+        if template and all(isinstance(t, bool) for t in template):
+            if len(value) != len(template) or not all(isinstance(v, bool) for v in value):
+                r.fail(f"metadata '{where}' must be {len(template)} booleans, got {value!r}")
+        elif not all(_finite_number(v) for v in value):
+            r.fail(f"metadata '{where}' must hold finite numbers, got {value!r:.80}")
+    elif template is None:  # unset now, a number or a list of numbers once set
+        if value is not None and not _finite_number(value) and not (
+                isinstance(value, list) and all(_finite_number(v) for v in value)):
+            r.fail(f"metadata '{where}' must be null, a finite number or a list of them, "
+                   f"got {value!r:.80}")
+    elif _finite_number(template):
+        if not _finite_number(value) or (isinstance(template, int) and not isinstance(value, int)):
+            r.fail(f"metadata '{where}' must be a finite {type(template).__name__}, "
+                   f"got {value!r}")
+
+
+def from_user_copy(obs):
+    """The ``observables`` hyperparameter of a loaded model: a copy of the trained map, so
+    that ``clone(loaded)`` and ``observables_`` share nothing."""
+    from ._validation import copy_observables
+
+    return copy_observables(obs)
+
+
+class _Reader:
+    """One model or network file, read without pickle and checked piece by piece.
+
+    Every failure raises :class:`ModelFileError` naming the file.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"no saved mme_numba file at {self.path!r}")
+        if os.path.isdir(self.path):
+            self.fail("is a directory, not a saved mme_numba file")
+        if os.path.getsize(self.path) == 0:
+            self.fail("the file is empty")
+        try:
+            data = np.load(self.path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                self.fail("not an .npz archive (a bare .npy array?)")
+            with data:
+                self.arrays = {k: data[k] for k in data.files}
+        except ModelFileError:
+            raise
+        except Exception as exc:  # zipfile, EOF, pickle refusal, OS errors: all mean "corrupt"
+            self.fail(f"cannot be read as a saved mme_numba file (truncated or corrupted?): "
+                      f"{type(exc).__name__}: {exc}")
+        if "meta" not in self.arrays:
+            self.fail("not a saved mme_numba file (no metadata)")
+        m = self.arrays["meta"]
+        if m.shape != () or m.dtype.kind != "U":
+            self.fail(f"metadata must be one JSON string, got a {m.dtype} array of shape {m.shape}")
+        try:
+            self.meta = json.loads(str(m))
+        except ValueError as exc:
+            self.fail(f"metadata does not parse as JSON: {exc}")
+        if not isinstance(self.meta, dict):
+            self.fail(f"metadata must be a JSON object, got {type(self.meta).__name__}")
+        version = self.meta.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            self.fail(f"metadata format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            self.fail(f"written in format version {version} by a newer mme_numba; this "
+                      f"mme_numba reads versions up to {FORMAT_VERSION}")
+        if version not in READABLE_VERSIONS:
+            self.fail(f"unknown format version {version}")
+        if version >= 2:
+            stored = self.meta.get("checksum")
+            if not isinstance(stored, str):
+                self.fail("metadata has no checksum")
+            if stored != _checksum(self.arrays):
+                self.fail("checksum mismatch: the arrays were modified or corrupted after saving")
+
+    def fail(self, why):
+        raise ModelFileError(f"{self.path!r}: {why}")
+
+    def check_keys(self, mapping, allowed, what):
+        import difflib
+
+        unknown = sorted(set(mapping) - set(allowed))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+            self.fail(f"unknown {what} key {unknown[0]!r}"
+                      + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+    def choice(self, value, choices, what):
+        if not isinstance(value, str) or value not in choices:
+            self.fail(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def int(self, value, what, lo=None):
+        if isinstance(value, bool) or not isinstance(value, int) or (lo is not None
+                                                                    and value < lo):
+            self.fail(f"{what} must be an integer{'' if lo is None else f' >= {lo}'}, "
+                      f"got {value!r}")
+        return value
+
+    def bool(self, value, what):
+        if not isinstance(value, bool):
+            self.fail(f"{what} must be true or false, got {value!r}")
+        return value
+
+    def number(self, value, what, lo, hi):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not (lo <= value <= hi):
+            self.fail(f"{what} must be a number in [{lo}, {hi}], got {value!r}")
+        return float(value)
+
+    def array(self, name, dtype, shape):
+        if name not in self.arrays:
+            self.fail(f"missing array {name!r}")
+        a = self.arrays[name]
+        if a.dtype != np.dtype(dtype):
+            self.fail(f"array {name!r} has dtype {a.dtype}, expected {np.dtype(dtype)}")
+        if isinstance(shape, int):
+            if a.ndim != shape:
+                self.fail(f"array {name!r} has shape {a.shape}, expected {shape} dimension(s)")
+        elif a.shape != tuple(shape):
+            self.fail(f"array {name!r} has shape {a.shape}, expected {tuple(shape)}")
+        return a.copy()
+
+    def float_array(self, name, shape):
+        a = self.array(name, np.float64, shape)
+        if not np.all(np.isfinite(a)):
+            self.fail(f"array {name!r} holds non-finite values (nan or inf)")
+        return a
+
+    def network(self, cfg, theta, what):
+        from .observables import from_config
+
+        if not isinstance(cfg, dict):
+            self.fail(f"{what} description must be a mapping, got {type(cfg).__name__}")
+        try:
+            net = from_config(cfg)
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError,
+                OverflowError, MemoryError) as exc:
+            self.fail(f"invalid {what} description: {type(exc).__name__}: {exc}")
+        n_params = int(getattr(net, "n_params", 0))
+        if theta.shape != (n_params,):
+            self.fail(f"the {what} description has {n_params} parameters, the stored theta "
+                      f"{theta.shape[0]}")
+        if n_params:
+            net.set_theta(theta)
+        return net
+
+    def generator(self, state):
+        """The minibatch generator, from an allow-listed bit generator (nothing else is called)."""
+        if not isinstance(state, dict):
+            self.fail("numpy_rng must be a mapping")
+        name = self.choice(state.get("bit_generator"), _BIT_GENERATORS, "numpy_rng bit_generator")
+        try:
+            bg = getattr(np.random, name)()  # name is from the allow-list above
+            bg.state = state
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            self.fail(f"numpy_rng state does not restore: {type(exc).__name__}: {exc}")
+        return np.random.Generator(bg)
+
+    def adam(self, adam, prefix, shape):
+        names = [f"{prefix}_{k}" for k in ("m", "v", "t")]
+        present = [n in self.arrays for n in names]
+        if not any(present):
+            return
+        if not all(present):
+            self.fail(f"incomplete optimizer state {prefix!r}")
+        m = self.float_array(names[0], shape)
+        v = self.float_array(names[1], shape)
+        if np.any(v < 0):
+            self.fail(f"array {names[1]!r} holds negative second moments")
+        t = self.arrays[names[2]]
+        if t.shape != () or t.dtype.kind not in "iu" or int(t) < 0:
+            self.fail(f"array {names[2]!r} must be a non-negative integer scalar")
+        adam.set_state({names[0]: m, names[1]: v, names[2]: t}, prefix)
+

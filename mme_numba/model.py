@@ -14,13 +14,15 @@ Equation numbers refer to ``docs/method.md`` (§1–§5 for the epoch above, §7
 """
 
 import logging
+import threading
 import time
 
 import numpy as np
 
 from . import parallel, solvers
-from ._validation import as_generator, parse_support
-from .backends import NO_FIELD, get_backend, MOVES, BOUNDARIES, proposals_per_sweep
+from ._validation import (PARAMS, as_generator, check_observables, check_param, check_params,
+                          check_sample_size, copy_observables, parse_support)
+from .backends import NO_FIELD, get_backend, proposals_per_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,20 @@ class MaxEnt:
         bit-identical to a single process. Only rank 0 writes checkpoints.
     random_state : None, int or numpy.random.Generator
         One seed fixes everything: chain initial states, per-chain RNG streams, minibatches.
+
+    Attributes
+    ----------
+    observables_ : observable map
+        The model's own copy of ``observables``, made at the first :meth:`fit` (and trained
+        there by :class:`MinMaxEnt`); ``observables`` stays the object passed, untouched.
+    lambda_, chains_, history_ : the multipliers, persistent chains and per-epoch records.
+
+    Notes
+    -----
+    Every hyperparameter is checked (:mod:`mme_numba._validation`) by ``fit``, ``sample``,
+    ``with_field``, ``set_params`` and :func:`mme_numba.load`. ``fit``, ``sample``,
+    ``energy``, ``observe``, ``with_field`` and ``save`` hold the model's lock: calls from
+    several threads on one model run one after another, never interleaved.
     """
 
     _trains_theta = False
@@ -146,28 +162,55 @@ class MaxEnt:
 
     def set_params(self, **params):
         """Set hyperparameters; returns ``self``."""
-        valid = set(self._param_names())
+        import difflib
+
+        names = self._param_names()
         for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"{type(self).__name__} has no parameter {key!r}")
-            setattr(self, key, value)
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}"
+                                 + (f"; did you mean {close[0]!r}?" if close else ""))
+            check_param(key, value)
+            if self.is_fitted and key in self._fixed_once_fitted:
+                if key == "support":
+                    same = all(np.array_equal(a, b) for a, b in
+                               zip(parse_support(value, self.n_features_in_), self.support_))
+                elif key == "n_chains":
+                    same = int(value) == len(self.chains_)
+                else:
+                    same = value is getattr(self, key)
+                if not same:
+                    raise ValueError(f"{key} cannot change once the model is fitted (it shapes "
+                                     f"the learned state); clone the model and fit the clone")
+        with self._lock:
+            for key, value in params.items():
+                setattr(self, key, value)
         return self
 
+    # Parameters whose change after the first fit could not reach the learned state.
+    _fixed_once_fitted = ("observables", "support", "n_chains")
+
     def _validate_params(self):
-        if int(self.n_chains) < 2:
-            raise ValueError(f"n_chains must be >= 2, got {self.n_chains}")
-        if int(self.sweeps) < 1:
-            raise ValueError(f"sweeps must be >= 1, got {self.sweeps}")
-        if int(self.burn_in) < 0:
-            raise ValueError(f"burn_in must be >= 0, got {self.burn_in}")
-        if self.move != "auto" and self.move not in MOVES:
-            raise ValueError(f"move must be 'auto' or one of {sorted(MOVES)}, got {self.move!r}")
-        if self.boundary not in BOUNDARIES:
-            raise ValueError(f"boundary must be one of {sorted(BOUNDARIES)}, got {self.boundary!r}")
-        if self.step_size != "auto" and not float(self.step_size) > 0:
-            raise ValueError(f"step_size must be 'auto' or a positive float, got {self.step_size!r}")
-        if not 0.0 < float(self.target_acceptance) < 1.0:
-            raise ValueError(f"target_acceptance must be in (0, 1), got {self.target_acceptance}")
+        """Every hyperparameter against its entry in ``mme_numba._validation.PARAMS``."""
+        check_params(self.get_params())
+
+    @property
+    def _lock(self):
+        """Re-entrant lock serializing ``fit``/``sample``/``energy`` on this model (a callback
+        running inside ``fit`` may call ``sample``). Created on first use, never copied."""
+        lock = self.__dict__.get("_lock_obj")
+        if lock is None:
+            lock = self.__dict__.setdefault("_lock_obj", threading.RLock())
+        return lock
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_lock_obj", None)      # a lock is per object; the copy makes its own
+        state.pop("_backend_obj", None)   # holds modules; rebuilt from ``backend`` on use
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
     # ------------------------------------------------------------------ state
     @property
@@ -179,7 +222,12 @@ class MaxEnt:
             raise RuntimeError(f"{type(self).__name__}.{what}: the model is not fitted yet; call fit(X) first")
 
     def _check_X(self, X, name="X"):
-        X = np.asarray(X, dtype=np.float64)
+        if isinstance(X, (str, bytes)) or X is None:
+            raise TypeError(f"{name} must be a 2-D array of numbers, got {X!r:.80}")
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a 2-D array of numbers ({exc})") from None
         if X.ndim != 2:
             raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
         if X.shape[0] == 0:
@@ -195,20 +243,22 @@ class MaxEnt:
         """Set up learned state at the first fit: support, chains, RNG streams, λ = 0."""
         from .kernels import seed_states
 
-        self._validate_params()
         d = X.shape[1]
-        obs_d = getattr(self.observables, "n_features", None)
-        if obs_d is None and hasattr(self.observables, "forward"):
-            self.observables.forward(X[:1])  # lets fixed maps (polynomial) learn d
-            obs_d = self.observables.n_features
+        # fit trains its own copy: the object the user passed is never modified.
+        obs = copy_observables(self.observables)
+        obs_d = getattr(obs, "n_features", None)
+        if obs_d is None and hasattr(obs, "forward"):
+            obs.forward(X[:1])  # lets fixed maps (polynomial) learn d
+            obs_d = obs.n_features
         if obs_d != d:
             raise ValueError(f"observables expect {obs_d} features, X has {d}")
         lo, hi = parse_support(self.support, d)
-        outside = np.any((X < lo) | (X > hi), axis=1)
-        if np.any(outside):
-            raise ValueError(f"{int(outside.sum())} of {len(X)} data rows lie outside the support "
-                             f"box [{lo}, {hi}]; widen the support or clip the data")
+        _check_inside(X, lo, hi)
+        # per chain: states (and copies), RNG state, step, energy, and one epoch's activations
+        widths = int(np.sum(np.asarray(obs.describe())[:, 2]))
+        check_sample_size(int(self.n_chains), 3 * d + 16 + 2 * widths, "fit", "n_chains")
         rng = as_generator(self.random_state)
+        self.observables_ = obs
         self.n_features_in_ = d
         self.support_ = (lo, hi)
         self._rng = rng
@@ -217,7 +267,7 @@ class MaxEnt:
         self.chains_ = lo + (hi - lo) * rng.random((int(self.n_chains), d))
         step0 = 0.1 * float(np.min(hi - lo)) if self.step_size == "auto" else float(self.step_size)
         self.step_ = np.full(int(self.n_chains), step0)
-        self.lambda_ = np.zeros(self.observables.n_observables)
+        self.lambda_ = np.zeros(obs.n_observables)
         self.epoch_ = 0
         self.history_ = []
         self._make_optimizers()
@@ -294,28 +344,40 @@ class MaxEnt:
         from .kernels import seed_states
 
         self._check_fitted("with_field")
+        check_param("strength", strength)
+        check_param("base", base)
+        check_param("random_state", random_state, PARAMS["field_random_state"])
+        if isinstance(random_state, np.random.Generator):
+            random_state = int(random_state.integers(2**63 - 1))
+        self._validate_params()
         if getattr(self, "field_", None) is not None:
             raise ValueError("this model is already steered; call with_field on the base model")
         if not hasattr(field, "network") or not hasattr(field, "weights"):
-            raise ValueError(f"field must be a mme_numba.fields field, got {field!r}")
+            raise TypeError(f"field must be a mme_numba.fields field, got {field!r}")
         if field.network.n_features != self.n_features_in_:
             raise ValueError(f"the field's network takes {field.network.n_features} features, "
                              f"the model has {self.n_features_in_}")
-        steered = copy.copy(self)
+        # The steered copy shares nothing mutable with this model nor with the field passed:
+        # retraining either afterwards leaves it as it is.
+        field = copy.copy(field)
+        field.network = copy_observables(field.network)
+        with self._lock:
+            # a deep copy (its own lock, no backend object: __getstate__): arrays, trained
+            # net, optimizers and controls are all the copy's own
+            steered = copy.deepcopy(self)
+            seed = (int(self.rng_state_[0, 0]) ^ 0x5DEECE66D) if random_state is None \
+                else int(random_state)
         steered.field_ = field
         steered.field_strength_ = float(strength)
         steered.field_base_ = bool(base)
         if not base:
             steered.lambda_ = np.zeros_like(self.lambda_)
-        seed = (int(self.rng_state_[0, 0]) ^ 0x5DEECE66D) if random_state is None else int(random_state)
         steered.rng_state_ = seed_states(seed, len(self.chains_))
-        steered.chains_ = self.chains_.copy()
-        steered.step_ = self.step_.copy()
         steered.history_ = []
         steered._burned_in = False
-        a = -steered.field_strength_ * field(self.chains_)
+        a = -steered.field_strength_ * field(steered.chains_)
         w = np.exp(a - a.max())
-        steered.field_ess_ = float(w.sum() ** 2 / (len(w) * np.sum(w * w)))
+        steered.field_ess_ = min(1.0, float(w.sum() ** 2 / (len(w) * np.sum(w * w))))  # rounding
         if steered.field_ess_ < 0.01:
             logger.warning("the steering field reweights the model's samples to an effective "
                            "sample size of %.2g %%: the field dominates what is generated",
@@ -324,8 +386,8 @@ class MaxEnt:
 
     # ------------------------------------------------------------------ kernels
     def _spec_params(self):
-        return (np.ascontiguousarray(self.observables.describe(), dtype=np.int64),
-                np.ascontiguousarray(self.observables.kernel_params(), dtype=np.float64))
+        return (np.ascontiguousarray(self.observables_.describe(), dtype=np.int64),
+                np.ascontiguousarray(self.observables_.kernel_params(), dtype=np.float64))
 
     def _run_chains(self, n_sweeps, lam=None):
         """Advance every chain ``n_sweeps`` sweeps; returns acceptance fractions.
@@ -353,8 +415,9 @@ class MaxEnt:
             self._backend.sweep(spec, params, lam, field, x, energy, self.support_[0],
                                 self.support_[1], np.ascontiguousarray(steps[a:b]), sweeps,
                                 self.move_, self.boundary, rng_state, accepted)
-            self.chains_ = parallel.gather_rows(x, self.comm)
-            self.rng_state_ = parallel.gather_rows(rng_state, self.comm)
+            # one statement: a KeyboardInterrupt cannot land between the two assignments
+            self.chains_, self.rng_state_ = (parallel.gather_rows(x, self.comm),
+                                             parallel.gather_rows(rng_state, self.comm))
             accepted = parallel.gather_rows(accepted, self.comm)
             acc = accepted / float(sweeps * proposals_per_sweep(self.move_, self.n_features_in_))
             if rung is not None:
@@ -375,7 +438,7 @@ class MaxEnt:
             return self.move
         from .kernels.network import CONV2D
 
-        spec = np.asarray(self.observables.describe())
+        spec = np.asarray(self._current_observables().describe())
         return "scan" if np.any(spec[:, 0] == CONV2D) else "all"
 
     # ------------------------------------------------------------------ the step ladder
@@ -452,7 +515,7 @@ class MaxEnt:
         """Data means ``ō``, guarded variances ``σ²`` and the mask of active observables."""
         from .core import data_statistics
 
-        obar, var, active = data_statistics(self.observables, X, self.var_floor)
+        obar, var, active = data_statistics(self.observables_, X, self.var_floor)
         if not np.all(active) and not getattr(self, "_warned_constant", False):
             logger.warning("observables %s are constant on the data (variance <= %g): their "
                            "multipliers are frozen", np.flatnonzero(~active).tolist(), self.var_floor)
@@ -497,24 +560,26 @@ class MaxEnt:
         undone (θ, λ, optimizer moments, chains, random states) and the step sizes are
         halved; the event is recorded in the next ``history_`` entry (``"events"``).
         """
+        with self._lock:  # a second fit of this model from another thread waits for this one
+            return self._fit(X, epochs, checkpoint, checkpoint_every, progress, callback)
+
+    def _fit(self, X, epochs, checkpoint, checkpoint_every, progress, callback):
+        self._validate_params()
+        check_params({"epochs": epochs, "checkpoint": checkpoint,
+                      "checkpoint_every": checkpoint_every, "progress": progress,
+                      "callback": callback})
         X = self._check_X(X)
         auto = isinstance(epochs, str) and epochs == "auto"
         if auto:
             epochs = self.default_max_epochs if self.max_epochs is None else int(self.max_epochs)
-            if epochs < 1:
-                raise ValueError(f"max_epochs must be >= 1, got {self.max_epochs}")
-        elif isinstance(epochs, str):
-            raise ValueError(f"epochs must be 'auto' or an int >= 0, got {epochs!r}")
         else:
             epochs = int(epochs)
-            if epochs < 0:
-                raise ValueError(f"epochs must be >= 0, got {epochs}")
-        if int(checkpoint_every) < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         if getattr(self, "field_", None) is not None:
             raise RuntimeError("a steered model is not trained: fit the base model instead")
         if not self.is_fitted:
             self._initialize(X)
+        else:  # a continued fit takes data inside the box too
+            _check_inside(X, *self.support_)
         self._sync_optimizers()
         self._prepare_fit(X)
         bar = _progress_bar(epochs, progress and parallel.is_root(self.comm), type(self).__name__)
@@ -751,32 +816,43 @@ class MaxEnt:
         ndarray, shape (n, n_features)
         """
         self._check_fitted("sample")
-        n = int(n)
-        if n < 1:
-            raise ValueError(f"sample: n must be >= 1, got {n}")
-        sweeps = int(self.sweeps if sweeps is None else sweeps)
-        if sweeps < 1:
-            raise ValueError(f"sample: sweeps must be >= 1, got {sweeps}")
-        if not self._burned_in:
-            self._burn_in()
-        rounds = -(-n // len(self.chains_))
-        out = []
-        for _ in range(rounds):
-            self._run_chains(sweeps)
-            out.append(self.chains_.copy())
-        return np.concatenate(out)[:n]
+        check_param("n", n)
+        check_param("sweeps", sweeps, _SAMPLE_SWEEPS)
+        with self._lock:
+            self._validate_params()
+            n = int(n)
+            sweeps = int(self.sweeps if sweeps is None else sweeps)
+            check_sample_size(n, self.n_features_in_)
+            # Ctrl-C between rounds (or burn-in blocks) leaves consistent chains: every round
+            # stores chains and their random states together.
+            out = np.empty((n, self.n_features_in_))
+            if not self._burned_in:
+                self._burn_in()
+            k = len(self.chains_)
+            for start in range(0, n, k):
+                for done in range(0, sweeps, _SWEEP_BLOCK):  # Ctrl-C works between blocks
+                    self._run_chains(min(_SWEEP_BLOCK, sweeps - done))
+                out[start:start + k] = self.chains_[:n - start]
+            return out
 
     def energy(self, X):
         """Energy ``H(x) = λ·O(x; θ)`` (plus any steering field), shape ``(n,)``."""
         self._check_fitted("energy")
         X = self._check_X(X)
-        spec, params = self._spec_params()
-        return self._backend.energy(spec, params, self.lambda_, X, self._field())
+        with self._lock:
+            spec, params = self._spec_params()
+            return self._backend.energy(spec, params, self.lambda_, X, self._field())
 
     def observe(self, X):
-        """Observables ``O(x; θ)``, shape ``(n, m)``."""
+        """Observables ``O(x; θ)``, shape ``(n, m)`` (the trained ``observables_`` once fitted)."""
         X = self._check_X(X)
-        return self.observables.forward(X)
+        with self._lock:
+            return self._current_observables().forward(X)
+
+    def _current_observables(self):
+        """The trained copy ``observables_`` once fitted; before, the map passed (read only)."""
+        obs = getattr(self, "observables_", None)
+        return check_observables(self.observables) if obs is None else obs
 
     def entropy(self, n_grid=None):
         """MaxEnt entropy ``S = ln Z + <H>_p`` by quadrature on the support (``d <= 2``)."""
@@ -800,11 +876,18 @@ class MaxEnt:
         """Write the whole state to ``path`` (.npz + JSON metadata, atomic); see :func:`mme_numba.load`."""
         from .io import save
 
-        save(self, path)
+        with self._lock:
+            save(self, path)
 
     def __repr__(self):
         state = f"epoch_={self.epoch_}" if self.is_fitted else "not fitted"
         return f"{type(self).__name__}({self.observables!r}, support={self.support!r}, {state})"
+
+
+_SAMPLE_SWEEPS = PARAMS["sample_sweeps"]
+# Longest single kernel call of ``sample``: a KeyboardInterrupt is only seen between calls.
+# Rounds of up to this many sweeps run in one call, as always (same results).
+_SWEEP_BLOCK = 1000
 
 
 class MinMaxEnt(MaxEnt):
@@ -813,7 +896,8 @@ class MinMaxEnt(MaxEnt):
     Each epoch takes a λ step (as :class:`MaxEnt`) and then ``theta_steps`` ADAM steps on θ
     down the entropy gradient of Eq. 8, ``dS/dθ = Σ_i λ_i (<∂O_i/∂θ>_data − <∂O_i/∂θ>_p)``.
     The model samples are reweighted to the updated λ (``w ∝ exp(-Δλ·O)``) so both terms use
-    the same multipliers. The observables' ``theta`` is trained in place.
+    the same multipliers. ``fit`` trains its own copy of the observables, ``observables_``
+    (trained parameters: ``observables_.theta``); the object passed is never modified.
 
     Parameters
     ----------
@@ -858,7 +942,7 @@ class MinMaxEnt(MaxEnt):
             self._theta_adam.lr = float(self.lr_theta) * self._rate_factor
 
     def _theta_vector(self):
-        return self.observables.theta
+        return self.observables_.theta
 
     def _on_plateau(self):
         super()._on_plateau()     # halves the λ step, and through _reduce_rates the θ step
@@ -888,11 +972,11 @@ class MinMaxEnt(MaxEnt):
 
     def _snapshot(self):
         snap = super()._snapshot()
-        snap["theta"] = self.observables.theta.copy()
+        snap["theta"] = self.observables_.theta.copy()
         return snap
 
     def _roll_back(self, good, reason, epoch):
-        self.observables.set_theta(good["theta"].copy())
+        self.observables_.set_theta(good["theta"].copy())
         return super()._roll_back(good, reason, epoch)
 
     def _prepare_fit(self, X):
@@ -930,8 +1014,8 @@ class MinMaxEnt(MaxEnt):
         """
         from .core import entropy_gradient
 
-        return entropy_gradient(self.observables, self.lambda_ if lam is None else lam, X,
-                                samples, sample_logw)
+        return entropy_gradient(self._current_observables(), self.lambda_ if lam is None else lam,
+                                X, samples, sample_logw)
 
     def _theta_step(self, X, samples, O_model, delta_lambda):
         """``theta_steps`` ADAM steps down ``dS/dθ``, sized by :class:`~mme_numba.training.ThetaStepControl`.
@@ -942,7 +1026,7 @@ class MinMaxEnt(MaxEnt):
         plain ADAM steps of that rate are taken. Returns the last gradient norm and the
         chains' energies under the new parameters.
         """
-        if self.observables.n_params == 0:
+        if self.observables_.n_params == 0:
             return 0.0, None
         # The gradient is taken on three chains in four; the fourth measure the step
         # (_monitor_rows says why).
@@ -962,9 +1046,9 @@ class MinMaxEnt(MaxEnt):
             norm = float(np.linalg.norm(grad))
             if not np.isfinite(norm):
                 raise _EpochDiverged("the entropy gradient is not finite")
-            theta = self.observables.theta.copy()
+            theta = self.observables_.theta.copy()
             if self.lr_theta != "auto":
-                self.observables.set_theta(self._theta_adam.step(theta, grad))
+                self.observables_.set_theta(self._theta_adam.step(theta, grad))
                 energy = None
                 continue
             from .training import reweighted_kl
@@ -974,11 +1058,11 @@ class MinMaxEnt(MaxEnt):
             u = theta - self._theta_adam.step(theta, grad)        # ADAM direction (lr = 1)
             ctl = self._theta_control
             scale = ctl.scale
-            self.observables.set_theta(theta - scale * u)
+            self.observables_.set_theta(theta - scale * u)
             trial = self._energy_of(spec, s_mon)
             applied = ctl.choose(reweighted_kl(trial - energy, lw_mon), self.epoch_)
             if applied < 1.0:
-                self.observables.set_theta(theta - applied * scale * u)
+                self.observables_.set_theta(theta - applied * scale * u)
                 energy = self._energy_of(spec, s_mon)
             else:
                 energy = trial
@@ -991,7 +1075,7 @@ class MinMaxEnt(MaxEnt):
         return norm, energy
 
     def _energy_of(self, spec, samples):
-        params = np.ascontiguousarray(self.observables.kernel_params(), dtype=np.float64)
+        params = np.ascontiguousarray(self.observables_.kernel_params(), dtype=np.float64)
         return self._backend.energy(spec, params, self.lambda_, samples, NO_FIELD)
 
 
@@ -1016,6 +1100,13 @@ def _fit_rows(n_chains):
     if n_chains >= 8:
         fit[_monitor_rows(n_chains)] = False
     return fit
+
+
+def _check_inside(X, lo, hi):
+    outside = np.any((X < lo) | (X > hi), axis=1)
+    if np.any(outside):
+        raise ValueError(f"{int(outside.sum())} of {len(X)} data rows lie outside the support "
+                         f"box [{lo}, {hi}]; widen the support or clip the data")
 
 
 class _single_threaded_blas:

@@ -482,14 +482,15 @@ def validate_estimator_params(cls, params):
 
 def _estimator_check(cls, key, value):
     """The estimator's own complaint about one parameter value, or None."""
+    from mme_numba._validation import check_param
+
     try:
+        check_param(key, value)   # the estimators' own table (mme_numba._validation.PARAMS)
         est = cls(None, (0.0, 1.0), **{key: value})
     except (TypeError, ValueError) as exc:
         return str(exc)
-    # What the estimators check when fit starts, in the order they do it: the parameter
-    # checks, the λ and θ optimizers (solver name, step sizes, λ steps, ESS floor).
-    checks = [getattr(est, name) for name in ("_validate_params", "_make_optimizers")
-              if hasattr(est, name)]
+    # What the estimators check when fit starts beyond the table: the λ and θ optimizers.
+    checks = [getattr(est, name) for name in ("_make_optimizers",) if hasattr(est, name)]
     if getattr(cls, "_trains_theta", False) and "_prepare_fit" in vars(cls):
         # MinMaxEnt checks batch_size and theta_steps when fit starts; X is not used there.
         checks.append(lambda: cls._prepare_fit(est, None))

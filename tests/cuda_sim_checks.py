@@ -519,7 +519,7 @@ def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
     # multiply-adds, the simulator cannot), and θ's ADAM (eps 1e-8) turns a gradient that is
     # zero up to rounding, as the output biases' is, into steps of ~1e-9: those two entries
     # get an absolute tolerance, every other entry of θ must agree to 1e-9.
-    theta_gpu, theta_cpu = gpu.observables.theta, cpu.observables.theta
+    theta_gpu, theta_cpu = gpu.observables_.theta, cpu.observables_.theta
     np.testing.assert_allclose(theta_gpu[:-2], theta_cpu[:-2], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(theta_gpu[-2:], theta_cpu[-2:], rtol=0, atol=1e-7)
     assert [h["acceptance"] for h in gpu.history_] == [h["acceptance"] for h in cpu.history_]

@@ -40,6 +40,6 @@ def test_entropy_gradient_and_energy_agree_with_the_model():
     m = mme.MinMaxEnt(mme.nn.mlp([1, 6, 2], random_state=0), support=(-6.0, 6.0), n_chains=32,
                       sweeps=2, burn_in=4, random_state=0).fit(X, epochs=2)
     s = m.sample(32)
-    np.testing.assert_array_equal(core.entropy_gradient(m.observables, m.lambda_, X, s),
+    np.testing.assert_array_equal(core.entropy_gradient(m.observables_, m.lambda_, X, s),
                                   m.entropy_gradient(X, s))
-    np.testing.assert_array_equal(core.energy(m.observables, m.lambda_, X), m.energy(X))
+    np.testing.assert_array_equal(core.energy(m.observables_, m.lambda_, X), m.energy(X))

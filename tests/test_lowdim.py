@@ -43,7 +43,8 @@ def test_maxent_entropy_decreases_under_theta_steps():
 
     def measure():
         nonlocal lam
-        s, lam = q.maxent_entropy(obs.forward, obs.forward(X).mean(0), *SUPPORT, 2001, lam0=lam)
+        net = model.observables_ if model.is_fitted else obs   # fit trains its own copy
+        s, lam = q.maxent_entropy(net.forward, net.forward(X).mean(0), *SUPPORT, 2001, lam0=lam)
         s_max.append(s)
 
     measure()

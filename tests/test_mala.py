@@ -194,8 +194,8 @@ def test_model_trains_with_mala_moves():
     assert all(0.0 < r["acceptance"] <= 1.0 for r in model.history_)
     assert np.all((model.chains_ >= 0.0) & (model.chains_ <= 1.0))
     np.testing.assert_allclose(model.energy(model.chains_),
-                               M.energy_grad_batch(model.observables.describe(),
-                                                   model.observables.theta, model.lambda_,
+                               M.energy_grad_batch(model.observables_.describe(),
+                                                   model.observables_.theta, model.lambda_,
                                                    model.chains_, *EMPTY)[0], rtol=1e-12)
 
 

@@ -154,7 +154,7 @@ _THREAD_SCRIPT = textwrap.dedent("""
                       n_chains=64, sweeps=3, burn_in=10, batch_size=50, random_state=7)
     m.fit(X, epochs=5)
     s = m.sample(100)
-    np.save(sys.argv[2], np.concatenate([s.ravel(), m.lambda_, m.observables.theta]))
+    np.save(sys.argv[2], np.concatenate([s.ravel(), m.lambda_, m.observables_.theta]))
 """)
 
 
@@ -182,7 +182,7 @@ def test_save_load_continue_is_bit_identical(tmp_path, solver):
     a.fit(X, epochs=3)
     b.fit(X, epochs=3)
     np.testing.assert_array_equal(a.lambda_, b.lambda_)
-    np.testing.assert_array_equal(a.observables.theta, b.observables.theta)
+    np.testing.assert_array_equal(a.observables_.theta, b.observables_.theta)
     np.testing.assert_array_equal(a.chains_, b.chains_)
     np.testing.assert_array_equal(a.sample(10), b.sample(10))
     assert a.history_[-1]["chi2"] == b.history_[-1]["chi2"] and b.epoch_ == 7
@@ -197,7 +197,7 @@ def test_checkpointed_fit_resumes_like_an_uninterrupted_run(tmp_path):
     assert resumed.epoch_ == 6
     resumed.fit(X, epochs=10 - resumed.epoch_)
     np.testing.assert_array_equal(full.lambda_, resumed.lambda_)
-    np.testing.assert_array_equal(full.observables.theta, resumed.observables.theta)
+    np.testing.assert_array_equal(full.observables_.theta, resumed.observables_.theta)
     assert not list(tmp_path.glob(".tmp-*"))  # atomic write left no temporary file
 
 

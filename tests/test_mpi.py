@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
     if parallel.is_root(comm):
         size = 1 if comm is None else comm.Get_size()
         np.save(sys.argv[1] + f"-{size}.npy",
-                np.concatenate([s.ravel(), m.lambda_, m.observables.theta]))
+                np.concatenate([s.ravel(), m.lambda_, m.observables_.theta]))
 """)
 
 

@@ -180,10 +180,12 @@ def test_sampler_trainer_recovers_pca_angle_in_two_d():
     model = mme.MinMaxEnt(obs, support=(-10.0, 10.0), n_chains=1024, sweeps=5, lr_theta=2e-2,
                           lambda_solver="newton", random_state=0)
     phis = []
-    model.fit(X, epochs=120, callback=lambda m, r: phis.append(m.observables.theta[0]))
-    assert model.observables is obs and np.allclose(obs.basis() @ obs.basis().T, np.eye(2))
+    model.fit(X, epochs=120, callback=lambda m, r: phis.append(m.observables_.theta[0]))
+    assert model.observables is obs  # untouched: fit trains its own copy
+    U = model.observables_.basis()
+    assert np.allclose(U @ U.T, np.eye(2))
     phi_avg = np.mean(phis[-40:])
     assert abs(np.angle(np.exp(4j * (phi_avg - phi_star))) / 4) < 0.02
     # λ_k → 1/(2 s_k), the Gaussian MaxEnt multipliers, within sampling noise (10 %)
-    s = np.einsum("ki,ij,kj->k", obs.basis(), X.T @ X / len(X), obs.basis())
+    s = np.einsum("ki,ij,kj->k", U, X.T @ X / len(X), U)
     assert np.allclose(model.lambda_, 1 / (2 * s), rtol=0.1)

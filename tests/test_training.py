@@ -236,7 +236,7 @@ def test_a_diverged_epoch_is_rolled_back_and_recorded():
     model._lambda_solver = _PoisonOnce(model._lambda_solver, bad_calls={2})
     model.fit(X, epochs=10)
     assert model.epoch_ == 13 and len(model.history_) == 13      # exactly the epochs asked for
-    assert np.all(np.isfinite(model.lambda_)) and np.all(np.isfinite(model.observables.theta))
+    assert np.all(np.isfinite(model.lambda_)) and np.all(np.isfinite(model.observables_.theta))
     events = [e for r in model.history_ for e in r.get("events", [])]
     assert len(events) == 1 and events[0]["event"] == "rollback"
     assert "lambda is not finite" in events[0]["reason"]
@@ -246,13 +246,13 @@ def test_a_diverged_epoch_is_rolled_back_and_recorded():
 def test_persistent_divergence_stops_with_a_clear_error_and_keeps_the_last_good_state():
     X, _ = _bimodal()
     model = _small_model().fit(X, epochs=3)
-    lam, theta = model.lambda_.copy(), model.observables.theta.copy()
+    lam, theta = model.lambda_.copy(), model.observables_.theta.copy()
     model._lambda_solver = _PoisonOnce(model._lambda_solver, bad_calls=range(1, 100))
     with pytest.raises(training.TrainingDivergedError, match=r"epoch 4: lambda is not finite"):
         model.fit(X, epochs=10)
     assert model.epoch_ == 3
     np.testing.assert_array_equal(model.lambda_, lam)
-    np.testing.assert_array_equal(model.observables.theta, theta)
+    np.testing.assert_array_equal(model.observables_.theta, theta)
 
 
 def test_default_move_follows_the_observables():

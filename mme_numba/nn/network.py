@@ -19,9 +19,9 @@ _MLP_ACTIVATIONS = ("tanh", "softplus", "sigmoid", "relu")
 
 
 def _as_rng(random_state):
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    return np.random.default_rng(random_state)
+    from .._validation import as_generator
+
+    return as_generator(random_state)
 
 
 class Sequential(FlatParameters):

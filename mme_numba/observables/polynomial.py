@@ -22,10 +22,10 @@ class Polynomial:
     """
 
     def __init__(self, degree=2, n_features=None):
-        degree = int(degree)
-        if degree < 1:
-            raise ValueError(f"polynomial: degree must be >= 1, got {degree}")
-        self.degree = degree
+        from .._validation import check_param
+
+        self.degree = int(check_param("degree", degree))
+        n_features = check_param("n_features", n_features)
         self.n_features = None if n_features is None else int(n_features)
         self.theta = np.zeros(0)
 

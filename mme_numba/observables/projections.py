@@ -54,13 +54,14 @@ class SquaredProjections(FlatParameters):
     """
 
     def __init__(self, d, random_state=0):
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 2:
-            raise ValueError(f"squared_projections needs an integer d >= 2, got {d!r}")
-        self.n_features = self.n_observables = int(d)
+        from .._validation import check_param
+
+        self.n_features = self.n_observables = int(check_param("d", d))
         self._iu = np.triu_indices(self.n_features, k=1)
         self.n_params = len(self._iu[0])
-        rng = random_state if isinstance(random_state, np.random.Generator) else \
-            np.random.default_rng(random_state)
+        from .._validation import as_generator
+
+        rng = as_generator(random_state)
         self._theta = rng.standard_normal(self.n_params)
         self._cached_theta = None
         self._U = None

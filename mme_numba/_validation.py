@@ -78,7 +78,7 @@ PARAMS = {
     "adapt_epochs": _int(0, None),
     "move": _choice("auto", *MOVE_NAMES),
     "boundary": _choice(*BOUNDARY_NAMES),
-    "lambda_solver": _choice(*LAMBDA_SOLVER_NAMES),
+    "lambda_solver": _choice("auto", *LAMBDA_SOLVER_NAMES),
     "lr_lambda": _float(0, 10, lo_open=True),
     "lambda_steps": _int(1, 10**6),
     "min_ess": _float(0, 1, lo_open=True),

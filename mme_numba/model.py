@@ -617,8 +617,10 @@ class MaxEnt:
                 record["rollbacks"] = self._rollbacks
                 self.history_.append(record)
                 done += 1
-                if self._plateau.update(record["entropy_estimate"], self.epoch_):
-                    self._on_plateau()
+                if (self._plateau.update(record["entropy_estimate"], self.epoch_)
+                        and self._plateau.reductions - plateaus_at_start
+                        <= self._plateau.patience):
+                    self._on_plateau()   # at most `patience` reductions per fit call
                 before, good = good, self._snapshot()
                 if bar is not None:
                     bar.update(1)

@@ -19,7 +19,9 @@ def test_maxent_polynomial2_recovers_gaussian_multipliers(solver):
     """MaxEnt with (x, x²) on Gaussian data is the Gaussian with the data's mean and variance:
     λ = (−μ/σ², 1/(2σ²)). Seeded; λ averaged over the last 40 epochs; tolerance 5 %
     (Monte Carlo error of 1024 chains is ~1–2 % per epoch, less after averaging). ADAM runs
-    300 epochs at lr 0.05, then 150 at lr 0.01 to shrink its stationary noise."""
+    900 epochs (its rate is halved at each of three plateaus of the tracked entropy); it
+    approaches slowly from below: 94 %, 96 %, 97 %, 99 % of the target at 300, 600, 900 and
+    1500 epochs, which is why MaxEnt's default λ solver is Newton."""
     X = np.random.default_rng(1).normal(1.0, 0.8, size=(2000, 1))
     mu, s2 = X.mean(), X.var()
     target = np.array([-mu / s2, 1.0 / (2.0 * s2)])
@@ -29,7 +31,7 @@ def test_maxent_polynomial2_recovers_gaussian_multipliers(solver):
     if solver == "newton":
         model.fit(X, epochs=120)
     else:
-        model.fit(X, epochs=300).set_params(lr_lambda=0.01).fit(X, epochs=150)
+        model.fit(X, epochs=900)
     lam = np.mean([h["lambda"] for h in model.history_[-40:]], axis=0)
     np.testing.assert_allclose(lam, target, rtol=0.05)
     assert model.history_[-1]["chi2"] < 0.05

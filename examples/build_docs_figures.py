@@ -39,7 +39,7 @@ FIGURES = {
     "demo": {
         "command": CLI + ["demo", "--out", str(RUNS / "demo"), "--no-progress"],
         "out": RUNS / "demo",
-        "files": {"density": "demo_density"},
+        "files": {"density": "demo_density", "history": "demo_history"},
     },
     "pca": {
         "command": [PY, "examples/pca.py", "--epochs", "300", "--d", "5", "--seed", "0",
@@ -123,7 +123,7 @@ def commit():
 
 
 def _demo_svg(out):
-    """The CLI writes PNGs only: redraw the demo's density from its model for the SVG."""
+    """The CLI writes PNGs only: redraw the demo's density and history from its model for the SVG."""
     import numpy as np
 
     import mme_numba as mme
@@ -138,6 +138,8 @@ def _demo_svg(out):
     fig = plotting.plot_density_1d(model, config.build_data(spec),
                                    true_density=lambda x: np.exp(logp(np.asarray(x)[:, None])))
     save_figure(fig, out / "density.png", svg=True)
+    fig = plotting.plot_history(model)
+    save_figure(fig, out / "history.png", svg=True)
 
 
 def build(name, run=True, record=None):

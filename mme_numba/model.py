@@ -595,6 +595,9 @@ class MaxEnt:
             while done < epochs:
                 try:
                     record = self._epoch(X)
+                except KeyboardInterrupt:
+                    self._restore(good)   # Ctrl-C mid-epoch: back to the last whole epoch
+                    raise
                 except _EpochDiverged as exc:
                     record, reason = {"epoch": self.epoch_ + 1}, str(exc)
                 else:
@@ -702,13 +705,10 @@ class MaxEnt:
             adam = self._lambda_solver.adam
             adam.m, adam.v, adam.t = state["lambda"]
 
-    def _roll_back(self, good, reason, epoch):
-        """Restore the last good state and halve the step sizes; returns the event record."""
+    def _restore(self, good):
+        """Put back the state of a :meth:`_snapshot` (copies, so it can be restored again)."""
         import copy
 
-        from .training import TrainingDivergedError
-
-        rollbacks = self._rollbacks
         self.lambda_ = good["lambda"].copy()
         self.chains_ = good["chains"].copy()
         self.rng_state_ = good["rng_state"].copy()
@@ -717,9 +717,16 @@ class MaxEnt:
         self._burned_in = good["burned_in"]
         self._rng.bit_generator.state = copy.deepcopy(good["numpy_rng"])
         self._set_optimizer_state(copy.deepcopy(good["optimizers"]))
-        guard = (self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried)
         self._set_control_state(copy.deepcopy(good["controls"]))
         self._tracker_prev = good["tracker_prev"]
+
+    def _roll_back(self, good, reason, epoch):
+        """Restore the last good state and halve the step sizes; returns the event record."""
+        from .training import TrainingDivergedError
+
+        rollbacks = self._rollbacks
+        guard = (self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried)
+        self._restore(good)
         self._rollbacks = rollbacks + 1
         self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried = guard
         failures = self._guard.failed(epoch, reason)
@@ -977,9 +984,9 @@ class MinMaxEnt(MaxEnt):
         snap["theta"] = self.observables_.theta.copy()
         return snap
 
-    def _roll_back(self, good, reason, epoch):
+    def _restore(self, good):
         self.observables_.set_theta(good["theta"].copy())
-        return super()._roll_back(good, reason, epoch)
+        super()._restore(good)
 
     def _prepare_fit(self, X):
         if self.batch_size is not None and int(self.batch_size) < 1:

@@ -282,3 +282,28 @@ def test_step_ladder_carries_chains_between_wells_the_adapted_step_does_not_cros
         right[step] = float(np.mean(model.sample(2048, sweeps=100) > 0))
     assert abs(right["auto"] - 0.5) < 5 * np.sqrt(0.25 / 2048), right
     assert right[0.3] < 0.01, right
+
+
+class _InterruptAt(_PoisonOnce):
+    """Ctrl-C inside the λ step of a chosen call: mid-epoch, after the chains have moved."""
+
+    def fit(self, lam, *args):
+        self.calls += 1
+        if self.calls in self.bad:
+            raise KeyboardInterrupt
+        return self.solver.fit(lam, *args)
+
+
+def test_ctrl_c_mid_epoch_leaves_the_last_whole_epoch_and_training_continues_identically():
+    X, _ = _bimodal()
+    ref = _small_model().fit(X, epochs=6)
+    model = _small_model().fit(X, epochs=3)
+    model._lambda_solver = _InterruptAt(model._lambda_solver, bad_calls={2})
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, epochs=3)
+    assert model.epoch_ == 4 and len(model.history_) == 4       # the interrupted epoch undone
+    model._lambda_solver = model._lambda_solver.solver
+    model.fit(X, epochs=2)
+    np.testing.assert_array_equal(model.lambda_, ref.lambda_)   # as if never interrupted
+    np.testing.assert_array_equal(model.chains_, ref.chains_)
+    np.testing.assert_array_equal(model.observables_.theta, ref.observables_.theta)

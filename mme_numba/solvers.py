@@ -137,16 +137,9 @@ class _LambdaSolver:
     max_kl = 0.1
 
     def _within_kl(self, step, O, logw):
-        a = log_weights(O, step)
-        if logw is None:
-            mean = float(np.mean(-a))
-            lme = _logmeanexp(a)
-        else:
-            w = np.exp(logw - logw.max())
-            w /= w.sum()
-            mean = float(w @ -a)
-            lme = float(_logmeanexp(a + logw) - _logmeanexp(logw))
-        kl = mean + lme
+        from .training import reweighted_kl
+
+        kl = reweighted_kl(O @ step, logw)      # ΔH = δ·O on the samples
         if np.isfinite(kl) and kl > self.max_kl:
             return step * np.sqrt(self.max_kl / kl)
         return step

@@ -32,7 +32,7 @@ _MODEL_CLASSES = ("MaxEnt", "MinMaxEnt")
 _FIELD_TYPES = ("ClassifierField", "DiscriminatorField")
 _META_KEYS = {"format_version", "mme_numba_version", "class", "params", "observables", "epoch",
               "n_features_in", "burned_in", "numpy_rng", "history", "field", "checksum",
-              "controls"}
+              "controls", "replicas"}
 
 
 class ModelFileError(ValueError):
@@ -62,8 +62,8 @@ def _json_params(model):
             value = None  # its stream continues through the saved generator state below
         elif isinstance(value, (np.integer, np.floating)):
             value = value.item()
-        elif isinstance(value, tuple):
-            value = list(value)
+        elif isinstance(value, (tuple, np.ndarray)):
+            value = np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value)
         if key == "support":
             value = [np.asarray(v, dtype=float).tolist() for v in value]
         params[key] = value
@@ -111,6 +111,10 @@ def save(model, path):
                          "target": field.target, "strength": model.field_strength_,
                          "base": model.field_base_, "ess": model.field_ess_}
         arrays["field_theta"] = np.asarray(field.network.theta, dtype=np.float64)
+    replicas = getattr(model, "replicas_", None)
+    if replicas is not None:
+        arrays.update(replicas.arrays())
+        meta["replicas"] = replicas.meta()
     prev = getattr(model, "_tracker_prev", None)
     if prev is not None:  # the entropy tracker's pending step needs the previous parameters
         arrays["tracker_prev_params"], arrays["tracker_prev_lambda"] = prev
@@ -283,6 +287,7 @@ def load(path, comm=None):
         except (KeyError, TypeError, ValueError, AttributeError, IndexError,
                 OverflowError) as exc:
             r.fail(f"metadata 'controls' does not restore: {type(exc).__name__}: {exc}")
+    model.replicas_ = _load_replicas(r, arrays, meta, params, int(n_chains), d, lo, hi)
     if ("tracker_prev_params" in arrays) != ("tracker_prev_lambda" in arrays):
         r.fail("incomplete entropy-tracker state (tracker_prev_params/tracker_prev_lambda)")
     if "tracker_prev_params" in arrays:
@@ -513,3 +518,34 @@ class _Reader:
             self.fail(f"array {names[2]!r} must be a non-negative integer scalar")
         adam.set_state({names[0]: m, names[1]: v, names[2]: t}, prefix)
 
+
+
+def _load_replicas(r, arrays, meta, params, n_chains, d, lo, hi):
+    """The hotter levels of a tempered model (``betas``), checked against its parameters."""
+    from .tempering import Replicas, resolve_ladder
+
+    ladder, adaptive = resolve_ladder(params.get("betas"))
+    if ladder is None:
+        if "replica_x" in arrays or "replicas" in meta:
+            r.fail("holds replica chains but params 'betas' is None")
+        return None
+    if "replica_x" not in arrays or "replicas" not in meta:
+        r.fail("params 'betas' asks for replica chains, the file holds none")
+    k = len(ladder)
+    betas = r.float_array("replica_betas", (k,))
+    if betas[0] != 1.0 or np.any(np.diff(betas) >= 0) or np.any(betas <= 0):
+        r.fail("replica_betas is not a decreasing ladder from 1.0")
+    x = r.float_array("replica_x", (k - 1, n_chains, d))
+    if np.any((x < lo) | (x > hi)):
+        r.fail("replica chains lie outside the support")
+    rng = r.array("replica_rng", np.uint64, (k - 1, n_chains, 4))
+    swap_rng = r.array("replica_swap_rng", np.uint64, (n_chains, 4))
+    acc = r.array("replica_swap_acceptance", np.float64, (k - 1,))
+    info = meta["replicas"]
+    try:
+        turn, ada = int(info["turn"]), bool(info["adaptive"])
+    except (KeyError, TypeError, ValueError):
+        r.fail("metadata 'replicas' is malformed")
+    if ada != adaptive:
+        r.fail("metadata 'replicas' disagrees with params 'betas' on adapting the ladder")
+    return Replicas(betas, x, rng, swap_rng, turn, ada, acc)

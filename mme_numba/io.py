@@ -529,8 +529,10 @@ def _load_replicas(r, arrays, meta, params, n_chains, d, lo, hi):
         if "replica_x" in arrays or "replicas" in meta:
             r.fail("holds replica chains but params 'betas' is None")
         return None
+    if "replica_x" not in arrays and "replicas" not in meta:
+        return None     # betas set after the last run: the replicas start at the next one
     if "replica_x" not in arrays or "replicas" not in meta:
-        r.fail("params 'betas' asks for replica chains, the file holds none")
+        r.fail("incomplete replica state (replica arrays or metadata 'replicas' missing)")
     k = len(ladder)
     betas = r.float_array("replica_betas", (k,))
     if betas[0] != 1.0 or np.any(np.diff(betas) >= 0) or np.any(betas <= 0):

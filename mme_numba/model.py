@@ -29,14 +29,6 @@ from .tempering import Replicas, adapt_ladder, resolve_ladder
 logger = logging.getLogger(__name__)
 
 
-def _same_betas(a, b):
-    """Whether two ``betas`` parameters ask for the same ladder (and the same adaptivity)."""
-    (la, ada), (lb, adb) = resolve_ladder(a), resolve_ladder(b)
-    if la is None or lb is None:
-        return la is None and lb is None
-    return ada == adb and np.array_equal(la, lb)
-
-
 class MaxEnt:
     """Maximum-entropy model with fixed observables: fits the multipliers λ only.
 
@@ -193,8 +185,6 @@ class MaxEnt:
                                zip(parse_support(value, self.n_features_in_), self.support_))
                 elif key == "n_chains":
                     same = int(value) == len(self.chains_)
-                elif key == "betas":
-                    same = _same_betas(value, self.betas)
                 else:
                     same = value is getattr(self, key)
                 if not same:
@@ -206,7 +196,7 @@ class MaxEnt:
         return self
 
     # Parameters whose change after the first fit could not reach the learned state.
-    _fixed_once_fitted = ("observables", "support", "n_chains", "betas")
+    _fixed_once_fitted = ("observables", "support", "n_chains")
 
     def _validate_params(self):
         """Every hyperparameter against its entry in ``mme_numba._validation.PARAMS``."""
@@ -416,7 +406,8 @@ class MaxEnt:
         With replicas (``betas``), every sweep of the model's chains is followed by one sweep
         of each hotter level and a round of neighbour swaps (:meth:`_tempered_sweep`).
         """
-        if getattr(self, "replicas_", None) is None:
+        self._sync_replicas()
+        if self.replicas_ is None:
             return self._run_levels(n_sweeps, lam)
         lam = self.lambda_ if lam is None else lam
         accepted = np.zeros((len(self.chains_), len(self.replicas_.betas) - 1), dtype=np.int64)
@@ -425,6 +416,17 @@ class MaxEnt:
         with np.errstate(invalid="ignore"):
             self.replicas_.swap_acceptance = accepted.sum(axis=0) / proposed
         return np.mean(acc, axis=0)
+
+    def _sync_replicas(self):
+        """Start (or drop) the hotter levels when ``betas`` was changed by ``set_params``."""
+        rep = getattr(self, "replicas_", None)
+        ladder, adaptive = resolve_ladder(self.betas)
+        if ladder is None:
+            self.replicas_ = None
+        elif rep is None or rep.adaptive != adaptive or len(rep.betas) != len(ladder) or (
+                not adaptive and not np.array_equal(rep.betas, ladder)):
+            self.replicas_ = Replicas.start(ladder, adaptive, *self.support_, len(self.chains_),
+                                            self._rng)
 
     def _tempered_sweep(self, lam, accepted, proposed):
         """One sweep of every level, then one round of swaps (even or odd pairs in turn)."""

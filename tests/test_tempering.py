@@ -169,3 +169,16 @@ def test_bad_ladders_are_refused_with_the_reason(betas, exc, words):
     model = mme.MaxEnt(mme.observables.polynomial(1), support=(0, 1), betas=betas)
     with pytest.raises(exc, match="betas"):
         model.fit(np.full((10, 1), 0.5), epochs=1)
+
+
+def test_betas_can_be_switched_on_for_sampling_a_fitted_model():
+    X = mme.datasets.gaussian_mixture(n=300, means=(-2, 2), seed=1)
+    m = mme.MaxEnt(mme.observables.polynomial(4), support=(-5, 5), n_chains=16, sweeps=2,
+                   burn_in=2, random_state=0).fit(X, epochs=2)
+    assert m.replicas_ is None
+    m.set_params(betas=[1.0, 0.5])
+    m.sample(16)
+    assert m.replicas_.x.shape == (1, 16, 1) and np.all(np.isfinite(m.replicas_.swap_acceptance))
+    m.set_params(betas=None)
+    m.sample(16)
+    assert m.replicas_ is None

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import solvers
 from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend, proposals_per_sweep
-from ._validation import parse_support
+from ._validation import check_param, check_params, parse_support
 
 __all__ = ["ChainState", "energy", "init_chains", "metropolis", "data_statistics",
            "lambda_step", "entropy_gradient"]
@@ -76,6 +76,7 @@ def init_chains(obs, support, n_chains, seed):
     """
     from .kernels import seed_states
 
+    check_params({"n_chains": n_chains, "random_state": seed})
     lo, hi = parse_support(support, obs.n_features)
     rng = np.random.default_rng(seed)
     x = lo + (hi - lo) * rng.random((int(n_chains), obs.n_features))
@@ -93,6 +94,7 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
         New positions, advanced RNG states and the acceptance fraction per chain; the input
         ``state`` is unchanged.
     """
+    check_param("sweeps", sweeps)
     if move not in MOVES or boundary not in BOUNDARIES:
         raise ValueError(f"move must be in {sorted(MOVES)} and boundary in {sorted(BOUNDARIES)}")
     lo, hi = parse_support(support, obs.n_features)

@@ -142,7 +142,18 @@ def load_sweep(path, overrides=()):
         raise ConfigError([Problem("no [sweep] table", expected='a [sweep] table, e.g. '
                                    'seed = [0, 1]')], file=path)
     base = load_config(path, overrides)     # checks [sweep] and everything else
-    return Sweep(path, raw["sweep"], base["train"]["out"], overrides)
+    sweep = Sweep(path, raw["sweep"], base["train"]["out"], overrides)
+    # every value of every axis, checked as the task that uses it will be (cheap: no data)
+    problems = []
+    for name, values in sweep.axes:
+        for value in values:
+            try:
+                load_config(path, [*overrides, f"{name}={json.dumps(value)}"])
+            except ConfigError as exc:
+                problems += [p for p in exc.problems if p not in problems]
+    if problems:
+        raise ConfigError(problems)
+    return sweep
 
 
 def _read_json(path):

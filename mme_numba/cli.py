@@ -550,6 +550,8 @@ def _cmd_sweep(args):
                          f"{sweep.n_tasks - 1}")
     result = sweeps.run_task(sweep, task, overwrite=args.overwrite,
                              progress=_want_progress(args))
+    if not result.get("root", True):
+        return 0                       # one report per task, from MPI rank 0
     if result.get("skipped"):
         _echo(f"task {task}: already finished ({sweep.task_dir(task) / sweeps.RESULT_FILE})")
     else:

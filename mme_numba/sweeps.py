@@ -195,7 +195,8 @@ def run_task(sweep, k, overwrite=False, progress=False):
     -------
     dict
         The task's result record (also written to ``task-<k>/result.json``), with
-        ``"skipped": True`` when the task had already finished.
+        ``"skipped": True`` when the task had already finished and ``"root"``: whether this
+        process is rank 0 (the one that writes and reports).
     """
     from . import parallel
     from .cli import _quality, _true_logpdf, train_run
@@ -236,7 +237,7 @@ def run_task(sweep, k, overwrite=False, progress=False):
         task["wall_s"] = result["wall_s"]
         _write_json(out / TASK_FILE, task)
         _write_json(out / RESULT_FILE, result)
-    return result
+    return {**result, "root": root}
 
 
 def gather(folder, output=None):

@@ -159,3 +159,34 @@ def test_a_killed_task_resumes_and_gather_reports_every_task(tmp_path, monkeypat
 def test_gather_of_a_missing_folder_is_an_input_error(tmp_path, capsys):
     assert main(["gather", str(tmp_path / "nope")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_ranks_per_task_split_the_chains_and_match_one_process(tmp_path):
+    """``ranks = 2`` under mpiexec: the task trains split over 2 ranks, bit-identical to one
+    process (mme_numba.parallel), with one report and result.json written by rank 0."""
+    import shutil
+
+    import numpy as np
+
+    pytest.importorskip("mpi4py")
+    mpiexec = (shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+               or shutil.which("mpiexec"))
+    if mpiexec is None:
+        pytest.skip("no mpiexec")
+    import mme_numba as mme
+
+    text = GRID.format(epochs=4).replace('"model.lr_theta" = [0.01, 0.003]', "")
+    (tmp_path / "mpi.toml").write_text(text + "ranks = 2\n")
+    (tmp_path / "one.toml").write_text(text.replace('out = "grid"', 'out = "one"'))
+    cmd = [sys.executable, "-m", "mme_numba.cli", "sweep"]
+    res = subprocess.run([mpiexec, "-n", "2", *cmd, "mpi.toml", "--task-id", "1"],
+                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("trained to epoch 4") == 1
+    subprocess.run([*cmd, "one.toml", "--task-id", "1"], cwd=tmp_path, env=_env(), check=True,
+                   capture_output=True, timeout=300)
+    assert json.loads((tmp_path / "grid" / "task-1" / "result.json").read_text())["ranks"] == 2
+    a = mme.load(tmp_path / "grid" / "task-1" / "model.npz")
+    b = mme.load(tmp_path / "one" / "task-1" / "model.npz")
+    np.testing.assert_array_equal(a.lambda_, b.lambda_)
+    np.testing.assert_array_equal(a.chains_, b.chains_)

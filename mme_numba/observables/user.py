@@ -329,11 +329,6 @@ def kernels_of(spec):
     return k
 
 
-def is_compiled_spec(spec):
-    """Whether ``spec`` describes compiled user observables."""
-    return spec.shape[0] > 0 and int(spec[0, 0]) == COMPILED
-
-
 def _first_line(exc):
     text = str(exc).strip()
     for line in text.splitlines():
@@ -516,6 +511,9 @@ class CompiledObservables:
 
     def __deepcopy__(self, memo):
         return self.copy()   # the functions are shared, never copied
+
+    def __copy__(self):
+        return self.copy()
 
     def __reduce__(self):
         raise TypeError("compiled observables hold compiled functions and cannot be pickled; "

@@ -186,3 +186,12 @@ def test_non_finite_values_and_unsupported_uses_are_refused():
         import pickle
 
         pickle.dumps(mme.observables.compiled(powers, 2))
+
+
+def test_the_backend_and_the_map_agree_on_the_op_code():
+    from mme_numba import backends
+    from mme_numba.observables import user
+
+    assert backends._COMPILED == user.COMPILED
+    spec = mme.observables.compiled(powers, 2, n_features=1).describe()
+    assert spec.shape == (1, 8) and spec[0, 0] == user.COMPILED

@@ -7,6 +7,11 @@ and there is no hidden state, so a host code can own the loop, the storage and t
 parallelism. The classes :class:`~mme_numba.MaxEnt` / :class:`~mme_numba.MinMaxEnt` are built
 from the same pieces.
 
+Stability: the names in ``__all__`` and their signatures are a stable API (changes only add
+keyword arguments with defaults); ``docs/embedding.md`` documents them with a runnable loop.
+Arguments are checked like the estimators' (:mod:`mme_numba._validation`). ``obs`` is any
+observable map, user-compiled ones (:func:`mme_numba.observables.compiled`) included.
+
 One Min-MaxEnt epoch written with them::
 
     from mme_numba import core

@@ -26,12 +26,15 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import logging
 import math
 import os
 from pathlib import Path
 
 __all__ = ["Sweep", "load_sweep", "check_sweep_table", "run_task", "gather", "TASK_ENV",
            "SWEEP_FILE", "TASK_FILE", "RESULT_FILE"]
+
+logger = logging.getLogger(__name__)
 
 #: Environment variable read for the task id when none is given (SLURM job arrays).
 TASK_ENV = "SLURM_ARRAY_TASK_ID"
@@ -207,6 +210,11 @@ def run_task(sweep, k, overwrite=False, progress=False):
     if done is not None and not overwrite:
         return {**done, "skipped": True}
     comm = _mpi_comm(sweep.ranks)
+    size = 1 if comm is None else comm.Get_size()
+    if size != sweep.ranks:
+        logger.warning("[sweep] asks for %d MPI ranks per task, this task runs on %d: start it "
+                       "with srun or mpiexec -n %d (examples/sbatch_sweep.sh)", sweep.ranks,
+                       size, sweep.ranks)
     root = parallel.is_root(comm)
     if root:
         out.mkdir(parents=True, exist_ok=True)

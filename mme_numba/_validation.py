@@ -98,6 +98,7 @@ PARAMS = {
     "degree": _int(1, 64),
     "n_features": _int(1, None, None),
     "d": _int(2, 10**5),  # squared_projections: d*(d-1)/2 angles
+    "n_outputs": _int(1, 10**6),  # observables.compiled
     # fit
     "epochs": _int(0, None, "auto"),
     "checkpoint": Param("path", specials=(None,)),

@@ -182,7 +182,7 @@ def load_network(path):
     return net
 
 
-def load(path, comm=None):
+def load(path, comm=None, observables=None):
     """Load a model written by :func:`save`; it continues exactly where it stopped.
 
     Parameters
@@ -190,6 +190,10 @@ def load(path, comm=None):
     path : str or os.PathLike
     comm : mpi4py communicator, optional
         Continue the run split across MPI ranks (:mod:`mme_numba.parallel`).
+    observables : CompiledObservables, optional
+        Required for a model of compiled user observables
+        (:func:`mme_numba.observables.compiled`), whose functions a file cannot hold: the
+        same functions, built again; the file's θ replaces theirs. Refused for other models.
 
     Returns
     -------
@@ -260,7 +264,14 @@ def load(path, comm=None):
         r.fail("step sizes must be positive")
     rng_state = r.array("rng_state", np.uint64, (int(n_chains), 4))
 
-    obs = r.network(meta["observables"], r.float_array("theta", 1), "observables")
+    if isinstance(meta["observables"], dict) and meta["observables"].get("type") == "Compiled":
+        obs = _compiled_observables(r, meta["observables"], r.float_array("theta", 1),
+                                    observables)
+    elif observables is not None:
+        raise ValueError(f"{r.path!r}: observables= is only for models of compiled observables; "
+                         "this model's observables are stored in the file")
+    else:
+        obs = r.network(meta["observables"], r.float_array("theta", 1), "observables")
     if getattr(obs, "n_features", None) not in (None, d):
         r.fail(f"observables take {obs.n_features} features, n_features_in is {d}")
     lam = r.float_array("lambda", (obs.n_observables,))
@@ -357,6 +368,32 @@ def _check_like(r, value, template, where):
         if not _finite_number(value) or (isinstance(template, int) and not isinstance(value, int)):
             r.fail(f"metadata '{where}' must be a finite {type(template).__name__}, "
                    f"got {value!r}")
+
+
+def _compiled_observables(r, cfg, theta, given):
+    """A model's compiled observables: the user's functions, the file's θ and sizes."""
+    from .observables.user import CompiledObservables
+
+    what = (f"the observables are the compiled function {cfg.get('func')!r} "
+            f"(n_outputs={cfg.get('n_outputs')}, {theta.size} parameters)")
+    if given is None:
+        raise ModelFileError(
+            f"{r.path!r}: {what}, which a file cannot hold: load it with "
+            f"mme_numba.load(path, observables=mme_numba.observables.compiled(func, "
+            f"n_outputs={cfg.get('n_outputs')}, ...)) using the same function")
+    if not isinstance(given, CompiledObservables):
+        raise TypeError(f"observables must be mme_numba.observables.compiled(...) for "
+                        f"{r.path!r} ({what}), got {given!r:.80}")
+    if given.n_observables != cfg.get("n_outputs") or given.n_params != theta.size:
+        raise ValueError(f"{r.path!r}: {what}; the observables passed have "
+                         f"n_outputs={given.n_observables} and {given.n_params} parameters")
+    if given.n_features not in (None, cfg.get("n_features")):
+        raise ValueError(f"{r.path!r}: the observables passed take {given.n_features} features,"
+                         f" the model's {cfg.get('n_features')}")
+    obs = given.copy()
+    obs.n_features = cfg.get("n_features")
+    obs.set_theta(theta)
+    return obs
 
 
 def from_user_copy(obs):

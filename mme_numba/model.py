@@ -1035,6 +1035,13 @@ class MinMaxEnt(MaxEnt):
         self.theta_steps = theta_steps
         self.batch_size = batch_size
 
+    def _validate_params(self):
+        super()._validate_params()
+        if getattr(self.observables, "trainable", True) is False:
+            raise ValueError(f"MinMaxEnt trains θ, but {self.observables!r} has no grad_theta: "
+                             "its θ is fixed. Fit it with MaxEnt, or pass grad_theta= to "
+                             "observables.compiled")
+
     def _make_optimizers(self):
         from .training import ThetaStepControl
 

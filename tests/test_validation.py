@@ -36,6 +36,7 @@ def test_every_constructor_parameter_has_a_table_entry():
     (dict(step_size=np.inf), ValueError, "step_size"),
     (dict(n_chains="64"), TypeError, "n_chains must be an integer .* got '64'"),
     (dict(sweeps=2.5), TypeError, "sweeps must be an integer"),
+    (dict(n_chains=10.5), TypeError, r"n_chains must be an integer .* got 10\.5"),
     (dict(burn_in=True), TypeError, "burn_in .*got True \\(a bool\\)"),
     (dict(move="singel"), ValueError, "did you mean 'single'"),
     (dict(boundary="reflekt"), ValueError, "did you mean 'reflect'"),
@@ -83,6 +84,22 @@ def test_set_params_checks_at_once_and_a_fitted_model_keeps_working(fitted):
 def test_method_arguments_are_checked(fitted, call, exc, match):
     with pytest.raises(exc, match=match):
         call(fitted)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda obs: mme.core.init_chains(obs, (-6, 6), n_chains=10.5, seed=0), TypeError,
+     r"n_chains must be an integer .* got 10\.5"),
+    (lambda obs: mme.core.init_chains(obs, (-6, 6), n_chains=4, seed=-1), ValueError,
+     "random_state"),
+    (lambda obs: mme.core.metropolis(obs, [0.0, 0.5], mme.core.init_chains(obs, (-6, 6), 4, 0),
+                                     (-6, 6), step=1.0, sweeps=2.5), TypeError,
+     "sweeps must be an integer"),
+])
+def test_the_functional_core_checks_its_arguments(call, exc, match):
+    """Bad input to the plain-array API: the same messages as the estimators' (n_chains=10.5
+    was once truncated to 10 there, silently)."""
+    with pytest.raises(exc, match=match):
+        call(mme.observables.polynomial(2, n_features=1))
 
 
 def _classifier_field():

@@ -233,7 +233,8 @@ def main(argv=None):
     per_sweep = proposals_per_sweep(model.move_, X.shape[1])
     n_chains = len(model.chains_)
     levels = 1 if model.replicas_ is None else len(model.replicas_.betas)
-    proposals = levels * n_chains * per_sweep * (model.epoch_ * model.sweeps + model.burn_in)
+    sweeps_run = sum(r.get("sweeps", 0) for r in hist) + model.burn_in
+    proposals = levels * n_chains * per_sweep * sweeps_run
     log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", model.epoch_,
              t_train, t_sample, proposals / t_sample)
     snapshots = {ep: v for ep, v in snapshots.items() if ep <= model.epoch_}

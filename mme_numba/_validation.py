@@ -71,7 +71,7 @@ PARAMS = {
     "observables": Param("observables"),
     "support": Param("support"),
     "n_chains": _int(2, 10**7),
-    "sweeps": _int(1, 10**9),
+    "sweeps": _int(1, 10**9, "auto"),
     "burn_in": _int(0, 10**9),
     "step_size": _float(0, 1e6, "auto", lo_open=True),
     "target_acceptance": _float(1e-3, 1, hi_open=True),  # the adaptation floors acceptance at 1e-3

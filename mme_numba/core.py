@@ -29,7 +29,7 @@ import numpy as np
 
 from . import solvers
 from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend, proposals_per_sweep
-from ._validation import check_param, check_params, parse_support
+from ._validation import PARAMS, check_param, check_params, parse_support
 
 __all__ = ["ChainState", "energy", "init_chains", "metropolis", "data_statistics",
            "lambda_step", "entropy_gradient"]
@@ -99,7 +99,9 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
         New positions, advanced RNG states and the acceptance fraction per chain; the input
         ``state`` is unchanged.
     """
-    check_param("sweeps", sweeps)
+    check_param("sweeps", sweeps, PARAMS["sample_sweeps"])
+    if sweeps is None:
+        raise TypeError("sweeps must be an integer >= 1, got None")
     if move not in MOVES or boundary not in BOUNDARIES:
         raise ValueError(f"move must be in {sorted(MOVES)} and boundary in {sorted(BOUNDARIES)}")
     lo, hi = parse_support(support, obs.n_features)

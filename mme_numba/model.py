@@ -44,9 +44,14 @@ class MaxEnt:
         The box Ω: scalars or ``(d,)`` arrays. Required.
     n_chains : int
         Number of persistent Markov chains (model samples per epoch).
-    sweeps : int
+    sweeps : int or "auto"
         Metropolis sweeps per epoch (and the default for :meth:`sample`). With
         ``move="single"`` or ``"scan"`` one sweep is ``d`` single-coordinate proposals.
+        ``"auto"`` (default) starts at 10 and, after every epoch, measures how well the sweeps
+        decorrelated the chains: the correlation across chains between each chain's energy
+        before and after them (same parameters). Above 0.3 the count grows by a quarter,
+        below 0.1 it shrinks by a fifth, within 10 … 100 (:attr:`sweeps_`). Chains that lag
+        behind the model bias the λ fit, the θ gradient and the tracked entropy.
     burn_in : int
         Sweeps run once at the first epoch, before any λ step, with step-size adaptation.
     step_size : float or "auto"
@@ -124,7 +129,7 @@ class MaxEnt:
     default_max_epochs = 500
     _plateau_min_epochs = 50      # no plateau is declared before this epoch
 
-    def __init__(self, observables, support, *, n_chains=1024, sweeps=10, burn_in=200,
+    def __init__(self, observables, support, *, n_chains=1024, sweeps="auto", burn_in=200,
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="auto",
                  boundary="reflect", betas=None, lambda_solver="auto", lr_lambda=0.05, lambda_steps=1,
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, max_epochs=None,
@@ -573,6 +578,33 @@ class MaxEnt:
                 on[j] = False
         self._ladder_on = on
 
+    #: ``sweeps="auto"``: the range of the count and the lag correlations that change it.
+    SWEEPS_MIN, SWEEPS_MAX = 10, 100
+    LAG_HIGH, LAG_LOW = 0.3, 0.1
+
+    @property
+    def sweeps_(self):
+        """Sweeps per epoch in use: ``sweeps``, or for ``"auto"`` the adapted count."""
+        if self.sweeps != "auto":
+            return int(self.sweeps)
+        return int(getattr(self, "_auto_sweeps", self.SWEEPS_MIN))
+
+    def _adapt_sweeps(self, before, after):
+        """Correlation across chains of the energies before and after an epoch's sweeps (at
+        the same parameters); with ``sweeps="auto"`` it grows or shrinks the count."""
+        before, after = np.asarray(before), np.asarray(after)
+        if len(before) < 3 or np.std(before) == 0 or np.std(after) == 0:
+            return None
+        rho = float(np.corrcoef(before, after)[0, 1])
+        if self.sweeps == "auto" and np.isfinite(rho):
+            n = self.sweeps_
+            if rho > self.LAG_HIGH:
+                n = min(self.SWEEPS_MAX, int(np.ceil(1.25 * n)))
+            elif rho < self.LAG_LOW:
+                n = max(self.SWEEPS_MIN, int(np.floor(0.8 * n)))
+            self._auto_sweeps = n
+        return rho
+
     def _adapt_step(self, acceptance):
         """Robbins–Monro update of log step toward ``target_acceptance`` (one step for all chains)."""
         gain = np.log(max(acceptance, 1e-3) / self.target_acceptance)
@@ -746,6 +778,7 @@ class MaxEnt:
         self._rate_factor = 1.0
         self._ladder_turn = 0
         self._ladder_on = np.ones(self.LADDER_RUNGS, dtype=bool)
+        self._auto_sweeps = self.SWEEPS_MIN
 
     def _on_plateau(self):
         """A plateau of the entropy: halve the λ step (ADAM's noise floor scales with it)."""
@@ -756,7 +789,7 @@ class MaxEnt:
         return {"tracker": self._tracker.state(), "plateau": self._plateau.state(),
                 "guard": self._guard.state(), "rollbacks": self._rollbacks,
                 "rate_factor": self._rate_factor, "ladder_turn": self._ladder_turn,
-                "ladder_on": self._ladder_on.tolist()}
+                "ladder_on": self._ladder_on.tolist(), "auto_sweeps": self._auto_sweeps}
 
     def _set_control_state(self, state):
         self._tracker.set_state(state["tracker"])
@@ -766,6 +799,7 @@ class MaxEnt:
         self._rate_factor = float(state["rate_factor"])
         self._ladder_turn = int(state["ladder_turn"])
         self._ladder_on = np.asarray(state["ladder_on"], dtype=bool)
+        self._auto_sweeps = int(state.get("auto_sweeps", self.SWEEPS_MIN))
 
     def _snapshot(self):
         """Everything a rolled-back epoch must restore, copied."""
@@ -846,15 +880,18 @@ class MaxEnt:
         t0 = time.perf_counter()
         if not self._burned_in:
             self._burn_in()
-        acc = self._run_chains(int(self.sweeps))
+        spec, params = self._spec_params()
+        energy_before = self._backend.energy(spec, params, self.lambda_, self.chains_, NO_FIELD)
+        sweeps_run = self.sweeps_
+        acc = self._run_chains(sweeps_run)
         acceptance = float(acc.mean())
         if self.step_size == "auto" and self.epoch_ < int(self.adapt_epochs):
             self._adapt_step(acceptance)
         self._adapt_ladder()
         samples = self.chains_.copy()
-        spec, params = self._spec_params()
         params_now = params.copy()   # the θ step may update the network's arrays in place
         O_model = self._backend.observe(spec, params, samples)
+        lag_corr = self._adapt_sweeps(energy_before, O_model @ self.lambda_)
         t1 = time.perf_counter()
         obar, var, active = self._stats
         lam_old = self.lambda_
@@ -884,6 +921,8 @@ class MaxEnt:
             "entropy_estimate": entropy,
             "acceptance": acceptance,
             "step_size": float(self.step_[0]),
+            "sweeps": sweeps_run,
+            "lag_correlation": lag_corr,
             **self._tempering_record(),
             "ess_fraction": info["ess_fraction"],
             "lambda": self.lambda_.tolist(),
@@ -927,7 +966,7 @@ class MaxEnt:
         with self._lock:
             self._validate_params()
             n = int(n)
-            sweeps = int(self.sweeps if sweeps is None else sweeps)
+            sweeps = int(self.sweeps_ if sweeps is None else sweeps)
             check_sample_size(n, self.n_features_in_)
             # Ctrl-C between rounds (or burn-in blocks) leaves consistent chains: every round
             # stores chains and their random states together.

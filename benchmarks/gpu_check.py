@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mme_numba as mme  # noqa: E402
 from mme_numba import kernels as K  # noqa: E402
 from mme_numba.backends import CPUBackend, proposals_per_sweep  # noqa: E402
-from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
+from mme_numba.gpu import CUDABackend, cuda_unavailable_reason  # noqa: E402
 
 TOL = 1e-9
 

@@ -29,7 +29,7 @@ from mme_numba import kernels as K  # noqa: E402
 from mme_numba.backends import CPUBackend  # noqa: E402
 from mme_numba.kernels import images as I  # noqa: E402
 from mme_numba.kernels import mala as M  # noqa: E402
-from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
+from mme_numba.gpu import CUDABackend, cuda_unavailable_reason  # noqa: E402
 
 if cuda_unavailable_reason() is not None:
     pytest.skip(cuda_unavailable_reason(), allow_module_level=True)

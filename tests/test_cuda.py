@@ -50,7 +50,7 @@ def test_every_kernel_compiles_to_ptx_for_a_real_gpu():
 def test_importing_the_backend_module_does_not_import_numba_cuda():
     res = _run(textwrap.dedent("""
         import sys
-        import mme_numba.cuda_backend
+        import mme_numba.gpu
         assert "numba.cuda" not in sys.modules, "numba.cuda imported eagerly"
     """), sim=False, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -59,7 +59,7 @@ def test_importing_the_backend_module_does_not_import_numba_cuda():
 def test_without_gpu_or_simulator_the_backend_says_how_to_enable_the_simulator():
     res = _run(textwrap.dedent("""
         from numba import cuda
-        from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason
+        from mme_numba.gpu import CUDABackend, cuda_unavailable_reason
         if cuda.is_available():
             print("GPU")
         else:
@@ -78,7 +78,7 @@ def test_without_gpu_or_simulator_the_backend_says_how_to_enable_the_simulator()
 
 def test_the_cuda_backend_is_reachable_by_name_and_fails_clearly_without_a_gpu():
     from mme_numba.backends import get_backend
-    from mme_numba.cuda_backend import cuda_unavailable_reason
+    from mme_numba.gpu import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     if reason is None:

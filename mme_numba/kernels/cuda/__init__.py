@@ -1,7 +1,7 @@
 """CUDA twins of the CPU kernels: same random streams, same arithmetic order, same chains.
 
 Importing this module imports :mod:`numba.cuda`; do it only through
-:class:`mme_numba.cuda_backend.CUDABackend` (which checks that CUDA or the CUDA
+:class:`mme_numba.gpu.CUDABackend` (which checks that CUDA or the CUDA
 simulator is usable first). Every device function below mirrors one function of
 :mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network`,
 :mod:`~mme_numba.kernels.sampler` or :mod:`~mme_numba.kernels.mala` statement for

@@ -317,30 +317,39 @@ def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, 
 
 # --- kernels -----------------------------------------------------------------------------
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _observables_kernel(spec, params, X, out, buf):
     t = cuda.grid(1)
-    for i in range(t, X.shape[0], cuda.gridsize(1)):
+    n_t = buf.shape[2]  # threads that own a scratch column: the stride
+    if t >= n_t:
+        return
+    for i in range(t, X.shape[0], n_t):
         _load_row(X, i, buf, t)
         p = _forward(spec, params, buf, 0, t)
         for k in range(out.shape[1]):
             out[i, k] = buf[p, k, t]
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
     t = cuda.grid(1)
-    for i in range(t, X.shape[0], cuda.gridsize(1)):
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
+    for i in range(t, X.shape[0], n_t):
         out[i] = _energy_row(spec, params, lam, spec2, params2, lam2, X, i, buf, buf2, t)
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                   n_sweeps, move, boundary, rng_state, accepted, incremental,
                   buf, buf2, ybuf, zbuf):
     t = cuda.grid(1)
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], cuda.gridsize(1)):
+    for c in range(t, x.shape[0], n_t):
         for k in range(4):
             st[k] = rng_state[c, k]
         if move == MOVE_ALL:
@@ -355,30 +364,33 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
                                      energy, lo, hi, step, n_sweeps, boundary,
                                      move == MOVE_SCAN, st, buf, buf2)
         energy[c] = h
-        accepted[c] += n_acc
+        accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
                   step, n_sweeps, scan, boundary, rng_state, accepted, buf, buf2, acts, undo,
                   acts2, undo2):
     t = cuda.grid(1)
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], cuda.gridsize(1)):
+    for c in range(t, x.shape[0], n_t):
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
                                  x, energy, lo, hi, step, n_sweeps, boundary, scan, st, buf,
                                  buf2, acts, undo, acts2, undo2)
         energy[c] = h
-        accepted[c] += n_acc
+        accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _draw_kernel(rng_state, kind, out_u64, out_f64):
     t = cuda.grid(1)
     st = cuda.local.array(4, np.uint64)

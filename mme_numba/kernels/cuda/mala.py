@@ -218,17 +218,20 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     return h, n_acc
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                  boundary, rng_state, accepted, vec, acts, acts2, grads):
     t = cuda.grid(1)
+    n_t = vec.shape[2]  # threads that own a scratch column: the stride
+    if t >= n_t:
+        return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], cuda.gridsize(1)):
+    for c in range(t, x.shape[0], n_t):
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,
                                hi, step, n_sweeps, boundary, st, vec, acts, acts2, grads)
         energy[c] = h
-        accepted[c] += n_acc
+        accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]

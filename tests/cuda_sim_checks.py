@@ -214,6 +214,59 @@ def test_fewer_threads_than_chains_gives_the_same_chains(monkeypatch):
                 K.energy_batch(spec, params, np.ones(1), X, *EMPTY))
 
 
+def test_a_scratch_cap_that_is_not_a_multiple_of_the_block_size_never_overruns(monkeypatch):
+    """The scratch budget is lowered, at every launch, to room for 6.5 threads with blocks of
+    4: the cap rounds down to 4 threads (one block) for 10 chains. Rounding the cap up, or
+    launching two blocks of 4 over a 6-column scratch, would index past it (the simulator
+    raises IndexError). Every chain is compared with the CPU for every move."""
+    monkeypatch.setattr(KC, "THREADS_PER_BLOCK", 4)
+    real, seen = KC._n_threads, []
+
+    def capped(n_items, bytes_per_thread):
+        monkeypatch.setattr(KC, "SCRATCH_BYTES", 6 * bytes_per_thread + bytes_per_thread // 2)
+        seen.append(real(n_items, bytes_per_thread))
+        return seen[-1]
+
+    monkeypatch.setattr(KC, "_n_threads", capped)
+    spec, params = build(2, [("dense", 3, True), ("act", K.TANH), ("dense", 2, True)], seed=2)
+    lam = np.array([1.0, -0.5])
+    x0 = np.random.default_rng(3).uniform(-1.0, 1.0, (10, 2))
+    step = np.linspace(0.2, 1.5, 10)
+    for move in (K.MOVE_ALL, K.MOVE_SINGLE, K.MOVE_SCAN):
+        (cpu, gpu), _ = run_both(spec, params, lam, SECOND_TERM(), x0, -1.5, 1.5, step, 2,
+                                 move, K.BOUNDARY_REFLECT, seed=5)
+        assert_chains_equal(cpu, gpu)
+    runs = []
+    for mod in (M, KC):
+        x, s, a = x0.copy(), K.seed_states(6, 10), np.zeros(10, np.int64)
+        e = K.energy_batch(spec, params, lam, x, *EMPTY)
+        mod.mala_sweeps(spec, params, lam, *EMPTY, x, e, -1.5, 1.5, step, 2,
+                        K.BOUNDARY_REFLECT, s, a)
+        runs.append((x, e, s, a))
+    assert_chains_equal(*runs)
+    cspec, cparams = build(9, NETS["conv"][1], seed=3)
+    clam = np.array([1.0, -0.5, 0.25])
+    X = np.random.default_rng(5).uniform(0.0, 1.0, (10, 9))
+    runs = []
+    for single in (I.single_pixel_sweeps, KC.single_pixel_sweeps):
+        x, s, a = X.copy(), K.seed_states(4, 10), np.zeros(10, np.int64)
+        e = K.energy_batch(cspec, cparams, clam, x, *EMPTY)
+        single(cspec, cparams, clam, *EMPTY, x, e, 0.0, 1.0, np.full(10, 0.4), 1,
+               K.BOUNDARY_REFLECT, s, a)
+        runs.append((x, e, s, a))
+    assert_chains_equal(*runs)
+    assert_same(KC.observables_batch(spec, params, x0), K.observables_batch(spec, params, x0))
+    assert_same(KC.energy_batch(spec, params, lam, x0, *EMPTY),
+                K.energy_batch(spec, params, lam, x0, *EMPTY))
+    assert seen and set(seen) == {4}, seen
+
+
+def SECOND_TERM():
+    """A second energy term on 2 features."""
+    return (*build(2, [("dense", 4, True), ("act", K.LOGSOFTMAX)], seed=9),
+            np.array([0.3, -1.0, 2.0, 0.5]))
+
+
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_chains=st.integers(1, 3), d=st.integers(1, 3),
        hidden=st.integers(1, 4), move=st.sampled_from([K.MOVE_ALL, K.MOVE_SINGLE]),
@@ -523,3 +576,61 @@ def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
     np.testing.assert_allclose(theta_gpu[:-2], theta_cpu[:-2], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(theta_gpu[-2:], theta_cpu[-2:], rtol=0, atol=1e-7)
     assert [h["acceptance"] for h in gpu.history_] == [h["acceptance"] for h in cpu.history_]
+
+
+def test_a_training_epoch_keeps_the_chains_on_the_device():
+    """Transfers per epoch once the chains live on the device: counted by wrapping the CUDA
+    API (every upload, allocation and download), not by the backend's own counters. After
+    the first epoch no chain-sized array (chains, random states, energies) is uploaded; an
+    epoch uploads only what the host changed (θ, λ, the previous θ and λ of the entropy
+    tracker, its monitor rows, adapted steps) and downloads what the trainer reads."""
+    import mme_numba as mme
+    from numba import cuda
+
+    n, d = 16, 2
+    log = []
+    to_device, device_array = cuda.to_device, cuda.device_array
+    array_type = type(to_device(np.zeros(1)))
+    copy_to_host = array_type.copy_to_host
+
+    def up(a, *args, **kw):
+        log.append(("h2d", np.shape(a)))
+        return to_device(a, *args, **kw)
+
+    def alloc(shape, *args, **kw):
+        log.append(("alloc", shape))
+        return device_array(shape, *args, **kw)
+
+    def down(self, *args, **kw):
+        log.append(("d2h", self.shape))
+        return copy_to_host(self, *args, **kw)
+
+    X = np.random.default_rng(0).normal(size=(40, d))
+    m = mme.MinMaxEnt(mme.nn.mlp([d, 5, 2], random_state=0), support=(-4.0, 4.0), n_chains=n,
+                      sweeps=2, burn_in=4, step_size=0.8, random_state=0)
+    m.backend, m._backend_obj = "cuda", CUDABackend()
+    marks = []
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(cuda, "to_device", up)
+        mp.setattr(cuda, "device_array", alloc)
+        mp.setattr(array_type, "copy_to_host", down)
+        m.fit(X, epochs=4, callback=lambda model, rec: marks.append(len(log)))
+    finally:
+        mp.undo()
+    counters = m._backend_obj.transfers
+    assert counters["h2d"] == sum(k == "h2d" for k, _ in log)
+    assert counters["d2h"] == sum(k == "d2h" for k, _ in log)
+    for a, b in zip(marks[1:-1], marks[2:]):  # epochs 3 and 4
+        epoch = log[a:b]
+        uploads = [shape for kind, shape in epoch if kind == "h2d"]
+        assert (n, d) not in uploads and (n, 4) not in uploads, uploads
+        assert (n,) not in uploads, uploads  # energies stay; steps are fixed here
+        assert len(uploads) <= 6, uploads
+        downloads = [shape for kind, shape in epoch if kind == "d2h"]
+        assert len(downloads) <= 8, downloads  # chains' energies, the sweep's x, energy,
+        # states and accept counts, observables, two energies of the monitor rows
+        allocs = [shape for kind, shape in epoch if kind == "alloc"]
+        print("epoch uploads", uploads, "downloads", downloads, "allocations", allocs)
+        assert len(allocs) <= 1, allocs  # the chains' new energies
+    assert m.epoch_ == 4

@@ -47,6 +47,28 @@ def test_every_kernel_compiles_to_ptx_for_a_real_gpu():
     assert res.stdout.count(": ok,") == 6, res.stdout
 
 
+def test_every_module_imports_with_the_installed_cuda_target():
+    """numba-cuda installs an import hook that captures every module whose dotted name
+    contains ``numba.cuda`` (``mme_numba.cuda_backend`` was one: RecursionError on import).
+    No module of the package may have such a name, and every module, the CUDA kernels
+    included, must import (in the simulator, so no driver is needed) with whichever CUDA
+    target is installed: numba-cuda where the ``[cuda]`` extra is, numba's own otherwise."""
+    res = _run(textwrap.dedent("""
+        import importlib, pkgutil
+        import mme_numba
+        names = [m.name for m in pkgutil.walk_packages(mme_numba.__path__, "mme_numba.")]
+        assert "mme_numba.gpu" in names and "mme_numba.kernels.cuda" in names, names
+        caught = [n for n in names if "numba.cuda" in n]
+        assert not caught, caught
+        for name in names:
+            importlib.import_module(name)
+        from numba import cuda
+        print("numba-cuda" if "numba_cuda" in (cuda.__file__ or "") else "built-in",
+              len(names))
+    """), sim=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+
+
 def test_importing_the_backend_module_does_not_import_numba_cuda():
     res = _run(textwrap.dedent("""
         import sys

@@ -152,13 +152,15 @@ class Resident:
 
     def empty(self, key, shape, dtype=np.float64):
         """A device array of ``shape`` kept under ``key`` (contents undefined)."""
-        shape = tuple(int(n) for n in shape)
-        dev = self._scratch.get(key) if self.enabled else None
-        if dev is None or dev.shape != shape or dev.dtype != np.dtype(dtype):
-            dev = cuda.device_array(shape, dtype=dtype)
-            self.allocations += 1
-            if self.enabled:
-                self._scratch[key] = dev
+        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        kept = self._scratch.get(key, []) if self.enabled else []
+        for dev in kept:
+            if dev.shape == shape and dev.dtype == dtype:
+                return dev
+        dev = cuda.device_array(shape, dtype=dtype)
+        self.allocations += 1
+        if self.enabled:  # two shapes per key: the chains' and the monitor rows'
+            self._scratch[key] = [dev] + kept[:1]
         return dev
 
     def to_host(self, dev, out=None):

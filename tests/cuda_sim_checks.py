@@ -6,8 +6,10 @@ be set before numba is imported. On a machine with a GPU it can also be run dire
 ``pytest tests/cuda_sim_checks.py``, and then checks the real device.
 
 Tolerances: random states and accept counts must be identical everywhere. Positions,
-energies and observables agree to 1e-12 (absolute and relative; 1e-9 after three training
-epochs, where λ solves and θ steps pass rounding on): the device code performs the CPU's
+energies and observables agree to 1e-12 in the simulator (absolute and relative; 1e-9
+after three training epochs, where λ solves and θ steps pass rounding on) and to 1e-10
+(1e-6 after training) on a GPU, which contracts multiply-adds (``TOL``, ``TRAIN_TOL``): the
+device code performs the CPU's
 operations in the CPU's order, but compilers may fuse multiply-adds (LLVM where a CPU kernel
 allows contraction, NVVM on the GPU) and libdevice's ``exp``/``log``/``cos`` differ from the
 C library in the last bit, so last-bit differences are expected and not a bug. Tests are
@@ -41,8 +43,20 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarn
 
 EMPTY = K.empty_term()
 
+# The simulator runs the device code as Python: no fused multiply-adds, the C library's
+# math. A GPU contracts a*b + c into one rounding (NVVM does by default) and uses
+# libdevice, so there single operations agree to ~1e-15 and differences grow through long
+# chains and through training (λ solves and ADAM steps amplify them; ADAM's eps turns a
+# gradient that is zero up to rounding into a ~1e-9 step). TOL bounds positions, energies
+# and observables; TRAIN_TOL λ, θ and chains after three training epochs.
+from numba import config as _numba_config  # noqa: E402
 
-def assert_same(actual, desired, tol=1e-12):
+SIMULATOR = bool(getattr(_numba_config, "ENABLE_CUDASIM", 0))
+TOL = 1e-12 if SIMULATOR else 1e-10
+TRAIN_TOL = 1e-9 if SIMULATOR else 1e-6
+
+
+def assert_same(actual, desired, tol=TOL):
     """Floats equal up to rounding (relative and absolute ``tol``)."""
     np.testing.assert_allclose(actual, desired, rtol=tol, atol=tol)
 
@@ -115,7 +129,7 @@ def test_observables_and_energies_match_cpu_and_naive(name):
     O = KC.observables_batch(spec, params, X)
     assert_same(O, K.observables_batch(spec, params, X))
     np.testing.assert_allclose(O, [naive.naive_forward(spec, params, x) for x in X],
-                               rtol=1e-12, atol=1e-12)
+                               rtol=TOL, atol=TOL)
     lam = np.linspace(-1.0, 1.5, O.shape[1])
     terms = [EMPTY]
     if d == 3:
@@ -124,7 +138,7 @@ def test_observables_and_energies_match_cpu_and_naive(name):
         H = KC.energy_batch(spec, params, lam, X, *term)
         assert_same(H, K.energy_batch(spec, params, lam, X, *term))
         np.testing.assert_allclose(H, [naive.naive_energy(spec, params, lam, x, *term)
-                                       for x in X], rtol=1e-12, atol=1e-12)
+                                       for x in X], rtol=TOL, atol=TOL)
 
 
 def test_batch_edge_cases_and_errors_follow_the_cpu():
@@ -183,8 +197,8 @@ def test_sweeps_match_cpu_step_for_step_and_the_naive_sampler(move, boundary, se
                                             boundary, s0, np.zeros(4, np.int64))
     np.testing.assert_array_equal(gpu[2], ns)
     np.testing.assert_array_equal(gpu[3], na)
-    np.testing.assert_allclose(gpu[0], nx, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(gpu[1], ne, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gpu[0], nx, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(gpu[1], ne, rtol=TOL, atol=TOL)
 
 
 @pytest.mark.parametrize("move", [K.MOVE_ALL, K.MOVE_SINGLE])
@@ -503,7 +517,7 @@ def test_backend_matches_cpu_backend():
 
 def test_backend_single_moves_on_a_conv_net_use_the_incremental_image_kernels():
     """Both backends route single moves on a conv net to their incremental kernels: same
-    draws and accept decisions, energies equal up to rounding (1e-12)."""
+    draws and accept decisions, energies equal up to rounding (TOL)."""
     spec, params = build(9, NETS["conv"][1], seed=3)
     lam = np.array([1.0, -0.5, 0.25])
     X = np.random.default_rng(5).uniform(0.0, 1.0, (3, 9))
@@ -517,8 +531,8 @@ def test_backend_single_moves_on_a_conv_net_use_the_incremental_image_kernels():
     (xc, ec, sc, ac), (xg, eg, sg, ag) = runs
     np.testing.assert_array_equal(sg, sc)
     np.testing.assert_array_equal(ag, ac)
-    np.testing.assert_allclose(xg, xc, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(eg, ec, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xg, xc, rtol=TOL, atol=TOL)
+    np.testing.assert_allclose(eg, ec, rtol=TOL, atol=TOL)
 
 
 @pytest.mark.parametrize("boundary", ["reject", "reflect"])
@@ -566,15 +580,15 @@ def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
     cpu, gpu = models
     assert gpu._backend_obj.name == "cuda"
     np.testing.assert_array_equal(gpu.rng_state_, cpu.rng_state_)
-    assert_same(gpu.chains_, cpu.chains_, tol=1e-9)
-    assert_same(gpu.lambda_, cpu.lambda_, tol=1e-9)
+    assert_same(gpu.chains_, cpu.chains_, tol=TRAIN_TOL)
+    assert_same(gpu.lambda_, cpu.lambda_, tol=TRAIN_TOL)
     # Chains differ in the last bits (the CPU contracts fastmath's tanh into fused
     # multiply-adds, the simulator cannot), and θ's ADAM (eps 1e-8) turns a gradient that is
     # zero up to rounding, as the output biases' is, into steps of ~1e-9: those two entries
-    # get an absolute tolerance, every other entry of θ must agree to 1e-9.
+    # get an absolute tolerance, every other entry of θ must agree to TRAIN_TOL.
     theta_gpu, theta_cpu = gpu.observables_.theta, cpu.observables_.theta
-    np.testing.assert_allclose(theta_gpu[:-2], theta_cpu[:-2], rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(theta_gpu[-2:], theta_cpu[-2:], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(theta_gpu[:-2], theta_cpu[:-2], rtol=TRAIN_TOL, atol=TRAIN_TOL)
+    np.testing.assert_allclose(theta_gpu[-2:], theta_cpu[-2:], rtol=0, atol=100 * TRAIN_TOL)
     assert [h["acceptance"] for h in gpu.history_] == [h["acceptance"] for h in cpu.history_]
 
 

@@ -323,11 +323,13 @@ def _observables_kernel(spec, params, X, out, buf):
     n_t = buf.shape[2]  # threads that own a scratch column: the stride
     if t >= n_t:
         return
-    for i in range(t, X.shape[0], n_t):
+    i = t
+    while i < X.shape[0]:  # a while loop: range() with a run-time step costs ~18 registers
         _load_row(X, i, buf, t)
         p = _forward(spec, params, buf, 0, t)
         for k in range(out.shape[1]):
             out[i, k] = buf[p, k, t]
+        i += n_t
 
 
 @cuda.jit
@@ -336,8 +338,10 @@ def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
     n_t = buf.shape[2]
     if t >= n_t:
         return
-    for i in range(t, X.shape[0], n_t):
+    i = t
+    while i < X.shape[0]:  # a while loop: range() with a run-time step costs ~18 registers
         out[i] = _energy_row(spec, params, lam, spec2, params2, lam2, X, i, buf, buf2, t)
+        i += n_t
 
 
 @cuda.jit
@@ -349,7 +353,8 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
     if t >= n_t:
         return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], n_t):
+    c = t
+    while c < x.shape[0]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
         if move == MOVE_ALL:
@@ -367,6 +372,7 @@ def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
         accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
+        c += n_t
 
 
 @cuda.jit
@@ -378,7 +384,8 @@ def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, ene
     if t >= n_t:
         return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], n_t):
+    c = t
+    while c < x.shape[0]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
@@ -388,6 +395,7 @@ def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, ene
         accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
+        c += n_t
 
 
 @cuda.jit

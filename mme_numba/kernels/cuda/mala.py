@@ -226,7 +226,8 @@ def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, ste
     if t >= n_t:
         return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], n_t):
+    c = t
+    while c < x.shape[0]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,
@@ -235,3 +236,4 @@ def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, ste
         accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
+        c += n_t

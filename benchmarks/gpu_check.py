@@ -231,10 +231,13 @@ def main(argv=None):
               ("cnn", 2 if q else 128, 1 if q else 5, "mala", "reflect")]
     # chain counts that cross the scratch cap (CNN single-pixel and MALA scratch is large:
     # their launches run fewer threads than chains; threads_per_launch shows it)
-    checks += [("cnn", 2 if q else n, 1, "single", "reflect") for n in
+    # (1 GiB of scratch: the CNN's single-pixel launches hold 8064 threads, MALA 15 488,
+    # all-pixel 32 256; a GPU with under 4 GiB free lowers them)
+    checks += [("cnn", 3 if q else n, 1, "single", "reflect") for n in
                ((3,) if q else (8192, 32768, 262144))]
-    checks += [("mlp", 3 if q else n, 2, "mala", "reflect") for n in
-               ((3,) if q else (8192, 32768, 262144))]
+    checks += [("cnn", 3 if q else n, 1, "mala", "reflect") for n in ((3,) if q else (32768,))]
+    checks += [("cnn", 3 if q else n, 2, "all", "reflect") for n in
+               ((3,) if q else (32768, 262144))]
     for name, n_chains, n_sweeps, move, boundary in checks:
         t0 = time.perf_counter()
         r = correctness(name, q, n_chains, n_sweeps, move, boundary)

@@ -64,6 +64,15 @@ def _scratch_budget():
     return budget
 
 
+def _thread_slots():
+    """Threads the current device can hold at once (SMs x threads per SM); None in the
+    simulator. A grid-stride launch gains nothing from more than two such waves."""
+    if _simulator():
+        return None
+    dev = cuda.get_current_device()
+    return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTI_PROCESSOR)
+
+
 def _simulator():
     from numba import config
 
@@ -72,13 +81,17 @@ def _simulator():
 
 def _n_threads(n_items, bytes_per_thread):
     """Threads ``T`` for a grid-stride launch over ``n_items``: one per item where the scratch
-    budget allows, else the largest multiple of the block size whose scratch fits (at least
-    one block). Either way no launched thread owns a scratch column past ``T``: the grid
+    budget (and, on a GPU, two waves of the device's thread slots) allows, else the largest
+    multiple of the block size under those caps (at least one block). Either way no launched thread owns a scratch column past ``T``: the grid
     covers exactly ``T`` threads when ``T < n_items``, and threads ``t >= T`` find no item
     when ``T == n_items`` (the kernels also stride by ``T``, the scratch width, and skip
     ``t >= T``)."""
     tpb = THREADS_PER_BLOCK
-    cap = _scratch_budget() // max(1, bytes_per_thread) // tpb * tpb
+    cap = _scratch_budget() // max(1, bytes_per_thread)
+    slots = _thread_slots()
+    if slots is not None:
+        cap = min(cap, 2 * slots)
+    cap = cap // tpb * tpb
     return max(1, min(n_items, max(tpb, cap)))
 
 

@@ -112,6 +112,9 @@ def main(names):
         try:
             ptx, _ = cuda.compile_ptx(getattr(KC, name).py_func, sigs[name], cc=(9, 0))
         except Exception as exc:  # report every kernel, then fail
+            if type(exc).__name__ == "DynamicLibNotFoundError":  # numba-cuda without NVRTC
+                print(f"a CUDA toolkit library is missing: {exc}")
+                return 2
             print(f"{name}: FAILED {type(exc).__name__}: {exc}")
             failed = True
             continue

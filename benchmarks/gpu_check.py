@@ -122,8 +122,9 @@ def registers():
     from mme_numba.kernels import cuda as KC
 
     out = []
-    for name in ("_observables_kernel", "_energy_kernel", "_sweep_kernel", "_pixel_kernel",
-                 "_mala_kernel", "_draw_kernel"):
+    for name in ("_observables_kernel", "_energy_kernel", "_sweep_all_kernel",
+                 "_sweep_dense_kernel", "_sweep_single_kernel", "_pixel_kernel", "_mala_kernel",
+                 "_draw_kernel"):
         kernel = getattr(KC, name)
         try:
             regs = kernel.get_regs_per_thread()

@@ -100,7 +100,9 @@ def main(names):
     sigs = {
         "_observables_kernel": (i2, f1, f2, f2, f3),
         "_energy_kernel": term + term + (f2, f1, f3, f3),
-        "_sweep_kernel": term + term + (f2, f1, f1, f1, f1, i, i, i, u2, i1, b, f3, f3, f2, f3),
+        **{f"_sweep_{kind}_kernel": term + term + (f2, f1, f1, f1, f1, i, i, i, u2, i1, b, f3,
+                                                   f3, f2, f3)
+           for kind in ("all", "dense", "single")},
         "_pixel_kernel": term + (i,) + term + (i, f2, f1, f1, f1, f1, i, b, i, u2, i1)
         + (f3,) * 6,
         "_mala_kernel": term + term + (f2, f1, f1, f1, f1, i, i, u2, i1, f3, f3, f3, f3),

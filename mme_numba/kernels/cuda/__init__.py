@@ -42,7 +42,7 @@ from ..images import incremental_prefix
 from ..network import DENSE, _check_term, max_width
 from ..sampler import MOVE_ALL, MOVE_SCAN, _check_inplace, chain_args, check_move
 from .chains import (_draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel,
-                     _sweep_kernel)
+                     _sweep_all_kernel, _sweep_dense_kernel, _sweep_single_kernel)
 from .mala import _mala_kernel
 
 __all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "mala_sweeps",
@@ -379,7 +379,9 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     incremental = bool(incremental) and move != MOVE_ALL and spec[0, 0] == DENSE
     width, width2 = max_width(spec), max_width(spec2)
     n_hid = int(spec[0, 2]) if incremental else 1
-    _run_chains(_sweep_kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
+    kernel = (_sweep_all_kernel if move == MOVE_ALL else
+              _sweep_dense_kernel if incremental else _sweep_single_kernel)
+    _run_chains(kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted, (np.int64(move),),
                 lambda r, n: (incremental, r.scratch("buf", n, 2, width),

@@ -22,7 +22,16 @@ column ``t`` of the scratch arrays. Scratch lives in global memory, laid out
 ``(2, width, T)`` (ping-pong buffer, activation index, thread), so the threads of a warp
 touching activation ``j`` read consecutive addresses (coalesced), and the network width
 has no compile-time limit. ``T`` is capped so that scratch stays below
-:data:`SCRATCH_BYTES`.
+:data:`SCRATCH_BYTES` (and a quarter of the free device memory); a capped ``T`` is a
+multiple of the block size, and each kernel strides by its scratch width and skips threads
+``t >= T``, so no thread indexes past its scratch (:func:`_n_threads`).
+
+Device-resident state
+---------------------
+Every entry point takes ``resident=``, a :class:`Resident` that keeps device copies between
+calls (the CUDA backend holds one): inputs bitwise equal to a kept copy's host snapshot are
+not copied again, the chains' state stays on the device after a sweep, and scratch and
+output arrays are reused. Without it each call copies in and out and allocates afresh.
 
 Network evaluation convention: the input is copied into ``buf[0, :, t]``; row ``r``
 reads buffer ``p`` and writes buffer ``1 - p``; the function returns the final ``p``.
@@ -82,10 +91,10 @@ def _simulator():
 def _n_threads(n_items, bytes_per_thread):
     """Threads ``T`` for a grid-stride launch over ``n_items``: one per item where the scratch
     budget (and, on a GPU, two waves of the device's thread slots) allows, else the largest
-    multiple of the block size under those caps (at least one block). Either way no launched thread owns a scratch column past ``T``: the grid
-    covers exactly ``T`` threads when ``T < n_items``, and threads ``t >= T`` find no item
-    when ``T == n_items`` (the kernels also stride by ``T``, the scratch width, and skip
-    ``t >= T``)."""
+    multiple of the block size under those caps (at least one block). Either way no
+    launched thread owns a scratch column past ``T``: the grid covers exactly ``T`` threads
+    when ``T < n_items``, and threads ``t >= T`` find no item when ``T == n_items`` (the
+    kernels also stride by ``T``, the scratch width, and skip ``t >= T``)."""
     tpb = THREADS_PER_BLOCK
     cap = _scratch_budget() // max(1, bytes_per_thread)
     slots = _thread_slots()

@@ -150,11 +150,13 @@ class Resident:
                 return ver
         return None
 
-    def get(self, key, host):
+    def get(self, key, host, transpose=False):
+        """``transpose``: the device copy is ``host.T`` (chains and rows of points are kept
+        ``(n_features, n)`` on the device, chain index fastest); the snapshot is ``host``."""
         host = np.ascontiguousarray(host)
         dev = self.find(key, host) if self.enabled else None
         if dev is None:
-            dev = cuda.to_device(host)
+            dev = cuda.to_device(np.ascontiguousarray(host.T) if transpose else host)
             self.h2d += 1
             self.allocations += 1
             self.keep(key, host, dev)
@@ -185,8 +187,15 @@ class Resident:
             self._scratch[key] = [dev] + kept[:1]
         return dev
 
-    def to_host(self, dev, out=None):
+    def to_host(self, dev, out=None, transpose=False):
+        """``dev`` copied into ``out`` (a new array if None); ``transpose``: ``dev.T``."""
         self.d2h += 1
+        if transpose:
+            host = dev.copy_to_host().T
+            if out is None:
+                return np.ascontiguousarray(host)
+            out[...] = host
+            return out
         return dev.copy_to_host() if out is None else dev.copy_to_host(out)
 
     def scratch(self, name, n_threads, *shape):
@@ -209,7 +218,7 @@ def _terms(res, spec, params, lam, spec2=None, params2=None, lam2=None):
 def _input_rows(res, X):
     """``X`` on the device: the kept chains when ``X`` equals them, else an upload."""
     d_X = res.find("x", X) if res.enabled else None
-    return (d_X, True) if d_X is not None else (res.get("X", X), False)
+    return (d_X, True) if d_X is not None else (res.get("X", X, transpose=True), False)
 
 
 def observables_batch(spec, params, X, resident=None):
@@ -240,11 +249,11 @@ def observables_batch(spec, params, X, resident=None):
     res = Resident(keep=False) if resident is None else resident
     width = max_width(spec)
     n_threads = _n_threads(n, 2 * width * 8)
-    d_out = res.empty("observables", out.shape)
+    d_out = res.empty("observables", out.shape[::-1])
     d_spec, d_params = _terms(res, spec, params, None)
     _launch(_observables_kernel, n_threads, d_spec, d_params, _input_rows(res, X)[0], d_out,
             res.scratch("buf", n_threads, 2, width))
-    return res.to_host(d_out, out)
+    return res.to_host(d_out, out, transpose=True)
 
 
 def energy_batch(spec, params, lam, X, spec2, params2, lam2, resident=None):
@@ -310,8 +319,8 @@ def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, bo
     res = Resident(keep=False) if resident is None else resident
     n_threads = _n_threads(x.shape[0], per_thread)
     keys = _TERM_KEYS if len(terms) == 8 else _TERM_KEYS[:3] + _TERM_KEYS[4:7]
-    d_x, d_energy, d_state = (res.get(k, a) for k, a in (("x", x), ("energy", energy),
-                                                         ("state", rng_state)))
+    d_x = res.get("x", x, transpose=True)
+    d_energy, d_state = res.get("energy", energy), res.get("state", rng_state)
     d_acc = res.empty("accepted", accepted.shape, np.int64)
     _launch(kernel, n_threads, *(res.get(k, a) if isinstance(a, np.ndarray) else a
                                  for k, a in zip(keys, terms)),
@@ -320,7 +329,7 @@ def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, bo
             *scratch(res, n_threads))
     for key, host, dev in (("x", x, d_x), ("energy", energy, d_energy),
                            ("state", rng_state, d_state)):
-        res.to_host(dev, host)
+        res.to_host(dev, host, transpose=key == "x")
         res.keep(key, host, dev)
     accepted += res.to_host(d_acc)
 

@@ -185,9 +185,9 @@ def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
 @cuda.jit(device=True)
 def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                 n_sweeps, boundary, st, vec, acts, acts2, grads):
-    d = x.shape[1]
+    d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     for k in range(d):
-        vec[_X, k, t] = x[c, k]
+        vec[_X, k, t] = x[k, c]
     _energy_grad(spec, params, lam, spec2, params2, lam2, vec, _X, _G, acts, acts2, grads, t)
     h = energy[c]
     eps = step[c]
@@ -214,7 +214,7 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
             h = h_y
             n_acc += 1
     for k in range(d):
-        x[c, k] = vec[_X, k, t]
+        x[k, c] = vec[_X, k, t]
     return h, n_acc
 
 
@@ -227,7 +227,7 @@ def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, ste
         return
     st = cuda.local.array(4, np.uint64)
     c = t
-    while c < x.shape[0]:  # a while loop: range() with a run-time step costs ~18 registers
+    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,

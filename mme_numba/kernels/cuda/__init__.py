@@ -121,7 +121,8 @@ class Resident:
     and re-uploaded: the device copy can never be stale.
 
     ``h2d``, ``d2h`` and ``allocations`` count host-to-device copies, device-to-host copies
-    and device allocations (the tests count transfers per training epoch with them).
+    and device allocations, an upload's included (``tests/cuda_sim_checks.py`` counts the
+    copies per training epoch independently, by wrapping the CUDA API).
     """
 
     def __init__(self, keep=True):

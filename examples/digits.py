@@ -1,20 +1,21 @@
 """8×8 digits (paper §I.3, Fig. 5): Min-MaxEnt with CNN observables on 200 images, labels unused.
 
-Trains ``MinMaxEnt(paper_cnn(16))`` on 200 of the 1797 optdigits images with systematic-scan
-single-pixel Metropolis moves (chains in lock-step through incremental conv updates,
-:mod:`mme_numba.kernels.scan`; ``--move single`` for random scan), saves the model,
-and writes the sample grid at chosen epochs (from noise to digits as the entropy falls) to
-``<out>/digits_epochs.png`` (and ``.svg``). Then it measures sample quality
-(:mod:`mme_numba.quality`) against 300 held-out real images, for the model and for the VAE
-baseline trained on the same 200 images (:class:`mme_numba.baselines.image_vae.ImageVAE`),
-compares random-scan and systematic-scan single-pixel moves and MALA at equal wall time, and
-writes everything to
-``<out>/digits.json``, the model to ``<out>/model.npz`` and the sample grids to
-``<out>/digits_samples.png`` (and ``.svg``). The default ``<out>`` is ``runs/examples/digits``,
-apart from the CLI's ``runs/digits``; ``python examples/build_docs_figures.py`` copies the
-figures into ``docs/figures/``.
+Trains ``MinMaxEnt(paper_cnn(16), support=(0, 1))`` on 200 of the 1797 optdigits images with
+the library's defaults (``--mme`` passes settings as JSON, e.g. ``'{"betas": 4}'``; ``--epochs``
+a fixed count instead of the stopping rule), saves the model, and writes the sample grid at
+chosen epochs (from noise to digits as the entropy falls) to ``<out>/digits_epochs.png`` (and
+``.svg``). Then it grades the samples with the independent judge (:mod:`mme_numba.judge`, an
+SVC none of the project's networks: top-class probability, class coverage, nearest-neighbour
+ratio, two-sample accuracy), and with :mod:`mme_numba.quality` against 300 held-out real
+images, for the model and for the VAE baseline trained on the same 200 images
+(:class:`mme_numba.baselines.image_vae.ImageVAE`); compares random-scan and systematic-scan
+single-pixel moves and MALA at equal wall time; and writes everything to ``<out>/digits.json``,
+the model to ``<out>/model.npz`` and the sample grids to ``<out>/digits_samples.png`` (and
+``.svg``). The default ``<out>`` is ``runs/examples/digits``, apart from the CLI's
+``runs/digits``; ``python examples/build_docs_figures.py`` copies the figures into
+``docs/figures/``.
 
-    python examples/digits.py [--epochs 800] [--out runs/examples/digits] [--vae-epochs 300]
+    python examples/digits.py [--epochs auto] [--mme '{}'] [--out runs/examples/digits]
 """
 
 import argparse
@@ -145,6 +146,16 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     return out
 
 
+def judge_report(generated, train, heldout):
+    """The independent judge's numbers (:mod:`mme_numba.judge`), or None without scikit-learn."""
+    try:
+        from mme_numba.judge import digit_judge
+        return digit_judge().report(generated, train, heldout)
+    except ImportError as exc:
+        logging.getLogger("digits").warning("%s: judge numbers left out", exc)
+        return None
+
+
 @styled
 def samples_figure(panels, path, n_show=40, n_cols=10):
     """Side-by-side grids of generated images, one panel per ``{title: (n, 64) array}``."""
@@ -167,18 +178,12 @@ def samples_figure(panels, path, n_show=40, n_cols=10):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=800)
-    p.add_argument("--n-chains", type=int, default=256)
-    p.add_argument("--sweeps", type=int, default=2)
-    p.add_argument("--step", type=float, default=0.5)
-    p.add_argument("--burn-in", type=int, default=20)
-    p.add_argument("--move", default="scan", choices=["scan", "single", "mala"],
-                   help="scan: systematic-scan single-pixel moves, chains in lock-step "
-                        "(fastest); single: random-scan single-pixel moves")
-    p.add_argument("--lambda-solver", default="adam", choices=["adam", "newton"])
-    p.add_argument("--lr-lambda", type=float, default=0.05)
-    p.add_argument("--lr-theta", type=float, default=1e-3)
-    p.add_argument("--snapshots", default="0,10,30,100,200,400,600,800")
+    p.add_argument("--epochs", default="auto",
+                   help='training epochs, or "auto" (the default: the library\'s stopping rule)')
+    p.add_argument("--mme", type=json.loads, default={},
+                   help="MinMaxEnt settings as JSON, e.g. '{\"betas\": 4}' (default: none, "
+                        "the library's defaults)")
+    p.add_argument("--snapshots", default="0,10,30,100,200,400,800,1600")
     p.add_argument("--final-sweeps", type=int, default=20,
                    help="sweeps of the frozen model before the quality samples")
     p.add_argument("--vae-epochs", type=int, default=300, help="0 skips the VAE baseline")
@@ -202,12 +207,9 @@ def main(argv=None):
     X = X_all[i_train]
 
     obs = mme.nn.paper_cnn(16, random_state=args.seed)
-    model = mme.MinMaxEnt(obs, support=(0.0, 1.0), n_chains=args.n_chains, sweeps=args.sweeps,
-                          burn_in=args.burn_in, move=args.move, step_size=args.step,
-                          lambda_solver=args.lambda_solver,
-                          lr_lambda=args.lr_lambda, lr_theta=args.lr_theta,
-                          random_state=args.seed)
-    wanted = {int(s) for s in args.snapshots.split(",") if int(s) <= args.epochs}
+    model = mme.MinMaxEnt(obs, support=(0.0, 1.0), random_state=args.seed, **args.mme)
+    epochs = args.epochs if args.epochs == "auto" else int(args.epochs)
+    wanted = {int(s) for s in args.snapshots.split(",")}
     snapshots = {}
     if 0 in wanted:  # the uniform start, before any sweep
         rng = np.random.default_rng(args.seed)
@@ -222,17 +224,19 @@ def main(argv=None):
                      record["lambda_norm"], record["t_sample"], record["t_theta"])
 
     t0, c0 = time.perf_counter(), time.process_time()
-    model.fit(X, epochs=args.epochs, callback=callback, checkpoint=out / "model.npz",
+    model.fit(X, epochs=epochs, callback=callback, checkpoint=out / "model.npz",
               checkpoint_every=50)
     t_train = time.perf_counter() - t0
     cpu_train = time.process_time() - c0  # summed over threads
     hist = model.history_
     t_sample = sum(r["t_sample"] for r in hist)
-    per_sweep = proposals_per_sweep(args.move, X.shape[1])
-    proposals = args.epochs * args.n_chains * args.sweeps * per_sweep + \
-        model.burn_in * args.n_chains * per_sweep
-    log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", args.epochs,
+    per_sweep = proposals_per_sweep(model.move_, X.shape[1])
+    n_chains = len(model.chains_)
+    levels = 1 if model.replicas_ is None else len(model.replicas_.betas)
+    proposals = levels * n_chains * per_sweep * (model.epoch_ * model.sweeps + model.burn_in)
+    log.info("trained %d epochs in %.1f s (sampling %.1f s, %.3g proposals/s)", model.epoch_,
              t_train, t_sample, proposals / t_sample)
+    snapshots = {ep: v for ep, v in snapshots.items() if ep <= model.epoch_}
     # one row of chain states per snapshot epoch (paper Fig. 5)
     fig = mme.plotting.plot_image_rows({f"epoch {ep}": snapshots[ep]
                                         for ep in sorted(snapshots)})
@@ -240,7 +244,7 @@ def main(argv=None):
 
     # Quality: the chains after extra sweeps of the frozen final model.
     t1 = time.perf_counter()
-    generated = model.sample(args.n_chains, sweeps=args.final_sweeps)
+    generated = model.sample(n_chains, sweeps=args.final_sweeps)
     t_final = time.perf_counter() - t1
     clf, _ = quality.train_classifier(X_all[i_rest], y_all[i_rest],
                                       epochs=args.classifier_epochs, random_state=args.seed)
@@ -250,7 +254,8 @@ def main(argv=None):
               "proposals_per_s": proposals / t_sample, "final_acceptance": hist[-1]["acceptance"],
               "final_chi2": hist[-1]["chi2"], "classifier_eval_accuracy": acc,
               "mme": quality.quality_report(generated, X, X_all[i_eval], clf),
-              "t_final_sample_s": t_final}
+              "t_final_sample_s": t_final, "epochs": model.epoch_,
+              "judge": {"mme": judge_report(generated, X, X_all[i_eval])}}
     np.save(out / "generated.npy", generated)
     if args.vae_epochs > 0:
         t2 = time.perf_counter()
@@ -258,9 +263,10 @@ def main(argv=None):
                        random_state=args.seed).fit(X, epochs=args.vae_epochs)
         vae_samples = vae.sample(len(generated), random_state=args.seed)
         report["vae"] = quality.quality_report(vae_samples, X, X_all[i_eval], clf)
+        report["judge"]["vae"] = judge_report(vae_samples, X, X_all[i_eval])
         report["t_vae_s"] = time.perf_counter() - t2
         np.save(out / "vae_samples.npy", vae_samples)
-    panels = {f"Min-MaxEnt, epoch {args.epochs} (+{args.final_sweeps} sweeps)": generated,
+    panels = {f"Min-MaxEnt, epoch {model.epoch_} (+{args.final_sweeps} sweeps)": generated,
               "held-out real digits": X_all[i_eval]}
     if args.vae_epochs > 0:
         panels = {**dict(list(panels.items())[:1]), "VAE (decoder means)": vae_samples,
@@ -275,6 +281,11 @@ def main(argv=None):
                      "proposals)  travel %.3g", name, r["acceptance"], r["tau_blocks"],
                      r["tau_seconds"], r["blocks"], r["proposals_per_block"], r["travel"])
     (out / "digits.json").write_text(json.dumps(report, indent=1))
+    for name, r in report["judge"].items():
+        if r is not None:
+            log.info("judge, %s: top-class probability %.3f  classes at >= 5%% %d  NN ratio "
+                     "%.3f  two-sample accuracy %.3f", name, r["top_class_probability"],
+                     r["classes_at_5pct"], r["nn_ratio"], r["two_sample_accuracy"])
     for name in ("mme", "vae"):
         if name in report:
             r = report[name]

@@ -78,6 +78,7 @@ PARAMS = {
     "adapt_epochs": _int(0, None),
     "move": _choice("auto", *MOVE_NAMES),
     "boundary": _choice(*BOUNDARY_NAMES),
+    "betas": Param("betas", specials=(None,)),
     "lambda_solver": _choice("auto", *LAMBDA_SOLVER_NAMES),
     "lr_lambda": _float(0, 10, lo_open=True),
     "lambda_steps": _int(1, 10**6),
@@ -97,6 +98,7 @@ PARAMS = {
     "degree": _int(1, 64),
     "n_features": _int(1, None, None),
     "d": _int(2, 10**5),  # squared_projections: d*(d-1)/2 angles
+    "n_outputs": _int(1, 10**6),  # observables.compiled
     # fit
     "epochs": _int(0, None, "auto"),
     "checkpoint": Param("path", specials=(None,)),
@@ -212,6 +214,10 @@ def check_param(name, value, spec=None):
         check_observables(value)
     elif kind == "support":
         parse_support(value, None)
+    elif kind == "betas":
+        from .tempering import resolve_ladder
+
+        resolve_ladder(value)
     return value
 
 

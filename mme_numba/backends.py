@@ -37,6 +37,7 @@ __all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES",
 
 NO_FIELD = (np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0))
 MOVES = {"all": 0, "single": 1, "mala": 2, "scan": 3}
+_COMPILED = 99  # spec op code of compiled user observables (observables/user.py)
 BOUNDARIES = {"reject": 0, "reflect": 1}
 
 
@@ -57,16 +58,24 @@ class CPUBackend:
         self._k = kernels
 
     def observe(self, spec, params, X):
+        if _compiled(spec):
+            return _compiled_observe(spec, params, X)
         return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64))
 
     def energy(self, spec, params, lam, X, field=NO_FIELD):
         spec2, params2, lam2 = field
+        if _compiled(spec):
+            return _compiled_energy(spec, params, lam, X, field)
         return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
                                     spec2, params2, lam2)
 
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):
         spec2, params2, lam2 = field
+        if _compiled(spec):
+            _compiled_sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move,
+                            boundary, rng_state, accepted)
+            return
         if move == "mala":
             from .kernels.mala import mala_sweeps
 
@@ -84,6 +93,59 @@ class CPUBackend:
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), MOVES[move], BOUNDARIES[boundary],
                                   rng_state, accepted)
+
+
+# --- compiled user observables (mme_numba.observables.compiled): one spec row, own kernels
+
+def _compiled(spec):
+    return spec.shape[0] > 0 and int(spec[0, 0]) == _COMPILED
+
+
+def _compiled_kernels(spec, field):
+    from .observables.user import kernels_of
+
+    if field[0].shape[0] > 0:
+        raise NotImplementedError("steering fields are not supported with compiled observables")
+    return kernels_of(spec)
+
+
+def _compiled_observe(spec, params, X):
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return _compiled_kernels(spec, NO_FIELD).observe(
+        X, np.ascontiguousarray(params, dtype=np.float64), int(spec[0, 2]))
+
+
+def _compiled_energy(spec, params, lam, X, field):
+    k = _compiled_kernels(spec, field)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != int(spec[0, 1]):
+        raise ValueError(f"X must have shape (n, {int(spec[0, 1])}), got {X.shape}")
+    e = k.energy(X, np.ascontiguousarray(params, dtype=np.float64),
+                 np.ascontiguousarray(lam, dtype=np.float64))
+    bad = ~np.isfinite(e)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"compiled observables: the energy is not finite (nan or inf) at row "
+                         f"{i}, x = {np.array2string(X[i], threshold=8)}: check that func "
+                         "writes finite values everywhere in the support")
+    return e
+
+
+def _compiled_sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move,
+                    boundary, rng_state, accepted):
+    k = _compiled_kernels(spec, field)
+    if move == "mala" and k.grad_x is None:
+        raise ValueError('move="mala" needs the gradient in x: pass grad_x= to '
+                         "observables.compiled")
+    d = x.shape[1]
+    lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
+    hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
+    step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (len(x),)))
+    if len(x) == 0 or int(n_sweeps) == 0:
+        return
+    k.sweeps(np.ascontiguousarray(params, dtype=np.float64),
+             np.ascontiguousarray(lam, dtype=np.float64), x, energy, lo, hi, step,
+             int(n_sweeps), MOVES[move], BOUNDARIES[boundary], rng_state, accepted)
 
 
 def get_backend(name):

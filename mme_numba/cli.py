@@ -1,4 +1,5 @@
-"""The ``mme-numba`` command line: train, check, sample, steer, evaluate, plot, demo.
+"""The ``mme-numba`` command line: train, check, sweep, gather, sample, steer, evaluate, plot,
+demo.
 
 Run ``mme-numba --help`` or ``mme-numba <command> --help``; ``docs/cli.md`` is the
 tour. Each subcommand is one ``_cmd_*`` function and one parser in :func:`build_parser`.
@@ -312,7 +313,8 @@ def _resume_problems(saved_cfg, cfg, out):
     return problems
 
 
-def train_run(cfg, out, resume=False, overwrite=False, progress=False, config_file=None):
+def train_run(cfg, out, resume=False, overwrite=False, progress=False, config_file=None,
+              comm=None):
     """Train (or resume) the experiment ``cfg`` into folder ``out``.
 
     Everything that can be checked before training is checked first (the configuration
@@ -334,6 +336,8 @@ def train_run(cfg, out, resume=False, overwrite=False, progress=False, config_fi
         Show a tqdm bar.
     config_file : path-like, optional
         Named in error messages.
+    comm : mpi4py communicator, optional
+        Split the chains across its ranks (:mod:`mme_numba.parallel`); only rank 0 writes.
 
     Returns
     -------
@@ -376,16 +380,28 @@ def train_run(cfg, out, resume=False, overwrite=False, progress=False, config_fi
         raise UsageError(f"{ckpt} exists; pass --resume to continue it or --overwrite to "
                          "start again")
 
-    out.mkdir(parents=True, exist_ok=True)
+    from mme_numba import parallel
+
+    root = parallel.is_root(comm)
+    if root:
+        out.mkdir(parents=True, exist_ok=True)
     _announce_compilation()
     if resuming:
         model = datafiles.load_model(ckpt)
-        n = _truncate_metrics(metrics, model.epoch_)
+        if comm is not None:
+            model.set_params(comm=comm)
+        n = _truncate_metrics(metrics, model.epoch_) if root else 0
         logger.info("resuming %s at epoch %d (%d metric lines kept)", ckpt, model.epoch_, n)
     else:
         model = fresh
-        metrics.write_text("")
-    _write_json(out / CONFIG_FILE, cfg)
+        if comm is not None:
+            model.set_params(comm=comm)
+        if root:
+            metrics.write_text("")
+    if root:
+        _write_json(out / CONFIG_FILE, cfg)
+    if comm is not None:
+        comm.Barrier()    # the folder exists before any rank goes on
     remaining = "auto" if total == "auto" else int(total) - getattr(model, "epoch_", 0)
 
     eval_every = int(cfg["train"].get("eval_every", 0))
@@ -397,7 +413,7 @@ def train_run(cfg, out, resume=False, overwrite=False, progress=False, config_fi
     bar = None
     if progress and remaining:
         bar = _progress_bar(None if remaining == "auto" else remaining, f"train {out.name}")
-    fh = open(metrics, "a")
+    fh = open(metrics, "a") if root else open(os.devnull, "w")
 
     def callback(model, record):
         if eval_every and model.n_features_in_ <= 2 and model.epoch_ % eval_every == 0:
@@ -506,6 +522,51 @@ def _cmd_check(args):
     epochs = cfg["train"].get("epochs") or f"{type(model).default_epochs} (default)"
     _echo(f"{args.config}: ok: {type(model).__name__} on {X.shape[0]} rows x {X.shape[1]} "
           f"features, {obs['kind']} observables, {epochs} epochs into {cfg['train']['out']}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- sweeps
+def _cmd_sweep(args):
+    from mme_numba import sweeps
+
+    sweep = sweeps.load_sweep(args.config, args.set or [])
+    if args.list:
+        print(sweep.n_tasks)
+        if args.verbose_top + args.verbose_sub:
+            for k in range(sweep.n_tasks):
+                _note(f"task {k}: {json.dumps(sweep.params(k))} -> {sweep.task_dir(k)}")
+        return 0
+    task = args.task_id
+    if task is None:
+        try:
+            task = sweeps.task_id_from_env()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if task is None:
+        raise UsageError(f"give --task-id K (0 <= K < {sweep.n_tasks}) or set "
+                         f"${sweeps.TASK_ENV}; --list prints the number of tasks")
+    if not 0 <= task < sweep.n_tasks:
+        raise UsageError(f"task id {task} is outside the grid of {args.config}: 0 to "
+                         f"{sweep.n_tasks - 1}")
+    result = sweeps.run_task(sweep, task, overwrite=args.overwrite,
+                             progress=_want_progress(args))
+    if not result.get("root", True):
+        return 0                       # one report per task, from MPI rank 0
+    if result.get("skipped"):
+        _echo(f"task {task}: already finished ({sweep.task_dir(task) / sweeps.RESULT_FILE})")
+    else:
+        _echo(f"task {task}: {json.dumps(sweep.params(task))} trained to epoch "
+              f"{result['epochs']} in {result['wall_s']:.1f} s -> {sweep.task_dir(task)}")
+    return 0
+
+
+def _cmd_gather(args):
+    from mme_numba import sweeps
+
+    rows, unfinished, path = sweeps.gather(args.dir, args.output)
+    _echo(f"{len(rows)} finished task(s) -> {path}")
+    if unfinished:
+        _note(f"unfinished: {', '.join(f'task-{k}' for k in unfinished)}")
     return 0
 
 
@@ -968,6 +1029,35 @@ def build_parser():
     p.add_argument("--n-images", type=_int_at_least(1), default=64,
                    help="images in samples.png")
     p.set_defaults(func=_cmd_plot)
+
+    p = command("sweep", help="list or run one task of a configuration's [sweep] grid",
+                description="The [sweep] table of CONFIG spans a grid (the Cartesian "
+                            "product of its lists, e.g. seed = [0, 1]). --list prints the "
+                            "number of tasks; --task-id K (default $SLURM_ARRAY_TASK_ID) "
+                            "trains task K into OUT/task-K/, resuming from its checkpoint "
+                            "when run again. Under srun/mpiexec with several ranks the "
+                            "chains are split across them. See examples/sbatch_sweep.sh.")
+    p.add_argument("config", help="configuration file with a [sweep] table")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true", help="print the number of tasks (with "
+                                                           "-v: each task's values on stderr)")
+    what.add_argument("--task-id", type=_int_at_least(0), metavar="K",
+                      help="the task to run (default: $SLURM_ARRAY_TASK_ID)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train the task again from scratch even if it holds a run")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is shown only when stderr is a terminal)")
+    p.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
+                   help="override a base configuration value, as for train; repeatable")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = command("gather", help="collect the results of a sweep into a CSV",
+                description="One CSV row per finished task of the sweep in DIR (its grid "
+                            "values, epochs, final chi2, entropy and KL where known, wall "
+                            "time); tasks not finished are named on stderr.")
+    p.add_argument("dir", help="the sweep folder (train.out of the configuration)")
+    p.add_argument("-o", "--output", help="CSV file (default DIR/results.csv)")
+    p.set_defaults(func=_cmd_gather)
 
     p = command("demo", help="train the bimodal example and write figures",
                 description="The README's main job: fit a Min-MaxEnt model to 1000 "

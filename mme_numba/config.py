@@ -188,7 +188,8 @@ def load_config(path, overrides=()):
     cfg : dict
         Tables ``data``, ``observables``, ``model``, ``train``; plain
         JSON-serialisable values. ``train.out`` defaults to
-        ``runs/<config file stem>``.
+        ``runs/<config file stem>``. A ``[sweep]`` table (:mod:`mme_numba.sweeps`) is
+        checked and left out: the result is the base configuration of the grid.
 
     Raises
     ------
@@ -201,7 +202,14 @@ def load_config(path, overrides=()):
         raw = apply_overrides(raw, overrides)
     except ValueError as exc:
         raise ConfigError([Problem(f"--set: {exc}")], file=path) from None
-    validate_config(raw, file=path)
+    sweep = raw.pop("sweep", None)   # the grid of mme-numba sweep (mme_numba.sweeps)
+    problems = schema.validate(raw)
+    if sweep is not None:
+        from mme_numba.sweeps import check_sweep_table
+
+        problems += check_sweep_table(sweep)
+    if problems:
+        raise ConfigError(problems, file=path)
     cfg = {t: {**DEFAULTS[t], **raw.get(t, {})} for t in _TABLES}
     if cfg["train"].get("out") is None:
         cfg["train"]["out"] = str(Path("runs") / path.stem)

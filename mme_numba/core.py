@@ -7,6 +7,11 @@ and there is no hidden state, so a host code can own the loop, the storage and t
 parallelism. The classes :class:`~mme_numba.MaxEnt` / :class:`~mme_numba.MinMaxEnt` are built
 from the same pieces.
 
+Stability: the names in ``__all__`` and their signatures are a stable API (changes only add
+keyword arguments with defaults); ``docs/embedding.md`` documents them with a runnable loop.
+Arguments are checked like the estimators' (:mod:`mme_numba._validation`). ``obs`` is any
+observable map, user-compiled ones (:func:`mme_numba.observables.compiled`) included.
+
 One Min-MaxEnt epoch written with them::
 
     from mme_numba import core
@@ -24,7 +29,7 @@ import numpy as np
 
 from . import solvers
 from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend, proposals_per_sweep
-from ._validation import parse_support
+from ._validation import check_param, check_params, parse_support
 
 __all__ = ["ChainState", "energy", "init_chains", "metropolis", "data_statistics",
            "lambda_step", "entropy_gradient"]
@@ -76,6 +81,7 @@ def init_chains(obs, support, n_chains, seed):
     """
     from .kernels import seed_states
 
+    check_params({"n_chains": n_chains, "random_state": seed})
     lo, hi = parse_support(support, obs.n_features)
     rng = np.random.default_rng(seed)
     x = lo + (hi - lo) * rng.random((int(n_chains), obs.n_features))
@@ -93,6 +99,7 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
         New positions, advanced RNG states and the acceptance fraction per chain; the input
         ``state`` is unchanged.
     """
+    check_param("sweeps", sweeps)
     if move not in MOVES or boundary not in BOUNDARIES:
         raise ValueError(f"move must be in {sorted(MOVES)} and boundary in {sorted(BOUNDARIES)}")
     lo, hi = parse_support(support, obs.n_features)

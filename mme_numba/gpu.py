@@ -115,11 +115,13 @@ class CUDABackend:
 
     def observe(self, spec, params, X):
         """Observables ``(n, m)`` of the rows of ``X (n, d)``."""
+        _refuse_compiled(spec)
         return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64),
                                          resident=self._resident)
 
     def energy(self, spec, params, lam, X, field=None):
         """Energies ``lam . O(x) + lam2 . O2(x)`` ``(n,)``; ``field = (spec2, params2, lam2)``."""
+        _refuse_compiled(spec)
         spec2, params2, lam2 = _no_field() if field is None else field
         return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
                                     spec2, params2, lam2, resident=self._resident)
@@ -136,6 +138,7 @@ class CUDABackend:
         the GPU sum the incremental updates in different orders, so energies agree up to
         rounding.
         """
+        _refuse_compiled(spec)
         if move not in _MOVES:
             raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")
         if boundary not in _BOUNDARIES:
@@ -156,6 +159,14 @@ class CUDABackend:
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],
                                   rng_state, accepted, resident=self._resident)
+
+
+def _refuse_compiled(spec):
+    from .backends import _compiled
+
+    if _compiled(np.asarray(spec)):
+        raise ValueError("compiled observables (observables.compiled) run on the CPU only: "
+                         "use backend='cpu'")
 
 
 def _no_field():

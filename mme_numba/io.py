@@ -32,7 +32,7 @@ _MODEL_CLASSES = ("MaxEnt", "MinMaxEnt")
 _FIELD_TYPES = ("ClassifierField", "DiscriminatorField")
 _META_KEYS = {"format_version", "mme_numba_version", "class", "params", "observables", "epoch",
               "n_features_in", "burned_in", "numpy_rng", "history", "field", "checksum",
-              "controls"}
+              "controls", "replicas"}
 
 
 class ModelFileError(ValueError):
@@ -62,8 +62,8 @@ def _json_params(model):
             value = None  # its stream continues through the saved generator state below
         elif isinstance(value, (np.integer, np.floating)):
             value = value.item()
-        elif isinstance(value, tuple):
-            value = list(value)
+        elif isinstance(value, (tuple, np.ndarray)):
+            value = np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value)
         if key == "support":
             value = [np.asarray(v, dtype=float).tolist() for v in value]
         params[key] = value
@@ -111,6 +111,10 @@ def save(model, path):
                          "target": field.target, "strength": model.field_strength_,
                          "base": model.field_base_, "ess": model.field_ess_}
         arrays["field_theta"] = np.asarray(field.network.theta, dtype=np.float64)
+    replicas = getattr(model, "replicas_", None)
+    if replicas is not None:
+        arrays.update(replicas.arrays())
+        meta["replicas"] = replicas.meta()
     prev = getattr(model, "_tracker_prev", None)
     if prev is not None:  # the entropy tracker's pending step needs the previous parameters
         arrays["tracker_prev_params"], arrays["tracker_prev_lambda"] = prev
@@ -178,7 +182,7 @@ def load_network(path):
     return net
 
 
-def load(path, comm=None):
+def load(path, comm=None, observables=None):
     """Load a model written by :func:`save`; it continues exactly where it stopped.
 
     Parameters
@@ -186,6 +190,10 @@ def load(path, comm=None):
     path : str or os.PathLike
     comm : mpi4py communicator, optional
         Continue the run split across MPI ranks (:mod:`mme_numba.parallel`).
+    observables : CompiledObservables, optional
+        Required for a model of compiled user observables
+        (:func:`mme_numba.observables.compiled`), whose functions a file cannot hold: the
+        same functions, built again; the file's θ replaces theirs. Refused for other models.
 
     Returns
     -------
@@ -256,7 +264,14 @@ def load(path, comm=None):
         r.fail("step sizes must be positive")
     rng_state = r.array("rng_state", np.uint64, (int(n_chains), 4))
 
-    obs = r.network(meta["observables"], r.float_array("theta", 1), "observables")
+    if isinstance(meta["observables"], dict) and meta["observables"].get("type") == "Compiled":
+        obs = _compiled_observables(r, meta["observables"], r.float_array("theta", 1),
+                                    observables)
+    elif observables is not None:
+        raise ValueError(f"{r.path!r}: observables= is only for models of compiled observables; "
+                         "this model's observables are stored in the file")
+    else:
+        obs = r.network(meta["observables"], r.float_array("theta", 1), "observables")
     if getattr(obs, "n_features", None) not in (None, d):
         r.fail(f"observables take {obs.n_features} features, n_features_in is {d}")
     lam = r.float_array("lambda", (obs.n_observables,))
@@ -283,6 +298,7 @@ def load(path, comm=None):
         except (KeyError, TypeError, ValueError, AttributeError, IndexError,
                 OverflowError) as exc:
             r.fail(f"metadata 'controls' does not restore: {type(exc).__name__}: {exc}")
+    model.replicas_ = _load_replicas(r, arrays, meta, params, int(n_chains), d, lo, hi)
     if ("tracker_prev_params" in arrays) != ("tracker_prev_lambda" in arrays):
         r.fail("incomplete entropy-tracker state (tracker_prev_params/tracker_prev_lambda)")
     if "tracker_prev_params" in arrays:
@@ -352,6 +368,32 @@ def _check_like(r, value, template, where):
         if not _finite_number(value) or (isinstance(template, int) and not isinstance(value, int)):
             r.fail(f"metadata '{where}' must be a finite {type(template).__name__}, "
                    f"got {value!r}")
+
+
+def _compiled_observables(r, cfg, theta, given):
+    """A model's compiled observables: the user's functions, the file's θ and sizes."""
+    from .observables.user import CompiledObservables
+
+    what = (f"the observables are the compiled function {cfg.get('func')!r} "
+            f"(n_outputs={cfg.get('n_outputs')}, {theta.size} parameters)")
+    if given is None:
+        raise ModelFileError(
+            f"{r.path!r}: {what}, which a file cannot hold: load it with "
+            f"mme_numba.load(path, observables=mme_numba.observables.compiled(func, "
+            f"n_outputs={cfg.get('n_outputs')}, ...)) using the same function")
+    if not isinstance(given, CompiledObservables):
+        raise TypeError(f"observables must be mme_numba.observables.compiled(...) for "
+                        f"{r.path!r} ({what}), got {given!r:.80}")
+    if given.n_observables != cfg.get("n_outputs") or given.n_params != theta.size:
+        raise ValueError(f"{r.path!r}: {what}; the observables passed have "
+                         f"n_outputs={given.n_observables} and {given.n_params} parameters")
+    if given.n_features not in (None, cfg.get("n_features")):
+        raise ValueError(f"{r.path!r}: the observables passed take {given.n_features} features,"
+                         f" the model's {cfg.get('n_features')}")
+    obs = given.copy()
+    obs.n_features = cfg.get("n_features")
+    obs.set_theta(theta)
+    return obs
 
 
 def from_user_copy(obs):
@@ -513,3 +555,36 @@ class _Reader:
             self.fail(f"array {names[2]!r} must be a non-negative integer scalar")
         adam.set_state({names[0]: m, names[1]: v, names[2]: t}, prefix)
 
+
+
+def _load_replicas(r, arrays, meta, params, n_chains, d, lo, hi):
+    """The hotter levels of a tempered model (``betas``), checked against its parameters."""
+    from .tempering import Replicas, resolve_ladder
+
+    ladder, adaptive = resolve_ladder(params.get("betas"))
+    if ladder is None:
+        if "replica_x" in arrays or "replicas" in meta:
+            r.fail("holds replica chains but params 'betas' is None")
+        return None
+    if "replica_x" not in arrays and "replicas" not in meta:
+        return None     # betas set after the last run: the replicas start at the next one
+    if "replica_x" not in arrays or "replicas" not in meta:
+        r.fail("incomplete replica state (replica arrays or metadata 'replicas' missing)")
+    k = len(ladder)
+    betas = r.float_array("replica_betas", (k,))
+    if betas[0] != 1.0 or np.any(np.diff(betas) >= 0) or np.any(betas <= 0):
+        r.fail("replica_betas is not a decreasing ladder from 1.0")
+    x = r.float_array("replica_x", (k - 1, n_chains, d))
+    if np.any((x < lo) | (x > hi)):
+        r.fail("replica chains lie outside the support")
+    rng = r.array("replica_rng", np.uint64, (k - 1, n_chains, 4))
+    swap_rng = r.array("replica_swap_rng", np.uint64, (n_chains, 4))
+    acc = r.array("replica_swap_acceptance", np.float64, (k - 1,))
+    info = meta["replicas"]
+    try:
+        turn, ada = int(info["turn"]), bool(info["adaptive"])
+    except (KeyError, TypeError, ValueError):
+        r.fail("metadata 'replicas' is malformed")
+    if ada != adaptive:
+        r.fail("metadata 'replicas' disagrees with params 'betas' on adapting the ladder")
+    return Replicas(betas, x, rng, swap_rng, turn, ada, acc)

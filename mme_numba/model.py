@@ -13,6 +13,7 @@ One training epoch (:meth:`MaxEnt._epoch`) is, in order:
 Equation numbers refer to ``docs/method.md`` (§1–§5 for the epoch above, §7 for the chains).
 """
 
+import functools
 import logging
 import threading
 import time
@@ -23,10 +24,9 @@ from . import parallel, solvers
 from ._validation import (PARAMS, as_generator, check_observables, check_param, check_params,
                           check_sample_size, copy_observables, parse_support)
 from .backends import NO_FIELD, get_backend, proposals_per_sweep
+from .tempering import Replicas, adapt_ladder, resolve_ladder
 
 logger = logging.getLogger(__name__)
-
-__all__ = ["MaxEnt", "MinMaxEnt"]
 
 
 class MaxEnt:
@@ -68,6 +68,13 @@ class MaxEnt:
     boundary : {"reflect", "reject"}
         Proposals outside the box are reflected at the walls (symmetric, keeps detailed
         balance) or rejected.
+    betas : None, int or array of float
+        Replica exchange (:mod:`mme_numba.tempering`): ``None`` (default) runs the chains at
+        the model only; an int ``K >= 2`` adds ``K - 1`` hotter copies of every chain on a
+        ladder from 1 to 0.1 whose inner levels adapt during training to equal swap rates;
+        an array is a fixed ladder ``1.0 = β_0 > β_1 > … > 0``. Neighbouring levels swap
+        states after every sweep; averages and samples use the ``β = 1`` chains only. Costs
+        ``K`` times the sampling.
     lambda_solver : {"auto", "adam", "newton"}
         ADAM on the variance-scaled χ² of Eq. 5, or Newton/Levenberg–Marquardt with a trust
         region. ``"auto"`` (default): Newton for :class:`MaxEnt` (fixed observables: it reaches
@@ -119,7 +126,7 @@ class MaxEnt:
 
     def __init__(self, observables, support, *, n_chains=1024, sweeps=10, burn_in=200,
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="auto",
-                 boundary="reflect", lambda_solver="auto", lr_lambda=0.05, lambda_steps=1,
+                 boundary="reflect", betas=None, lambda_solver="auto", lr_lambda=0.05, lambda_steps=1,
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, max_epochs=None,
                  backend="cpu", comm=None, random_state=None):
         self.observables = observables
@@ -132,6 +139,7 @@ class MaxEnt:
         self.adapt_epochs = adapt_epochs
         self.move = move
         self.boundary = boundary
+        self.betas = betas
         self.lambda_solver = lambda_solver
         self.lr_lambda = lr_lambda
         self.lambda_steps = lambda_steps
@@ -265,6 +273,9 @@ class MaxEnt:
         chain_seed = int(rng.integers(2**63 - 1))
         self.rng_state_ = seed_states(chain_seed, int(self.n_chains))
         self.chains_ = lo + (hi - lo) * rng.random((int(self.n_chains), d))
+        ladder, adaptive = resolve_ladder(self.betas)
+        self.replicas_ = (None if ladder is None else
+                          Replicas.start(ladder, adaptive, lo, hi, int(self.n_chains), rng))
         step0 = 0.1 * float(np.min(hi - lo)) if self.step_size == "auto" else float(self.step_size)
         self.step_ = np.full(int(self.n_chains), step0)
         self.lambda_ = np.zeros(obs.n_observables)
@@ -390,7 +401,76 @@ class MaxEnt:
                 np.ascontiguousarray(self.observables_.kernel_params(), dtype=np.float64))
 
     def _run_chains(self, n_sweeps, lam=None):
-        """Advance every chain ``n_sweeps`` sweeps; returns acceptance fractions.
+        """Advance every chain ``n_sweeps`` sweeps; returns acceptance fractions at ``β = 1``.
+
+        With replicas (``betas``), every sweep of the model's chains is followed by one sweep
+        of each hotter level and a round of neighbour swaps (:meth:`_tempered_sweep`).
+        """
+        self._sync_replicas()
+        if self.replicas_ is None:
+            return self._run_levels(n_sweeps, lam)
+        lam = self.lambda_ if lam is None else lam
+        accepted = np.zeros((len(self.chains_), len(self.replicas_.betas) - 1), dtype=np.int64)
+        proposed = np.zeros(len(self.replicas_.betas) - 1)
+        acc = [self._tempered_sweep(lam, accepted, proposed) for _ in range(int(n_sweeps))]
+        with np.errstate(invalid="ignore"):
+            self.replicas_.swap_acceptance = accepted.sum(axis=0) / proposed
+        return np.mean(acc, axis=0)
+
+    def _sync_replicas(self):
+        """Start (or drop) the hotter levels when ``betas`` was changed by ``set_params``."""
+        rep = getattr(self, "replicas_", None)
+        ladder, adaptive = resolve_ladder(self.betas)
+        if ladder is None:
+            self.replicas_ = None
+        elif rep is None or rep.adaptive != adaptive or len(rep.betas) != len(ladder) or (
+                not adaptive and not np.array_equal(rep.betas, ladder)):
+            self.replicas_ = Replicas.start(ladder, adaptive, *self.support_, len(self.chains_),
+                                            self._rng)
+
+    def _tempered_sweep(self, lam, accepted, proposed):
+        """One sweep of every level, then one round of swaps (even or odd pairs in turn)."""
+        from .kernels.tempering import replica_swaps
+
+        rep = self.replicas_
+        acc = self._run_levels(1, lam)
+        spec, params = self._spec_params()
+        spec2, params2, lam2 = self._field()
+        a, b = parallel.chain_bounds(len(self.chains_), self.comm)
+        K = len(rep.betas)
+        x = np.empty((K, b - a, self.n_features_in_))
+        H = np.empty((K, b - a))
+        x[0] = self.chains_[a:b]
+        H[0] = self._backend.energy(spec, params, lam, x[0], (spec2, params2, lam2))
+        lo, hi = self.support_
+        cap = float(np.max(hi - lo))
+        new_rng = np.empty_like(rep.rng[:, a:b])
+        for r in range(1, K):
+            beta = float(rep.betas[r])
+            field = (spec2, params2, beta * lam2)
+            xr = np.ascontiguousarray(rep.x[r - 1, a:b])
+            rng_r = np.ascontiguousarray(rep.rng[r - 1, a:b])
+            e = self._backend.energy(spec, params, beta * lam, xr, field)
+            steps = np.ascontiguousarray(np.minimum(self.step_[a:b] / np.sqrt(beta), cap))
+            self._backend.sweep(spec, params, beta * lam, field, xr, e, lo, hi, steps, 1,
+                                self.move_, self.boundary, rng_r, np.zeros(b - a, np.int64))
+            x[r], H[r], new_rng[r - 1] = xr, e / beta, rng_r
+        swap_rng = np.ascontiguousarray(rep.swap_rng[a:b])
+        local = np.zeros((b - a, K - 1), dtype=np.int64)
+        replica_swaps(x, H, rep.betas, swap_rng, rep.turn % 2, local)
+        proposed[rep.turn % 2::2] += len(self.chains_)
+        gather = functools.partial(parallel.gather_rows, comm=self.comm)
+        levels = [gather(x[r]) for r in range(K)]
+        # one statement: Ctrl-C cannot leave the chains and their streams out of step
+        (self.chains_, rep.x, rep.rng, rep.swap_rng, rep.turn) = (
+            levels[0], np.stack(levels[1:]),
+            np.stack([gather(new_rng[r]) for r in range(K - 1)]), gather(swap_rng),
+            rep.turn + 1)
+        accepted += gather(local)
+        return acc
+
+    def _run_levels(self, n_sweeps, lam=None):
+        """Advance the ``β = 1`` chains ``n_sweeps`` sweeps; returns acceptance fractions.
 
         The fractions are those of the chains on the adapted step (all chains without the
         step ladder), once per segment of the run. Under MPI each rank sweeps its own slice of chains and the slices are gathered back.
@@ -509,6 +589,11 @@ class MaxEnt:
                 self._adapt_step(float(acc.mean()))
             remaining -= block
         self._burned_in = True
+
+    def _adapt_ladder(self):
+        rep = getattr(self, "replicas_", None)
+        if rep is not None and rep.adaptive:
+            rep.betas = adapt_ladder(rep.betas, rep.swap_acceptance)
 
     # ------------------------------------------------------------------ data statistics
     def _data_statistics(self, X):
@@ -694,6 +779,7 @@ class MaxEnt:
             "optimizers": copy.deepcopy(self._optimizer_state()),
             "controls": copy.deepcopy(self._control_state()),
             "tracker_prev": getattr(self, "_tracker_prev", None),
+            "replicas": None if getattr(self, "replicas_", None) is None else self.replicas_.copy(),
         }
 
     def _optimizer_state(self):
@@ -719,6 +805,7 @@ class MaxEnt:
         self._set_optimizer_state(copy.deepcopy(good["optimizers"]))
         self._set_control_state(copy.deepcopy(good["controls"]))
         self._tracker_prev = good["tracker_prev"]
+        self.replicas_ = None if good["replicas"] is None else good["replicas"].copy()
 
     def _roll_back(self, good, reason, epoch):
         """Restore the last good state and halve the step sizes; returns the event record."""
@@ -763,6 +850,7 @@ class MaxEnt:
         acceptance = float(acc.mean())
         if self.step_size == "auto" and self.epoch_ < int(self.adapt_epochs):
             self._adapt_step(acceptance)
+        self._adapt_ladder()
         samples = self.chains_.copy()
         spec, params = self._spec_params()
         params_now = params.copy()   # the θ step may update the network's arrays in place
@@ -796,6 +884,7 @@ class MaxEnt:
             "entropy_estimate": entropy,
             "acceptance": acceptance,
             "step_size": float(self.step_[0]),
+            **self._tempering_record(),
             "ess_fraction": info["ess_fraction"],
             "lambda": self.lambda_.tolist(),
             "lambda_norm": float(np.linalg.norm(self.lambda_)),
@@ -808,6 +897,14 @@ class MaxEnt:
 
     def _theta_record(self):
         return {}
+
+    def _tempering_record(self):
+        rep = getattr(self, "replicas_", None)
+        if rep is None:
+            return {}
+        return {"betas": rep.betas.tolist(),
+                "swap_acceptance": [None if not np.isfinite(a) else float(a)
+                                    for a in rep.swap_acceptance]}
 
     def _theta_step(self, X, samples, O_model, delta_lambda):
         """θ update (none here); returns ``(gradient norm, energies of the samples after it)``."""
@@ -937,6 +1034,13 @@ class MinMaxEnt(MaxEnt):
         self.theta_kl_step = theta_kl_step
         self.theta_steps = theta_steps
         self.batch_size = batch_size
+
+    def _validate_params(self):
+        super()._validate_params()
+        if getattr(self.observables, "trainable", True) is False:
+            raise ValueError(f"MinMaxEnt trains θ, but {self.observables!r} has no grad_theta: "
+                             "its θ is fixed. Fit it with MaxEnt, or pass grad_theta= to "
+                             "observables.compiled")
 
     def _make_optimizers(self):
         from .training import ThetaStepControl

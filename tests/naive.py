@@ -204,3 +204,24 @@ def naive_metropolis(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                         accepted[c] += 1
         rng_state[c] = rng.state()
     return x, energy, rng_state, accepted
+
+
+# --- replica exchange ----------------------------------------------------------------
+
+def naive_replica_swaps(x, energy, betas, rng_state, parity, accepted):
+    """``kernels.tempering.replica_swaps`` one column and one pair at a time; returns copies."""
+    x = np.array(x, dtype=np.float64)
+    energy = np.array(energy, dtype=np.float64)
+    rng_state = np.array(rng_state, dtype=np.uint64)
+    accepted = np.array(accepted, dtype=np.int64)
+    K, n, _ = x.shape
+    for i in range(n):
+        rng = Xoshiro(rng_state[i])
+        for r in range(parity, K - 1, 2):
+            u = rng.uniform()
+            if u == 0.0 or math.log(u) < (betas[r] - betas[r + 1]) * (energy[r, i] - energy[r + 1, i]):
+                x[[r, r + 1], i] = x[[r + 1, r], i]
+                energy[[r, r + 1], i] = energy[[r + 1, r], i]
+                accepted[i, r] += 1
+        rng_state[i] = rng.state()
+    return x, energy, rng_state, accepted

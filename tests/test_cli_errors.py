@@ -84,6 +84,12 @@ def work(tmp_path_factory):
     run_dir = d / "run"
     run_dir.mkdir()
     _fake_model(run_dir / "model.npz", format_version=1, epoch=30, **{"class": "MinMaxEnt"})
+    # a checkpoint cut short (a full disk, a copy interrupted): half of a model file
+    cut = d / "cut"
+    cut.mkdir()
+    whole = (run_dir / "model.npz").read_bytes()
+    (cut / "model.npz").write_bytes(whole[:len(whole) // 2])
+    (d / "truncated.npz").write_bytes(whole[:len(whole) // 2])
     return d
 
 
@@ -128,6 +134,8 @@ CASES = [
      ["[model] n_chains"]),
     ("n_chains-negative", edit("n_chains = 64", "n_chains = -5"), ["train", "c.toml"],
      ["[model] n_chains", "-5"]),
+    ("n_chains-fraction", edit("n_chains = 64", "n_chains = 10.5"), ["train", "c.toml"],
+     ["[model] n_chains", "10.5", "integer"]),
     ("sweeps-float", edit("n_chains = 64", "n_chains = 64\nsweeps = 2.5"), ["train", "c.toml"],
      ["[model] sweeps", "integer"]),
     ("support-reversed", edit("support = [-6.0, 6.0]", "support = [6.0, -6.0]"),
@@ -175,6 +183,10 @@ CASES = [
     ("model-no-metadata", None, ["sample", "no_meta.npz", "-n", 3, "-o", "s.npy"],
      ["no_meta.npz", "not an mme_numba model"]),
     ("model-is-network", None, ["plot", "network.npz"], ["network.npz", "network"]),
+    ("model-truncated", None, ["sample", "truncated.npz", "-n", 3, "-o", "s.npy"],
+     ["truncated.npz", "not a zip"]),
+    ("resume-truncated-checkpoint", None, ["train", "good.toml", "--out", "cut", "--resume"],
+     ["cut/model.npz", "not a zip"]),
     ("model-newer", None, ["evaluate", "newer.npz"], ["newer.npz", "newer"]),
     # option values
     ("sample-bad-extension", None, ["sample", "newer.npz", "-n", 3, "-o", "out.dat"],
@@ -190,6 +202,19 @@ CASES = [
     ("epochs-negative", None, ["train", "good.toml", "--epochs", -3], ["--epochs", "-3"]),
     ("unknown-option", None, ["train", "good.toml", "--epocs", 3], ["--epocs"]),
     ("unknown-command", None, ["trian", "good.toml"], ["trian"]),
+    # sweeps
+    ("sweep-no-table", None, ["sweep", "good.toml", "--list"], ["good.toml", "no [sweep] table"]),
+    ("sweep-axis-not-list", GOOD + "\n[sweep]\nseed = 3\n", ["sweep", "c.toml", "--list"],
+     ["[sweep] seed", "not a list"]),
+    ("sweep-axis-misspelled", GOOD + '\n[sweep]\n"modle.sweeps" = [1, 2]\n',
+     ["sweep", "c.toml", "--list"], ["[sweep] modle.sweeps", "grid axis"]),
+    ("sweep-axis-unknown-key", GOOD + '\n[sweep]\n"model.lr_thetaa" = [0.1, 0.2]\n',
+     ["sweep", "c.toml", "--list"], ["[model] lr_thetaa", "lr_theta"]),
+    ("sweep-axis-bad-value", GOOD + '\n[sweep]\n"model.n_chains" = [64, 10.5]\n',
+     ["sweep", "c.toml", "--list"], ["[model] n_chains", "10.5"]),
+    ("sweep-task-outside", GOOD + "\n[sweep]\nseed = [0, 1]\n",
+     ["sweep", "c.toml", "--task-id", 2], ["task id 2", "0 to 1"]),
+    ("gather-missing-folder", None, ["gather", "nodir"], ["nodir", "not a folder"]),
     ("resume-fewer-epochs", None,
      ["train", "good.toml", "--out", "run", "--resume", "--epochs", 10],
      ["[train] epochs", "10", "30"]),

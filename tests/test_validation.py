@@ -36,6 +36,7 @@ def test_every_constructor_parameter_has_a_table_entry():
     (dict(step_size=np.inf), ValueError, "step_size"),
     (dict(n_chains="64"), TypeError, "n_chains must be an integer .* got '64'"),
     (dict(sweeps=2.5), TypeError, "sweeps must be an integer"),
+    (dict(n_chains=10.5), TypeError, r"n_chains must be an integer .* got 10\.5"),
     (dict(burn_in=True), TypeError, "burn_in .*got True \\(a bool\\)"),
     (dict(move="singel"), ValueError, "did you mean 'single'"),
     (dict(boundary="reflekt"), ValueError, "did you mean 'reflect'"),
@@ -85,6 +86,22 @@ def test_method_arguments_are_checked(fitted, call, exc, match):
         call(fitted)
 
 
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda obs: mme.core.init_chains(obs, (-6, 6), n_chains=10.5, seed=0), TypeError,
+     r"n_chains must be an integer .* got 10\.5"),
+    (lambda obs: mme.core.init_chains(obs, (-6, 6), n_chains=4, seed=-1), ValueError,
+     "random_state"),
+    (lambda obs: mme.core.metropolis(obs, [0.0, 0.5], mme.core.init_chains(obs, (-6, 6), 4, 0),
+                                     (-6, 6), step=1.0, sweeps=2.5), TypeError,
+     "sweeps must be an integer"),
+])
+def test_the_functional_core_checks_its_arguments(call, exc, match):
+    """Bad input to the plain-array API: the same messages as the estimators' (n_chains=10.5
+    was once truncated to 10 there, silently)."""
+    with pytest.raises(exc, match=match):
+        call(mme.observables.polynomial(2, n_features=1))
+
+
 def _classifier_field():
     net = mme.nn.Sequential([*mme.nn.mlp([1, 4, 2], random_state=1).layers, mme.nn.LogSoftmax()])
     return mme.fields.ClassifierField(net, target=0)
@@ -113,7 +130,7 @@ def test_with_field_refuses_a_model_whose_parameters_were_broken_behind_set_para
 def test_the_validator_signature_matches_the_table():
     for name, spec in V.PARAMS.items():
         assert spec.kind in ("int", "float", "bool", "choice", "seed", "callable", "path",
-                             "comm", "observables", "support"), name
+                             "comm", "observables", "support", "betas"), name
     assert inspect.signature(V.check_param).parameters.keys() == {"name", "value", "spec"}
 
 

@@ -1,13 +1,16 @@
-"""Observable maps ``O(x; θ)``: any :mod:`mme_numba.nn` network, plus fixed and analytic maps.
+"""Observable maps ``O(x; θ)``: any :mod:`mme_numba.nn` network, fixed and analytic maps, and
+the user's own compiled functions (:func:`compiled`).
 
 Every map follows the protocol of ``docs/architecture.md`` §1 (``forward``, ``backward``,
 ``describe``, ``kernel_params``, ``theta``, ``get_config``/``from_config``, ``copy``).
 """
 
+from .user import CompiledObservables, compiled
 from .polynomial import Polynomial, polynomial
 from .projections import SquaredProjections, squared_projections
 
-__all__ = ["Polynomial", "polynomial", "SquaredProjections", "squared_projections", "from_config"]
+__all__ = ["Polynomial", "polynomial", "SquaredProjections", "squared_projections",
+           "CompiledObservables", "compiled", "from_config"]
 
 
 def from_config(cfg):
@@ -17,6 +20,8 @@ def from_config(cfg):
         return Polynomial.from_config(cfg)
     if kind == "SquaredProjections":
         return SquaredProjections.from_config(cfg)
+    if kind == "Compiled":
+        return CompiledObservables.from_config(cfg)   # raises: a file cannot hold a function
     if kind == "Sequential":
         from ..nn import Sequential
 

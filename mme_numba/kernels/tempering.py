@@ -1,0 +1,54 @@
+"""Replica exchange: swap states between neighbouring inverse temperatures.
+
+Level ``r`` of a ladder ``1 = β_0 > β_1 > … > β_{K-1} > 0`` samples ``p_r(x) ∝ exp(−β_r H(x))``.
+Column ``i`` (one chain per level) proposes to swap the states of levels ``r`` and ``r + 1``
+for every ``r`` of one parity (even pairs, then odd pairs on the next call: the deterministic
+even-odd scheme), accepted with probability ``min(1, exp((β_r − β_{r+1}) (H_r − H_{r+1})))``,
+which keeps the product of the level distributions invariant (``docs/method.md`` §7).
+
+Each column draws from its own xoshiro256** stream and touches only its own rows, so the
+swaps are the same for any thread count; the sweeps between them are the ordinary kernels.
+"""
+
+import math
+
+from numba import njit, prange
+
+from .rng import uniform
+
+__all__ = ["replica_swaps"]
+
+
+@njit(parallel=True, cache=True)
+def replica_swaps(x, energy, betas, rng_state, parity, accepted):
+    """One round of neighbour swaps, in place.
+
+    Parameters
+    ----------
+    x : float64 (K, n_chains, d)
+        States of every level; rows of swapped pairs are exchanged.
+    energy : float64 (K, n_chains)
+        Untempered energies ``H`` of those states (exchanged with them).
+    betas : float64 (K,)
+        The ladder, decreasing, ``betas[0] = 1``.
+    rng_state : uint64 (n_chains, 4)
+        One stream per column.
+    parity : int
+        0 proposes pairs (0, 1), (2, 3), …; 1 proposes (1, 2), (3, 4), ….
+    accepted : int64 (n_chains, K - 1)
+        Incremented where the swap of pair ``(r, r + 1)`` in column ``i`` was accepted.
+    """
+    K, n, d = x.shape
+    for i in prange(n):
+        for r in range(parity, K - 1, 2):
+            u = uniform(rng_state, i)
+            log_a = (betas[r] - betas[r + 1]) * (energy[r, i] - energy[r + 1, i])
+            if u == 0.0 or math.log(u) < log_a:
+                for k in range(d):
+                    t = x[r, i, k]
+                    x[r, i, k] = x[r + 1, i, k]
+                    x[r + 1, i, k] = t
+                t = energy[r, i]
+                energy[r, i] = energy[r + 1, i]
+                energy[r + 1, i] = t
+                accepted[i, r] += 1

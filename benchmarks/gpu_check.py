@@ -2,7 +2,7 @@
 
 Run once on a machine with an NVIDIA GPU (see ``docs/gpu.md``)::
 
-    python benchmarks/gpu_check.py --out gpu_check.json        # sized for < 15 minutes
+    python benchmarks/gpu_check.py --out gpu_check.json   # meant to fit 15 min (not yet timed)
 
 Sections, in order, each printed as JSON lines as it completes (a time-out still leaves
 the earlier ones): the import check (every module of the package, under whichever CUDA

@@ -2,7 +2,13 @@
 
 Run once on a machine with an NVIDIA GPU (see ``docs/gpu.md``)::
 
-    python benchmarks/gpu_check.py --out gpu_check.json        # about 2-4 minutes
+    python benchmarks/gpu_check.py --out gpu_check.json   # meant to fit 15 min (not yet timed)
+
+Sections, in order, each printed as JSON lines as it completes (a time-out still leaves
+the earlier ones): the import check (every module of the package, under whichever CUDA
+target is installed), correctness, chain counts that cross the scratch cap (8192, 32768,
+262 144 chains, with the thread count each launch used), registers per thread and the
+occupancy they allow, throughput, and one training epoch with its transfer counts.
 
 It smoke-tests anywhere with the CUDA simulator (tiny sizes, no timings worth reading)::
 
@@ -16,6 +22,8 @@ fraction of chains whose random state and accept count are identical (expected 1
 largest position/energy difference (expected below 1e-9: libdevice and fused multiply-adds
 change the last bits only). Observables and energies of random points are compared too.
 The exit status is 1 if any check fails.
+
+The package has no float32 path yet: every table is float64.
 
 Throughput: proposals per second of the CPU backend (all cores) and of the CUDA backend (one
 thread per chain) for growing chain counts, excluding compilation (timed separately as the
@@ -36,7 +44,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mme_numba as mme  # noqa: E402
 from mme_numba import kernels as K  # noqa: E402
 from mme_numba.backends import CPUBackend, proposals_per_sweep  # noqa: E402
-from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason  # noqa: E402
+from mme_numba.gpu import CUDABackend, cuda_unavailable_reason  # noqa: E402
+from tests.cuda_ptx_check import occupancy  # noqa: E402
 
 TOL = 1e-9
 
@@ -76,6 +85,76 @@ def sweep(backend, case, x, e, state, n_sweeps, move, boundary):
     return acc
 
 
+def import_check():
+    """Import every module of the package (numba-cuda's hook must not capture any)."""
+    import importlib
+    import pkgutil
+
+    from numba import cuda
+
+    names = [m.name for m in pkgutil.walk_packages(mme.__path__, "mme_numba.")]
+    for name in names:
+        importlib.import_module(name)
+    return dict(section="import", modules=len(names),
+                caught_by_hook=[n for n in names if "numba.cuda" in n],
+                cuda_target="numba-cuda" if "numba_cuda" in (cuda.__file__ or "")
+                else "numba built-in", ok=True)
+
+
+_THREADS = []
+
+
+def _spy_threads():
+    """Record the thread count of every launch (to show which runs hit the scratch cap)."""
+    from mme_numba.kernels import cuda as KC
+
+    real = KC._n_threads
+
+    def spy(n_items, bytes_per_thread):
+        _THREADS.append(real(n_items, bytes_per_thread))
+        return _THREADS[-1]
+
+    KC._n_threads = spy
+
+
+def registers():
+    """Registers per thread of every compiled kernel specialisation, and the occupancy."""
+    from mme_numba.kernels import cuda as KC
+
+    out = []
+    for name in ("_observables_kernel", "_energy_kernel", "_sweep_all_kernel",
+                 "_sweep_dense_kernel", "_sweep_single_kernel", "_pixel_kernel", "_mala_kernel",
+                 "_draw_kernel"):
+        kernel = getattr(KC, name)
+        try:
+            regs = kernel.get_regs_per_thread()
+        except Exception as exc:  # not compiled in this run, or an API difference
+            out.append(dict(section="registers", kernel=name, error=str(exc)[:200]))
+            continue
+        for sig, n in (regs.items() if isinstance(regs, dict) else [(None, regs)]):
+            out.append(dict(section="registers", kernel=name, signature=str(sig)[:120],
+                            registers=int(n), occupancy_128=occupancy(int(n))))
+    return out
+
+
+def training_epoch(backend_name, n_chains, quick):
+    """One MinMaxEnt epoch (after burn-in) on ``backend_name``: seconds and, on CUDA, the
+    host-device copies it made."""
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    m = mme.MinMaxEnt(mme.nn.mlp([2, 32, 32, 2], random_state=0), support=(-4.0, 4.0),
+                      n_chains=n_chains, sweeps=2 if quick else 10, burn_in=2 if quick else 20,
+                      random_state=0, backend=backend_name)
+    m.fit(X, epochs=1)   # burn-in and compilation
+    be = m._backend_obj
+    before = dict(getattr(be, "transfers", {}))
+    t0 = time.perf_counter()
+    m.fit(X, epochs=1)
+    dt = time.perf_counter() - t0
+    after = dict(getattr(be, "transfers", {}))
+    return dict(section="training_epoch", device=backend_name, n_chains=n_chains,
+                seconds=dt, transfers={k: after[k] - before.get(k, 0) for k in after})
+
+
 def correctness(name, quick, n_chains, n_sweeps, move, boundary):
     case = net_case(name, quick)
     spec, params, lam, field, d, lo, hi, _ = case
@@ -85,6 +164,7 @@ def correctness(name, quick, n_chains, n_sweeps, move, boundary):
     H_cpu, H_gpu = cpu.energy(spec, params, lam, X, field), gpu.energy(spec, params, lam, X, field)
     x, e, s = start(case, n_chains)
     runs = []
+    del _THREADS[:]
     for backend in (cpu, gpu):
         xc, ec, sc = x.copy(), e.copy(), s.copy()
         runs.append((xc, ec, sc, sweep(backend, case, xc, ec, sc, n_sweeps, move, boundary)))
@@ -96,6 +176,7 @@ def correctness(name, quick, n_chains, n_sweeps, move, boundary):
                chains_identical_fraction=float(np.mean(same_chain)),
                max_abs_dx=float(np.max(np.abs(xa - xb))),
                max_abs_denergy=float(np.max(np.abs(ea - eb))),
+               threads_per_launch=sorted(set(_THREADS)),
                acceptance=float(aa.sum() / (n_chains * n_sweeps
                                             * proposals_per_sweep(move, d))))
     res["ok"] = bool(res["chains_identical_fraction"] == 1.0 and max(
@@ -139,20 +220,36 @@ def main(argv=None):
         info.update(gpu=dev.name.decode() if isinstance(dev.name, bytes) else str(dev.name),
                     compute_capability=list(dev.compute_capability))
     print(json.dumps(info))
+    results = dict(info=info, correctness=[], throughput=[])
+    results["import"] = import_check()
+    print(json.dumps(results["import"]), flush=True)
+    _spy_threads()
     checks = [("mlp", 4 if q else 512, 2 if q else 20, "all", "reflect"),
               ("mlp", 4 if q else 512, 1 if q else 5, "single", "reject"),
               ("mlp", 4 if q else 512, 2 if q else 20, "mala", "reflect"),
               ("cnn", 2 if q else 128, 1, "single", "reflect"),
               ("cnn", 2 if q else 128, 1, "scan", "reflect"),
               ("cnn", 2 if q else 128, 1 if q else 5, "mala", "reflect")]
-    results = dict(info=info, correctness=[], throughput=[])
+    # chain counts that cross the scratch cap (CNN single-pixel and MALA scratch is large:
+    # their launches run fewer threads than chains; threads_per_launch shows it)
+    # (1 GiB of scratch: the CNN's single-pixel launches hold 8064 threads, MALA 15 488,
+    # all-pixel 32 256; a GPU with under 4 GiB free lowers them)
+    checks += [("cnn", 3 if q else n, 1, "single", "reflect") for n in
+               ((3,) if q else (8192, 32768, 262144))]
+    checks += [("cnn", 3 if q else n, 1, "mala", "reflect") for n in ((3,) if q else (32768,))]
+    checks += [("cnn", 3 if q else n, 2, "all", "reflect") for n in
+               ((3,) if q else (32768, 262144))]
     for name, n_chains, n_sweeps, move, boundary in checks:
         t0 = time.perf_counter()
         r = correctness(name, q, n_chains, n_sweeps, move, boundary)
         r["seconds"] = time.perf_counter() - t0
         results["correctness"].append(r)
-        print(json.dumps(r))
+        print(json.dumps(r), flush=True)
     cpu, gpu = CPUBackend(), CUDABackend()
+    if not config.ENABLE_CUDASIM:
+        results["registers"] = registers()
+        for r in results["registers"]:
+            print(json.dumps(r), flush=True)
     if q:
         plan = [(cpu, "mlp", 4, 2, "all"), (gpu, "mlp", 4, 2, "all")]
     else:
@@ -168,7 +265,10 @@ def main(argv=None):
     for backend, name, n_chains, n_sweeps, move in plan:
         r = throughput(backend, name, q, n_chains, n_sweeps, move)
         results["throughput"].append(r)
-        print(json.dumps(r))
+        print(json.dumps(r), flush=True)
+    results["training"] = [training_epoch(b, 4 if q else 32768, q) for b in ("cpu", "cuda")]
+    for r in results["training"]:
+        print(json.dumps(r), flush=True)
     ok = all(r["ok"] for r in results["correctness"])
     print("CORRECTNESS", "OK" if ok else "FAILED")
     if args.out:

@@ -153,7 +153,7 @@ def get_backend(name):
     if name == "cpu":
         return CPUBackend()
     if name == "cuda":
-        from .cuda_backend import CUDABackend
+        from .gpu import CUDABackend
 
         return CUDABackend()
     raise ValueError(f"backend must be 'cpu' or 'cuda', got {name!r}")

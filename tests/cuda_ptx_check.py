@@ -6,19 +6,75 @@ compiles each named kernel for compute capability 9.0 with libNVVM, which needs 
 toolkit but no driver: numba asks the current device for its compute capability while
 compiling device functions, so that one query is answered with (9, 0).
 
-Usage: ``python tests/cuda_ptx_check.py [kernel ...]`` (default: all). Prints one line per
-kernel; exit status 0 if all compiled, 2 if libNVVM is missing (the caller skips), 1 on a
-compile error. Run by ``tests/test_cuda.py``; must not run under the simulator.
+Usage: ``python tests/cuda_ptx_check.py [--ptxas] [kernel ...]`` (default: all). Prints one
+line per kernel; exit status 0 if all compiled, 2 if libNVVM is missing (the caller skips), 1
+on a compile error. Run by ``tests/test_cuda.py``; must not run under the simulator.
+
+``--ptxas`` also assembles each kernel with ``ptxas -arch=sm_90 -v`` (found on ``PATH``, under
+``$CUDA_HOME/bin`` or next to libNVVM) and prints its registers per thread and the occupancy
+they allow on an H100/H200 (65 536 registers and 2 048 threads per SM, 128-thread blocks,
+registers allocated per warp in units of 256): the numbers ``docs/gpu.md`` records.
 """
 
+import glob
 import os
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def _ptxas():
+    """The ``ptxas`` executable, or None."""
+    found = shutil.which("ptxas")
+    if found:
+        return found
+    roots = [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]
+    roots += [os.path.dirname(os.path.dirname(os.path.dirname(p)))
+              for p in glob.glob(os.path.join(sys.prefix, "lib", "python3*", "site-packages",
+                                              "nvidia", "cuda_nvcc", "nvvm", "lib64"))]
+    for root in roots:
+        cand = os.path.join(root, "bin", "ptxas")
+        if root and os.path.exists(cand):
+            return cand
+    return None
+
+
+def occupancy(regs, threads_per_block=128, regs_per_sm=65536, max_threads_per_sm=2048,
+              max_blocks_per_sm=32):
+    """Fraction of an sm_90 SM's 2 048 thread slots that ``regs`` registers per thread allow."""
+    per_warp = -(-regs * 32 // 256) * 256
+    warps_per_block = threads_per_block // 32
+    blocks = min(max_blocks_per_sm, regs_per_sm // (per_warp * warps_per_block),
+                 max_threads_per_sm // threads_per_block)
+    return blocks * threads_per_block / max_threads_per_sm
+
+
+def registers(ptx, arch="sm_90"):
+    """``(registers per thread, spill stores, spill loads)`` that ptxas reports for ``ptx``."""
+    exe = _ptxas()
+    if exe is None:
+        raise RuntimeError("ptxas not found")
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "k.ptx")
+        with open(src, "w") as fh:
+            fh.write(ptx)
+        res = subprocess.run([exe, f"-arch={arch}", "-v", src, "-o", os.path.join(tmp, "k.o")],
+                             capture_output=True, text=True, check=True)
+    text = res.stdout + res.stderr
+    regs = int(re.findall(r"Used (\d+) registers", text)[-1])
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", text)
+    st, ld = (int(v) for v in spills[-1]) if spills else (0, 0)
+    return regs, st, ld
+
+
 def main(names):
+    want_regs = "--ptxas" in names
+    names = [n for n in names if n != "--ptxas"]
     if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0"):
         print("run without NUMBA_ENABLE_CUDASIM")
         return 1
@@ -44,7 +100,9 @@ def main(names):
     sigs = {
         "_observables_kernel": (i2, f1, f2, f2, f3),
         "_energy_kernel": term + term + (f2, f1, f3, f3),
-        "_sweep_kernel": term + term + (f2, f1, f1, f1, f1, i, i, i, u2, i1, b, f3, f3, f2, f3),
+        **{f"_sweep_{kind}_kernel": term + term + (f2, f1, f1, f1, f1, i, i, i, u2, i1, b, f3,
+                                                   f3, f2, f3)
+           for kind in ("all", "dense", "single")},
         "_pixel_kernel": term + (i,) + term + (i, f2, f1, f1, f1, f1, i, b, i, u2, i1)
         + (f3,) * 6,
         "_mala_kernel": term + term + (f2, f1, f1, f1, f1, i, i, u2, i1, f3, f3, f3, f3),
@@ -56,10 +114,18 @@ def main(names):
         try:
             ptx, _ = cuda.compile_ptx(getattr(KC, name).py_func, sigs[name], cc=(9, 0))
         except Exception as exc:  # report every kernel, then fail
+            if type(exc).__name__ == "DynamicLibNotFoundError":  # numba-cuda without NVRTC
+                print(f"a CUDA toolkit library is missing: {exc}")
+                return 2
             print(f"{name}: FAILED {type(exc).__name__}: {exc}")
             failed = True
             continue
-        print(f"{name}: ok, {len(ptx)} bytes of PTX in {time.perf_counter() - t0:.1f} s")
+        line = f"{name}: ok, {len(ptx)} bytes of PTX in {time.perf_counter() - t0:.1f} s"
+        if want_regs:
+            regs, st, ld = registers(ptx)
+            line += (f"; sm_90: {regs} registers/thread, spill {st}/{ld} B, occupancy "
+                     f"{100 * occupancy(regs):.1f} %")
+        print(line, flush=True)
     return 1 if failed else 0
 
 

@@ -44,13 +44,35 @@ def test_every_kernel_compiles_to_ptx_for_a_real_gpu():
     if res.returncode == 2:
         pytest.skip("no libNVVM (CUDA toolkit) here: " + res.stdout.strip())
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
-    assert res.stdout.count(": ok,") == 6, res.stdout
+    assert res.stdout.count(": ok,") == 8, res.stdout
+
+
+def test_every_module_imports_with_the_installed_cuda_target():
+    """numba-cuda installs an import hook that captures every module whose dotted name
+    contains ``numba.cuda`` (``mme_numba.cuda_backend`` was one: RecursionError on import).
+    No module of the package may have such a name, and every module, the CUDA kernels
+    included, must import (in the simulator, so no driver is needed) with whichever CUDA
+    target is installed: numba-cuda where the ``[cuda]`` extra is, numba's own otherwise."""
+    res = _run(textwrap.dedent("""
+        import importlib, pkgutil
+        import mme_numba
+        names = [m.name for m in pkgutil.walk_packages(mme_numba.__path__, "mme_numba.")]
+        assert "mme_numba.gpu" in names and "mme_numba.kernels.cuda" in names, names
+        caught = [n for n in names if "numba.cuda" in n]
+        assert not caught, caught
+        for name in names:
+            importlib.import_module(name)
+        from numba import cuda
+        print("numba-cuda" if "numba_cuda" in (cuda.__file__ or "") else "built-in",
+              len(names))
+    """), sim=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
 
 
 def test_importing_the_backend_module_does_not_import_numba_cuda():
     res = _run(textwrap.dedent("""
         import sys
-        import mme_numba.cuda_backend
+        import mme_numba.gpu
         assert "numba.cuda" not in sys.modules, "numba.cuda imported eagerly"
     """), sim=False, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -59,7 +81,7 @@ def test_importing_the_backend_module_does_not_import_numba_cuda():
 def test_without_gpu_or_simulator_the_backend_says_how_to_enable_the_simulator():
     res = _run(textwrap.dedent("""
         from numba import cuda
-        from mme_numba.cuda_backend import CUDABackend, cuda_unavailable_reason
+        from mme_numba.gpu import CUDABackend, cuda_unavailable_reason
         if cuda.is_available():
             print("GPU")
         else:
@@ -78,7 +100,7 @@ def test_without_gpu_or_simulator_the_backend_says_how_to_enable_the_simulator()
 
 def test_the_cuda_backend_is_reachable_by_name_and_fails_clearly_without_a_gpu():
     from mme_numba.backends import get_backend
-    from mme_numba.cuda_backend import cuda_unavailable_reason
+    from mme_numba.gpu import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
     if reason is None:

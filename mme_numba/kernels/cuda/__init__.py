@@ -1,7 +1,7 @@
 """CUDA twins of the CPU kernels: same random streams, same arithmetic order, same chains.
 
 Importing this module imports :mod:`numba.cuda`; do it only through
-:class:`mme_numba.cuda_backend.CUDABackend` (which checks that CUDA or the CUDA
+:class:`mme_numba.gpu.CUDABackend` (which checks that CUDA or the CUDA
 simulator is usable first). Every device function below mirrors one function of
 :mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.network`,
 :mod:`~mme_numba.kernels.sampler` or :mod:`~mme_numba.kernels.mala` statement for
@@ -22,7 +22,16 @@ column ``t`` of the scratch arrays. Scratch lives in global memory, laid out
 ``(2, width, T)`` (ping-pong buffer, activation index, thread), so the threads of a warp
 touching activation ``j`` read consecutive addresses (coalesced), and the network width
 has no compile-time limit. ``T`` is capped so that scratch stays below
-:data:`SCRATCH_BYTES`.
+:data:`SCRATCH_BYTES` (and a quarter of the free device memory); a capped ``T`` is a
+multiple of the block size, and each kernel strides by its scratch width and skips threads
+``t >= T``, so no thread indexes past its scratch (:func:`_n_threads`).
+
+Device-resident state
+---------------------
+Every entry point takes ``resident=``, a :class:`Resident` that keeps device copies between
+calls (the CUDA backend holds one): inputs bitwise equal to a kept copy's host snapshot are
+not copied again, the chains' state stays on the device after a sweep, and scratch and
+output arrays are reused. Without it each call copies in and out and allocates afresh.
 
 Network evaluation convention: the input is copied into ``buf[0, :, t]``; row ``r``
 reads buffer ``p`` and writes buffer ``1 - p``; the function returns the final ``p``.
@@ -42,22 +51,57 @@ from ..images import incremental_prefix
 from ..network import DENSE, _check_term, max_width
 from ..sampler import MOVE_ALL, MOVE_SCAN, _check_inplace, chain_args, check_move
 from .chains import (_draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel,
-                     _sweep_kernel)
+                     _sweep_all_kernel, _sweep_dense_kernel, _sweep_single_kernel)
 from .mala import _mala_kernel
 
 __all__ = ["observables_batch", "energy_batch", "metropolis_sweeps", "mala_sweeps",
            "single_pixel_sweeps", "draw", "SCRATCH_BYTES", "THREADS_PER_BLOCK"]
 
 SCRATCH_BYTES = 1 << 30
-"""Upper bound on the global scratch one launch allocates (bytes)."""
+"""Upper bound on the global scratch one launch allocates (bytes); on a GPU also at most a
+quarter of the device memory free when the launch is planned."""
 THREADS_PER_BLOCK = 128
 _DRAW_KINDS = {"u64": 0, "uniform": 1, "normal": 2}
 
 
+def _scratch_budget():
+    """Bytes of scratch one launch may allocate on the current device."""
+    budget = SCRATCH_BYTES
+    if not _simulator():
+        free, _ = cuda.current_context().get_memory_info()
+        budget = min(budget, int(free) // 4)
+    return budget
+
+
+def _thread_slots():
+    """Threads the current device can hold at once (SMs x threads per SM); None in the
+    simulator. A grid-stride launch gains nothing from more than two such waves."""
+    if _simulator():
+        return None
+    dev = cuda.get_current_device()
+    return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTI_PROCESSOR)
+
+
+def _simulator():
+    from numba import config
+
+    return bool(getattr(config, "ENABLE_CUDASIM", 0))
+
+
 def _n_threads(n_items, bytes_per_thread):
-    """Threads for a grid-stride launch over ``n_items``, scratch capped by SCRATCH_BYTES."""
-    cap = max(THREADS_PER_BLOCK, SCRATCH_BYTES // max(1, bytes_per_thread))
-    return max(1, min(n_items, cap))
+    """Threads ``T`` for a grid-stride launch over ``n_items``: one per item where the scratch
+    budget (and, on a GPU, two waves of the device's thread slots) allows, else the largest
+    multiple of the block size under those caps (at least one block). Either way no
+    launched thread owns a scratch column past ``T``: the grid covers exactly ``T`` threads
+    when ``T < n_items``, and threads ``t >= T`` find no item when ``T == n_items`` (the
+    kernels also stride by ``T``, the scratch width, and skip ``t >= T``)."""
+    tpb = THREADS_PER_BLOCK
+    cap = _scratch_budget() // max(1, bytes_per_thread)
+    slots = _thread_slots()
+    if slots is not None:
+        cap = min(cap, 2 * slots)
+    cap = cap // tpb * tpb
+    return max(1, min(n_items, max(tpb, cap)))
 
 
 def _launch(kernel, n_threads, *args):
@@ -65,8 +109,98 @@ def _launch(kernel, n_threads, *args):
     kernel[(n_threads + tpb - 1) // tpb, tpb](*args)
 
 
-def _scratch(n_threads, *shape):
-    return cuda.device_array(shape + (n_threads,), dtype=np.float64)
+class Resident:
+    """Device copies of host arrays kept between calls, and a count of the copies made.
+
+    ``get(key, host)`` returns a device array equal to ``host``: the one kept under ``key``
+    when its host snapshot is bitwise equal to ``host`` (no copy), otherwise a fresh upload
+    that replaces the older of the two kept under ``key`` (two, so that alternating values,
+    the current and the previous θ, are both kept). ``keep(key, host, device)`` records that
+    ``device`` (written by a kernel and copied into ``host``) equals ``host``. Snapshots are
+    host copies, so any change to a host array, in place or not, is seen at the next call
+    and re-uploaded: the device copy can never be stale.
+
+    ``h2d``, ``d2h`` and ``allocations`` count host-to-device copies, device-to-host copies
+    and device allocations, an upload's included (``tests/cuda_sim_checks.py`` counts the
+    copies per training epoch independently, by wrapping the CUDA API).
+    """
+
+    def __init__(self, keep=True):
+        self.enabled = bool(keep)
+        self._slots = {}
+        self._scratch = {}
+        self.h2d = self.d2h = self.allocations = 0
+        self.version = 0  # bumped by every upload: identifies the data a result came from
+
+    @staticmethod
+    def _same(a, b):
+        return (a.shape == b.shape and a.dtype == b.dtype
+                and np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8)))
+
+    def find(self, key, host):
+        """The device array kept under ``key`` equal to ``host``, or None."""
+        for snap, dev, _ in self._slots.get(key, ()):
+            if self._same(snap, host):
+                return dev
+        return None
+
+    def tag(self, key, host):
+        """The upload version of the kept copy equal to ``host`` (None if there is none)."""
+        for snap, _, ver in self._slots.get(key, ()):
+            if self._same(snap, host):
+                return ver
+        return None
+
+    def get(self, key, host, transpose=False):
+        """``transpose``: the device copy is ``host.T`` (chains and rows of points are kept
+        ``(n_features, n)`` on the device, chain index fastest); the snapshot is ``host``."""
+        host = np.ascontiguousarray(host)
+        dev = self.find(key, host) if self.enabled else None
+        if dev is None:
+            dev = cuda.to_device(np.ascontiguousarray(host.T) if transpose else host)
+            self.h2d += 1
+            self.allocations += 1
+            self.keep(key, host, dev)
+        return dev
+
+    def keep(self, key, host, dev, version=None):
+        if not self.enabled:
+            return
+        if version is None:
+            self.version += 1
+            version = self.version
+        slots = [s for s in self._slots.get(key, ()) if s[1] is not dev]
+        self._slots[key] = ([(np.array(host, copy=True), dev, version)] + slots)[:2]
+
+    def drop(self, key):
+        self._slots.pop(key, None)
+
+    def empty(self, key, shape, dtype=np.float64):
+        """A device array of ``shape`` kept under ``key`` (contents undefined)."""
+        shape, dtype = tuple(int(n) for n in shape), np.dtype(dtype)
+        kept = self._scratch.get(key, []) if self.enabled else []
+        for dev in kept:
+            if dev.shape == shape and dev.dtype == dtype:
+                return dev
+        dev = cuda.device_array(shape, dtype=dtype)
+        self.allocations += 1
+        if self.enabled:  # two shapes per key: the chains' and the monitor rows'
+            self._scratch[key] = [dev] + kept[:1]
+        return dev
+
+    def to_host(self, dev, out=None, transpose=False):
+        """``dev`` copied into ``out`` (a new array if None); ``transpose``: ``dev.T``."""
+        self.d2h += 1
+        if transpose:
+            host = dev.copy_to_host().T
+            if out is None:
+                return np.ascontiguousarray(host)
+            out[...] = host
+            return out
+        return dev.copy_to_host() if out is None else dev.copy_to_host(out)
+
+    def scratch(self, name, n_threads, *shape):
+        return self.empty(("scratch", name), shape + (n_threads,))
 
 
 def _as_f64(a, name, ndim):
@@ -76,7 +210,19 @@ def _as_f64(a, name, ndim):
     return a
 
 
-def observables_batch(spec, params, X):
+def _terms(res, spec, params, lam, spec2=None, params2=None, lam2=None):
+    names = ("spec", "params", "lam", "spec2", "params2", "lam2")
+    return tuple(res.get(n, a) for n, a in zip(names, (spec, params, lam, spec2, params2, lam2))
+                 if a is not None)
+
+
+def _input_rows(res, X):
+    """``X`` on the device: the kept chains when ``X`` equals them, else an upload."""
+    d_X = res.find("x", X) if res.enabled else None
+    return (d_X, True) if d_X is not None else (res.get("X", X, transpose=True), False)
+
+
+def observables_batch(spec, params, X, resident=None):
     """Observables ``O(x; θ)`` of every row of ``X``, computed on the GPU.
 
     Same contract and results as :func:`mme_numba.kernels.observables_batch`.
@@ -86,6 +232,8 @@ def observables_batch(spec, params, X):
     spec : ndarray of int64, shape (n_rows, 8)
     params : ndarray of float64, shape (n_params,)
     X : ndarray of float64, shape (n_samples, n_features)
+    resident : Resident, optional
+        Device copies kept between calls (``X`` equal to the kept chains is not copied).
 
     Returns
     -------
@@ -99,15 +247,17 @@ def observables_batch(spec, params, X):
     out = np.empty((n, int(spec[-1, 2])))
     if n == 0:
         return out
+    res = Resident(keep=False) if resident is None else resident
     width = max_width(spec)
     n_threads = _n_threads(n, 2 * width * 8)
-    d_out = cuda.device_array(out.shape, dtype=np.float64)
-    _launch(_observables_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
-            cuda.to_device(X), d_out, _scratch(n_threads, 2, width))
-    return d_out.copy_to_host(out)
+    d_out = res.empty("observables", out.shape[::-1])
+    d_spec, d_params = _terms(res, spec, params, None)
+    _launch(_observables_kernel, n_threads, d_spec, d_params, _input_rows(res, X)[0], d_out,
+            res.scratch("buf", n_threads, 2, width))
+    return res.to_host(d_out, out, transpose=True)
 
 
-def energy_batch(spec, params, lam, X, spec2, params2, lam2):
+def energy_batch(spec, params, lam, X, spec2, params2, lam2, resident=None):
     """Energies ``H(x) = lam . O(x) + lam2 . O2(x)`` of every row of ``X``, on the GPU.
 
     Same contract and results as :func:`mme_numba.kernels.energy_batch`.
@@ -120,6 +270,9 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     X : ndarray of float64, shape (n_samples, n_features)
     spec2, params2, lam2 : ndarrays
         Second energy term; ``spec2`` with zero rows means absent.
+    resident : Resident, optional
+        Device copies kept between calls: ``X`` equal to the kept chains is not copied, and
+        its energies stay on the device for the next sweep.
 
     Returns
     -------
@@ -135,38 +288,56 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     out = np.empty(n)
     if n == 0:
         return out
+    res = Resident(keep=False) if resident is None else resident
     width, width2 = max_width(spec), max_width(spec2)
     n_threads = _n_threads(n, 2 * (width + width2) * 8)
-    d_out = cuda.device_array(n, dtype=np.float64)
-    _launch(_energy_kernel, n_threads, cuda.to_device(spec), cuda.to_device(params),
-            cuda.to_device(lam), cuda.to_device(spec2), cuda.to_device(params2),
-            cuda.to_device(lam2), cuda.to_device(X), d_out,
-            _scratch(n_threads, 2, width), _scratch(n_threads, 2, width2))
-    return d_out.copy_to_host(out)
+    d_X, chains = _input_rows(res, X)
+    if chains:  # the chains' energies: kept for the next sweep, so in their own array
+        d_out = cuda.device_array(n, dtype=np.float64)
+        res.allocations += 1
+    else:
+        d_out = res.empty("energies", (n,))
+    _launch(_energy_kernel, n_threads, *_terms(res, spec, params, lam, spec2, params2, lam2),
+            d_X, d_out, res.scratch("buf", n_threads, 2, width),
+            res.scratch("buf2", n_threads, 2, width2))
+    res.to_host(d_out, out)
+    if chains:
+        res.keep("energy", out, d_out)
+    return out
 
 
+
+
+_TERM_KEYS = ("spec", "params", "lam", "n_inc", "spec2", "params2", "lam2", "n_inc2")
 
 
 def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, boundary,
-                rng_state, accepted, extra, scratch):
-    """Copy in, launch ``kernel(*terms, x, energy, lo, hi, step, n_sweeps, *extra, boundary,
-    rng_state, accepted, *scratch(n_threads))``, copy ``x, energy, rng_state, accepted`` back."""
+                rng_state, accepted, extra, scratch, resident):
+    """Launch ``kernel(*terms, x, energy, lo, hi, step, n_sweeps, *extra, boundary,
+    rng_state, accepted, *scratch(res, n_threads))`` on device copies of the arrays (kept
+    ones where ``resident`` holds them), copy ``x, energy, rng_state`` back and add the
+    kernel's accept counts to ``accepted``."""
+    res = Resident(keep=False) if resident is None else resident
     n_threads = _n_threads(x.shape[0], per_thread)
-    d_x, d_energy = cuda.to_device(x), cuda.to_device(energy)
-    d_state, d_acc = cuda.to_device(rng_state), cuda.to_device(accepted)
-    _launch(kernel, n_threads, *(cuda.to_device(a) if isinstance(a, np.ndarray) else a
-                                 for a in terms),
-            d_x, d_energy, cuda.to_device(lo), cuda.to_device(hi), cuda.to_device(step),
+    keys = _TERM_KEYS if len(terms) == 8 else _TERM_KEYS[:3] + _TERM_KEYS[4:7]
+    d_x = res.get("x", x, transpose=True)
+    d_energy, d_state = res.get("energy", energy), res.get("state", rng_state)
+    d_acc = res.empty("accepted", accepted.shape, np.int64)
+    _launch(kernel, n_threads, *(res.get(k, a) if isinstance(a, np.ndarray) else a
+                                 for k, a in zip(keys, terms)),
+            d_x, d_energy, res.get("lo", lo), res.get("hi", hi), res.get("step", step),
             np.int64(n_sweeps), *extra, np.int64(boundary), d_state, d_acc,
-            *scratch(n_threads))
-    d_x.copy_to_host(x)
-    d_energy.copy_to_host(energy)
-    d_state.copy_to_host(rng_state)
-    d_acc.copy_to_host(accepted)
+            *scratch(res, n_threads))
+    for key, host, dev in (("x", x, d_x), ("energy", energy, d_energy),
+                           ("state", rng_state, d_state)):
+        res.to_host(dev, host, transpose=key == "x")
+        res.keep(key, host, dev)
+    accepted += res.to_host(d_acc)
 
 
 def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                      n_sweeps, move, boundary, rng_state, accepted, incremental=True):
+                      n_sweeps, move, boundary, rng_state, accepted, incremental=True,
+                      resident=None):
     """Advance persistent Metropolis chains on the GPU, in place on the host arrays.
 
     Same contract, draw order and results as :func:`mme_numba.kernels.metropolis_sweeps`
@@ -221,21 +392,24 @@ def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
         return
     if move == MOVE_SCAN and incremental and incremental_prefix(spec) > 0:
         _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                      n_sweeps, boundary, rng_state, accepted, scan=True)
+                      n_sweeps, boundary, rng_state, accepted, scan=True, resident=resident)
         return
     d = x.shape[1]
     incremental = bool(incremental) and move != MOVE_ALL and spec[0, 0] == DENSE
     width, width2 = max_width(spec), max_width(spec2)
     n_hid = int(spec[0, 2]) if incremental else 1
-    _run_chains(_sweep_kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
+    kernel = (_sweep_all_kernel if move == MOVE_ALL else
+              _sweep_dense_kernel if incremental else _sweep_single_kernel)
+    _run_chains(kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted, (np.int64(move),),
-                lambda n: (incremental, _scratch(n, 2, width), _scratch(n, 2, width2),
-                           _scratch(n, d), _scratch(n, 2, n_hid)))
+                lambda r, n: (incremental, r.scratch("buf", n, 2, width),
+                              r.scratch("buf2", n, 2, width2), r.scratch("y", n, d),
+                              r.scratch("z", n, 2, n_hid)), resident)
 
 
 def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                boundary, rng_state, accepted):
+                boundary, rng_state, accepted, resident=None):
     """MALA sweeps on the GPU, in place on the host arrays.
 
     Same contract, draw order and results as :func:`mme_numba.kernels.mala.mala_sweeps`
@@ -276,12 +450,13 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     _run_chains(_mala_kernel, 8 * (4 * d + n_act + n_act2 + 2 * width),
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted, (),
-                lambda n: (_scratch(n, 4, d), _scratch(n, 1, n_act), _scratch(n, 1, n_act2),
-                           _scratch(n, 2, width)))
+                lambda r, n: (r.scratch("vec", n, 4, d), r.scratch("acts", n, 1, n_act),
+                              r.scratch("acts2", n, 1, n_act2), r.scratch("grads", n, 2, width)),
+                resident)
 
 
 def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                        n_sweeps, boundary, rng_state, accepted, scan=False):
+                        n_sweeps, boundary, rng_state, accepted, scan=False, resident=None):
     """Single-pixel sweeps with incremental conv updates, on the GPU, in place.
 
     Random scan: same contract and draws as
@@ -325,11 +500,11 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     if x.shape[0] == 0 or n_sweeps == 0:
         return
     _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                  boundary, rng_state, accepted, scan=scan)
+                  boundary, rng_state, accepted, scan=scan, resident=resident)
 
 
 def _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                  boundary, rng_state, accepted, scan):
+                  boundary, rng_state, accepted, scan, resident=None):
     """Launch the single-pixel kernel on checked arguments (``spec`` starting with CONV2D)."""
     n_inc, n_inc2 = incremental_prefix(spec), incremental_prefix(spec2)
     width, width2 = max_width(spec), max_width(spec2)
@@ -338,9 +513,10 @@ def _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
     _run_chains(_pixel_kernel, 8 * (2 * width + 2 * width2 + 2 * n_act + 2 * n_act2),
                 (spec, params, lam, np.int64(n_inc), spec2, params2, lam2, np.int64(n_inc2)),
                 x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, (bool(scan),),
-                lambda n: (_scratch(n, 2, width), _scratch(n, 2, width2),
-                           _scratch(n, 1, n_act), _scratch(n, 1, n_act),
-                           _scratch(n, 1, n_act2), _scratch(n, 1, n_act2)))
+                lambda r, n: (r.scratch("buf", n, 2, width), r.scratch("buf2", n, 2, width2),
+                              r.scratch("acts", n, 1, n_act), r.scratch("undo", n, 1, n_act),
+                              r.scratch("acts2", n, 1, n_act2),
+                              r.scratch("undo2", n, 1, n_act2)), resident)
 
 
 def draw(rng_state, n_draws, kind="uniform"):

@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda
 
 from ..network import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
-from ..sampler import MOVE_ALL, MOVE_SCAN
+from ..sampler import MOVE_SCAN
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
                      _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
                      _uniform)
@@ -36,7 +36,7 @@ def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
     box rule (the draw order of ``sampler._single_site_proposal`` and of the scan).
     Returns ``(j, old, new, inside)``."""
     j = _coordinate(st, it, d, scan)
-    old = x[c, j]
+    old = x[j, c]
     yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
     return j, old, yj, inside
 
@@ -44,13 +44,13 @@ def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
 @cuda.jit(device=True)
 def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                n_sweeps, boundary, st, buf, buf2, ybuf):
-    d = x.shape[1]
+    d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            yk, ok = _propose(x[c, k] + step[c] * _normal(st), lo[k], hi[k], boundary)
+            yk, ok = _propose(x[k, c] + step[c] * _normal(st), lo[k], hi[k], boundary)
             ybuf[k, t] = yk
             inside = inside and ok
         if not inside:
@@ -64,7 +64,7 @@ def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
             h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
         if _accept(st, h, h_new):
             for k in range(d):
-                x[c, k] = ybuf[k, t]
+                x[k, c] = ybuf[k, t]
             h = h_new
             n_acc += 1
     return h, n_acc
@@ -73,7 +73,7 @@ def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
 @cuda.jit(device=True)
 def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                   n_sweeps, boundary, scan, st, buf, buf2):
-    d = x.shape[1]
+    d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     h = energy[c]
     n_acc = 0
     for it in range(n_sweeps * d):
@@ -81,13 +81,13 @@ def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, 
                                                    boundary)
         if not inside:
             continue
-        x[c, j] = yj  # own row only; restored below on rejection
+        x[j, c] = yj  # own column only; restored below on rejection
         h_new = _energy_row(spec, params, lam, spec2, params2, lam2, x, c, buf, buf2, t)
         if _accept(st, h, h_new):
             h = h_new
             n_acc += 1
         else:
-            x[c, j] = old
+            x[j, c] = old
     return h, n_acc
 
 
@@ -97,7 +97,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     # First row DENSE: keep z = W x + b in zbuf[zi, :, t] and update it by one column of W
     # per proposal; the proposal's z' goes to zbuf[1 - zi] and to buf[0] (the input of
     # rows 1..). Accepting flips zi. As on the CPU, z is rebuilt from x at every call.
-    d = x.shape[1]
+    d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     n_hid = spec[0, 2]
     off = spec[0, 3]
     has_bias = spec[0, 4] == 1
@@ -121,7 +121,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
             zbuf[zn, i, t] = v
             buf[0, i, t] = v
         h_new = _dot_out(spec, lam, buf, _forward(spec, params, buf, 1, t), t)
-        x[c, j] = yj  # own row only; restored below on rejection
+        x[j, c] = yj  # own column only; restored below on rejection
         if has_second:
             _load_row(x, c, buf2, t)
             h_new += _dot_out(spec2, lam2, buf2, _forward(spec2, params2, buf2, 0, t), t)
@@ -130,7 +130,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
             zi = zn
             n_acc += 1
         else:
-            x[c, j] = old
+            x[j, c] = old
     return h, n_acc
 
 
@@ -209,7 +209,7 @@ def _pix_propose(spec, params, lam, n_inc, x, c, j, x_old, acts, undo, buf, t):
                 for iy in range(r0, r1):
                     for ix in range(q0, q1):
                         if r == 0:
-                            delta = x[c, j] - x_old
+                            delta = x[j, c] - x_old
                         else:
                             i = a_prev + cc * hw + iy * w + ix
                             delta = acts[0, i, t] - undo[0, i, t]
@@ -283,7 +283,7 @@ def _pix_restore(spec, n_inc, j, acts, undo, t):
 def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy,
                   lo, hi, step, n_sweeps, boundary, scan, st, buf, buf2, acts, undo, acts2,
                   undo2):
-    d = x.shape[1]
+    d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t)
     has_second = spec2.shape[0] > 0
     if n_inc2 > 0:
@@ -295,7 +295,7 @@ def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, 
                                                    boundary)
         if not inside:
             continue
-        x[c, j] = yj  # own row only; restored below on rejection
+        x[j, c] = yj  # own column only; restored below on rejection
         h_new = _pix_propose(spec, params, lam, n_inc, x, c, j, old, acts, undo, buf, t)
         if has_second:
             if n_inc2 > 0:
@@ -308,7 +308,7 @@ def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, 
             h = h_new
             n_acc += 1
         else:
-            x[c, j] = old
+            x[j, c] = old
             _pix_restore(spec, n_inc, j, acts, undo, t)
             if n_inc2 > 0:
                 _pix_restore(spec2, n_inc2, j, acts2, undo2, t)
@@ -317,68 +317,130 @@ def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, 
 
 # --- kernels -----------------------------------------------------------------------------
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _observables_kernel(spec, params, X, out, buf):
     t = cuda.grid(1)
-    for i in range(t, X.shape[0], cuda.gridsize(1)):
+    n_t = buf.shape[2]  # threads that own a scratch column: the stride
+    if t >= n_t:
+        return
+    i = t
+    while i < X.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
         _load_row(X, i, buf, t)
         p = _forward(spec, params, buf, 0, t)
-        for k in range(out.shape[1]):
-            out[i, k] = buf[p, k, t]
+        for k in range(out.shape[0]):
+            out[k, i] = buf[p, k, t]  # (m, n): coalesced
+        i += n_t
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
     t = cuda.grid(1)
-    for i in range(t, X.shape[0], cuda.gridsize(1)):
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
+    i = t
+    while i < X.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
         out[i] = _energy_row(spec, params, lam, spec2, params2, lam2, X, i, buf, buf2, t)
+        i += n_t
 
 
-@cuda.jit(cache=True)
-def _sweep_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                  n_sweeps, move, boundary, rng_state, accepted, incremental,
-                  buf, buf2, ybuf, zbuf):
+# One kernel per chain kind, not one kernel branching on the move: registers are allocated
+# for a kernel's hungriest path, and the all-coordinate chain alone needs 164 (18.8 %
+# occupancy on sm_90) where the three together needed 220 (12.5 %). They share one signature
+# (``move`` and ``incremental`` as the host chose them).
+
+@cuda.jit
+def _sweep_all_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                      n_sweeps, move, boundary, rng_state, accepted, incremental,
+                      buf, buf2, ybuf, zbuf):
     t = cuda.grid(1)
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], cuda.gridsize(1)):
+    c = t
+    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
-        if move == MOVE_ALL:
-            h, n_acc = _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy,
-                                  lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
-        elif incremental:
-            h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                           energy, lo, hi, step, n_sweeps, boundary,
-                                           move == MOVE_SCAN, st, buf, buf2, zbuf)
-        else:
-            h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                     energy, lo, hi, step, n_sweeps, boundary,
-                                     move == MOVE_SCAN, st, buf, buf2)
+        h, n_acc = _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy,
+                              lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
         energy[c] = h
-        accepted[c] += n_acc
+        accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
+        c += n_t
 
 
-@cuda.jit(cache=True)
+@cuda.jit
+def _sweep_dense_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                        n_sweeps, move, boundary, rng_state, accepted, incremental,
+                        buf, buf2, ybuf, zbuf):
+    t = cuda.grid(1)
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
+    st = cuda.local.array(4, np.uint64)
+    c = t
+    while c < x.shape[1]:
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
+                                       energy, lo, hi, step, n_sweeps, boundary,
+                                       move == MOVE_SCAN, st, buf, buf2, zbuf)
+        energy[c] = h
+        accepted[c] = n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+        c += n_t
+
+
+@cuda.jit
+def _sweep_single_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                         n_sweeps, move, boundary, rng_state, accepted, incremental,
+                         buf, buf2, ybuf, zbuf):
+    t = cuda.grid(1)
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
+    st = cuda.local.array(4, np.uint64)
+    c = t
+    while c < x.shape[1]:
+        for k in range(4):
+            st[k] = rng_state[c, k]
+        h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
+                                 energy, lo, hi, step, n_sweeps, boundary,
+                                 move == MOVE_SCAN, st, buf, buf2)
+        energy[c] = h
+        accepted[c] = n_acc
+        for k in range(4):
+            rng_state[c, k] = st[k]
+        c += n_t
+
+
+@cuda.jit
 def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
                   step, n_sweeps, scan, boundary, rng_state, accepted, buf, buf2, acts, undo,
                   acts2, undo2):
     t = cuda.grid(1)
+    n_t = buf.shape[2]
+    if t >= n_t:
+        return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], cuda.gridsize(1)):
+    c = t
+    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
                                  x, energy, lo, hi, step, n_sweeps, boundary, scan, st, buf,
                                  buf2, acts, undo, acts2, undo2)
         energy[c] = h
-        accepted[c] += n_acc
+        accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
+        c += n_t
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _draw_kernel(rng_state, kind, out_u64, out_f64):
     t = cuda.grid(1)
     st = cuda.local.array(4, np.uint64)

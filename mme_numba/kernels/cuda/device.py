@@ -231,8 +231,10 @@ def _dot_out(spec, lam, buf, p, t):
 
 @cuda.jit(device=True)
 def _load_row(x, c, buf, t):
-    for k in range(x.shape[1]):
-        buf[0, k, t] = x[c, k]
+    """Chain/row ``c`` of ``x`` into ``buf[0, :, t]``. On the device ``x`` is
+    ``(n_features, n)``, chain index fastest: a warp's threads read consecutive addresses."""
+    for k in range(x.shape[0]):
+        buf[0, k, t] = x[k, c]
 
 
 @cuda.jit(device=True)

@@ -185,9 +185,9 @@ def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
 @cuda.jit(device=True)
 def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                 n_sweeps, boundary, st, vec, acts, acts2, grads):
-    d = x.shape[1]
+    d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     for k in range(d):
-        vec[_X, k, t] = x[c, k]
+        vec[_X, k, t] = x[k, c]
     _energy_grad(spec, params, lam, spec2, params2, lam2, vec, _X, _G, acts, acts2, grads, t)
     h = energy[c]
     eps = step[c]
@@ -214,21 +214,26 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
             h = h_y
             n_acc += 1
     for k in range(d):
-        x[c, k] = vec[_X, k, t]
+        x[k, c] = vec[_X, k, t]
     return h, n_acc
 
 
-@cuda.jit(cache=True)
+@cuda.jit
 def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                  boundary, rng_state, accepted, vec, acts, acts2, grads):
     t = cuda.grid(1)
+    n_t = vec.shape[2]  # threads that own a scratch column: the stride
+    if t >= n_t:
+        return
     st = cuda.local.array(4, np.uint64)
-    for c in range(t, x.shape[0], cuda.gridsize(1)):
+    c = t
+    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
         for k in range(4):
             st[k] = rng_state[c, k]
         h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,
                                hi, step, n_sweeps, boundary, st, vec, acts, acts2, grads)
         energy[c] = h
-        accepted[c] += n_acc
+        accepted[c] = n_acc  # the host adds it to its counts
         for k in range(4):
             rng_state[c, k] = st[k]
+        c += n_t

@@ -1,5 +1,8 @@
 """The CUDA backend: the CPU backend's three operations, run by ``@cuda.jit`` kernels.
 
+(The module is ``mme_numba.gpu``, not ``mme_numba.cuda_*``: numba-cuda's import hook
+captures every module whose dotted name contains ``numba.cuda``.)
+
 Results match :class:`mme_numba.backends.CPUBackend` for the same seeds: the same random
 streams and accept decisions, positions and energies equal up to the last bits (fused
 multiply-adds, the device math library). See ``docs/gpu.md``.
@@ -63,9 +66,15 @@ def _simulator_enabled():
 class CUDABackend:
     """Energies, observables and Metropolis sweeps on an NVIDIA GPU (``numba.cuda``).
 
-    Same methods, arguments and results as :class:`mme_numba.backends.CPUBackend`.
-    Each call copies its arrays to the device and the results back; the in-place
-    arguments of :meth:`sweep` are updated on the host.
+    Same methods, arguments and results as :class:`mme_numba.backends.CPUBackend`; the
+    in-place arguments of :meth:`sweep` are updated on the host.
+
+    The backend keeps device copies between calls (:class:`mme_numba.kernels.cuda.Resident`):
+    the chains, their energies and random states after a sweep, θ, λ, the box and the
+    steps, and the scratch buffers. A later call whose host array is bitwise equal to the
+    kept copy's snapshot uses the device copy without a transfer (``energy`` and
+    ``observe`` of the chains, the next ``sweep``); any other array, or one changed on the
+    host, is uploaded. ``transfers`` counts the copies.
 
     Raises
     ------
@@ -83,20 +92,39 @@ class CUDABackend:
         from .kernels import cuda as kernels_cuda
 
         self._k = kernels_cuda
+        self._resident = kernels_cuda.Resident()
         if _simulator_enabled():
             logger.info("CUDA backend running in the numba CUDA simulator (slow)")
+
+    @property
+    def transfers(self):
+        """Copies made so far: ``{"h2d": ..., "d2h": ..., "allocations": ...}``."""
+        r = self._resident
+        return {"h2d": r.h2d, "d2h": r.d2h, "allocations": r.allocations}
+
+    def suggested_n_chains(self):
+        """Chains that fill the device once: one thread per chain on every thread slot of
+        every SM (``SMs × max threads per SM``; 270 336 on an H100 SXM, 540 672 would be
+        two waves). 1024 in the simulator. See ``docs/gpu.md``."""
+        if _simulator_enabled():
+            return 1024
+        from numba import cuda
+
+        dev = cuda.get_current_device()
+        return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTI_PROCESSOR)
 
     def observe(self, spec, params, X):
         """Observables ``(n, m)`` of the rows of ``X (n, d)``."""
         _refuse_compiled(spec)
-        return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64))
+        return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64),
+                                         resident=self._resident)
 
     def energy(self, spec, params, lam, X, field=None):
         """Energies ``lam . O(x) + lam2 . O2(x)`` ``(n,)``; ``field = (spec2, params2, lam2)``."""
         _refuse_compiled(spec)
         spec2, params2, lam2 = _no_field() if field is None else field
         return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
-                                    spec2, params2, lam2)
+                                    spec2, params2, lam2, resident=self._resident)
 
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):
@@ -118,17 +146,19 @@ class CUDABackend:
         spec2, params2, lam2 = _no_field() if field is None else field
         if move == "mala":
             self._k.mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                                int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted)
+                                int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted,
+                                resident=self._resident)
             return
         if move in ("single", "scan") and np.ndim(spec) == 2 and len(spec) \
                 and spec[0][0] == CONV2D:
             self._k.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo,
                                         hi, step, int(n_sweeps), _BOUNDARIES[boundary],
-                                        rng_state, accepted, scan=move == "scan")
+                                        rng_state, accepted, scan=move == "scan",
+                                        resident=self._resident)
             return
         self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
                                   step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],
-                                  rng_state, accepted)
+                                  rng_state, accepted, resident=self._resident)
 
 
 def _refuse_compiled(spec):

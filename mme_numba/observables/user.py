@@ -37,6 +37,8 @@ import math
 import numpy as np
 from numba import njit
 
+from ..nn.params import FlatParameters
+
 __all__ = ["CompiledObservables", "compiled", "COMPILED", "kernels_of"]
 
 #: Spec op code of a compiled user observable (the network ops are 0-8).
@@ -338,7 +340,7 @@ def _first_line(exc):
     return text[:300] or type(exc).__name__
 
 
-class CompiledObservables:
+class CompiledObservables(FlatParameters):
     """Observables ``O(x; θ)`` computed by the user's compiled function (see :func:`compiled`).
 
     Attributes
@@ -381,22 +383,7 @@ class CompiledObservables:
         if self.n_features is not None:
             self._probe(np.zeros(self.n_features))
 
-    # -- parameters ----------------------------------------------------------------------
-    @property
-    def theta(self):
-        return self._theta
-
-    @theta.setter
-    def theta(self, value):
-        self.set_theta(value)
-
-    def set_theta(self, theta):
-        theta = np.asarray(theta, dtype=np.float64).ravel()
-        if theta.shape != self._theta.shape:
-            raise ValueError(f"compiled: theta must have {self._theta.size} entries, got "
-                             f"{theta.size}")
-        self._theta[...] = theta
-
+    # -- parameters (theta / set_theta: FlatParameters) ----------------------------------
     @property
     def n_params(self):
         return self._theta.size

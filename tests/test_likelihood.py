@@ -1,0 +1,119 @@
+"""ln Z, log-likelihoods and the entropy value in any dimension (docs/method.md §9).
+
+Oracles: a separable quadratic energy ``H = Σ_j a_j x_j + b_j x_j²`` (``polynomial(2)`` with λ
+set by hand) has ``ln Z = Σ_j ln ∫_lo^hi exp(-a_j t - b_j t²) dt``, one 1-d quadrature per
+coordinate, in any dimension; a trained 2-d network is checked against grid quadrature.
+"""
+
+import numpy as np
+import pytest
+from scipy import integrate
+
+import mme_numba as mme
+from mme_numba import likelihood
+
+
+def quadratic_model(d, seed=1, lo=-3.0, hi=4.0, move="scan"):
+    """A MaxEnt on ``polynomial(2)`` with random separable λ, and its exact ``ln Z``."""
+    rng = np.random.default_rng(seed)
+    model = mme.MaxEnt(mme.observables.polynomial(2), support=(lo, hi), move=move,
+                       n_chains=512, random_state=0)
+    model._initialize(rng.uniform(-1, 1, (4, d)))     # fitted state without training
+    a, b = rng.uniform(-1, 1, d), rng.uniform(0.2, 2.0, d)
+    model.lambda_ = np.ravel(np.column_stack([a, b]))  # feature-major: (x_j, x_j²)
+    exact = sum(np.log(integrate.quad(lambda t: np.exp(-aj * t - bj * t * t), lo, hi)[0])
+                for aj, bj in zip(a, b))
+    return model, exact
+
+
+@pytest.mark.parametrize("d", [10, pytest.param(64, marks=pytest.mark.slow)])
+def test_ais_matches_the_exact_log_partition_of_a_separable_energy(d):
+    model, exact = quadratic_model(d)
+    log_z, err = model.log_partition(n_chains=512 if d == 10 else 1024, cess=0.999)
+    assert err < 0.05
+    assert abs(log_z - exact) <= max(3 * err, 1e-3), (log_z, exact, err)
+    assert abs(log_z - exact) <= 0.05
+
+
+def test_ais_is_deterministic_and_cached():
+    model, _ = quadratic_model(3)
+    first = likelihood.anneal(model, n_chains=64, random_state=5)
+    again = likelihood.anneal(model, n_chains=64, random_state=5)
+    assert first.log_z == again.log_z and np.array_equal(first.betas, again.betas)
+    assert first.betas[0] == 0.0 and first.betas[-1] == 1.0
+    assert model.log_partition(method="ais") is not None
+    cached = model.__dict__["_log_z_cache"]
+    model.log_partition(method="ais")
+    assert model.__dict__["_log_z_cache"] is cached
+    model.lambda_ = model.lambda_ * 1.01              # new parameters: recomputed
+    model.log_partition(method="ais")
+    assert model.__dict__["_log_z_cache"] is not cached
+
+
+@pytest.fixture(scope="module")
+def trained_2d():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal([-1.5, 0], 0.5, (150, 2)), rng.normal([1.5, 1], 0.6, (150, 2))])
+    model = mme.MinMaxEnt(mme.nn.mlp([2, 16, 3], random_state=0), support=(-4, 4),
+                          n_chains=512, random_state=0)
+    return model.fit(np.clip(X, -3.9, 3.9), epochs=60), X
+
+
+def test_ais_on_a_trained_2d_network_matches_quadrature(trained_2d):
+    model, X = trained_2d
+    quad, quad_err = model.log_partition(method="quadrature")
+    assert quad_err < 1e-3
+    log_z, err = model.log_partition(method="ais")
+    assert err < 0.05
+    assert abs(log_z - quad) <= max(3 * err, 1e-3) and abs(log_z - quad) <= 0.05
+    # score_samples is the quadrature-normalized log density
+    rows = np.clip(X[:20], -3.9, 3.9)
+    assert np.allclose(model.score_samples(rows), model.log_density(rows), atol=1e-9)
+    assert np.allclose(model.score_samples(rows, method="ais"),
+                       model.log_density(rows) + quad - log_z, atol=1e-9)
+    assert model.score(rows) == pytest.approx(float(np.mean(model.log_density(rows))))
+    # entropy: AIS and quadrature agree
+    s_quad, _ = model.entropy()
+    s_ais, s_err = model.entropy(method="ais")
+    assert abs(s_ais - s_quad) <= max(3 * s_err, 1e-3)
+
+
+def test_score_samples_edges(trained_2d):
+    model, _ = trained_2d
+    out = model.score_samples(np.array([[0.0, 0.0], [5.0, 0.0], [-4.0, 4.0]]))
+    assert np.isfinite(out[0]) and out[1] == -np.inf and np.isfinite(out[2])
+    with pytest.raises(ValueError, match="features"):
+        model.score_samples(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.score_samples(np.array([[np.nan, 0.0]]))
+    with pytest.raises(ValueError, match="method"):
+        model.log_partition(method="magic")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        mme.MaxEnt(mme.observables.polynomial(2), support=(-1, 1)).score_samples([[0.0]])
+    with pytest.raises(ValueError, match="quadrature needs d <= 2"):
+        quadratic_model(3)[0].log_partition(method="quadrature")
+
+
+def test_heldout_nll_is_recorded_and_early_stopping_restores_the_best_state(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(0, 1, (40, 1)).clip(-3.9, 3.9)
+    kw = dict(support=(-4, 4), n_chains=64, burn_in=20, random_state=0,
+              validation_fraction=0.25)
+    model = mme.MinMaxEnt(mme.nn.mlp([1, 8, 2], random_state=0), max_epochs=400, **kw)
+    model.fit(X)
+    nll = [h["heldout_nll"] for h in model.history_]
+    assert len(nll) == len(model.history_) and np.all(np.isfinite(nll))
+    assert model._heldout.best is not None
+    # the same rows are held out at every fit call
+    a = model._heldout.split(X)[1]
+    b = model._heldout.split(X)[1]
+    assert len(a) == 10 and np.array_equal(a, b)
+    if len(model.history_) < 400:        # stopped early: the best state was put back
+        events = model.history_[-1].get("events", [])
+        assert any(e["event"] == "restored_best" for e in events)
+    # the parameter and the early-stopping state survive a save and load
+    model.save(tmp_path / "m.npz")
+    loaded = mme.load(tmp_path / "m.npz")
+    assert loaded.validation_fraction == 0.25
+    assert loaded._heldout.state() == model._heldout.state()
+    assert loaded.get_params()["validation_fraction"] == 0.25

@@ -117,3 +117,15 @@ def test_heldout_nll_is_recorded_and_early_stopping_restores_the_best_state(tmp_
     assert loaded.validation_fraction == 0.25
     assert loaded._heldout.state() == model._heldout.state()
     assert loaded.get_params()["validation_fraction"] == 0.25
+
+
+@pytest.mark.slow
+def test_two_ais_runs_on_a_trained_digits_model_agree():
+    X, _ = mme.datasets.digits()
+    X = X[np.sort(np.random.default_rng(0).permutation(len(X))[:200])]
+    model = mme.MinMaxEnt(mme.nn.paper_cnn(16), support=(0, 1), n_chains=256,
+                          random_state=0).fit(X, epochs=20)
+    a = likelihood.anneal(model, n_chains=256, random_state=1)
+    b = likelihood.anneal(model, n_chains=256, random_state=2)
+    assert a.std_err <= 0.5 and b.std_err <= 0.5
+    assert abs(a.log_z - b.log_z) <= 3 * np.hypot(a.std_err, b.std_err), (a, b)

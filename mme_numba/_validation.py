@@ -86,6 +86,7 @@ PARAMS = {
     "var_floor": _float(0, None),
     "max_epochs": _int(1, None, None),
     "validation_fraction": _float(0, 0.5, None, lo_open=True),
+    "anchor_every": _int(1, None, None),
     "backend": _choice(*BACKEND_NAMES),
     "comm": Param("comm"),
     "random_state": Param("seed"),

@@ -94,6 +94,12 @@ class MaxEnt:
         ``history_`` then records their negative log-likelihood each epoch
         (``heldout_nll``), and ``epochs="auto"`` stops when it has not improved for 100
         epochs and restores the best state (:class:`mme_numba.training.HeldOut`).
+    anchor_every : int, optional
+        Every this many epochs, replace the tracked ``ln Z`` (``docs/method.md`` §5, "The
+        entropy, every epoch") by an annealed-importance-sampling estimate on 256 chains
+        (:func:`mme_numba.likelihood.anneal`), undoing the drift the per-epoch ratios
+        accumulate; ``history_`` records the correction (``anchor_shift``). ``None``
+        (default): never.
     backend : {"cpu", "cuda"}
         Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
         (same random streams and accept decisions; ``docs/gpu.md``).
@@ -126,7 +132,8 @@ class MaxEnt:
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="auto",
                  boundary="reflect", lambda_solver="auto", lr_lambda=0.05, lambda_steps=1,
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, max_epochs=None,
-                 validation_fraction=None, backend="cpu", comm=None, random_state=None):
+                 validation_fraction=None, anchor_every=None, backend="cpu", comm=None,
+                 random_state=None):
         self.observables = observables
         self.support = support
         self.n_chains = n_chains
@@ -145,6 +152,7 @@ class MaxEnt:
         self.var_floor = var_floor
         self.max_epochs = max_epochs
         self.validation_fraction = validation_fraction
+        self.anchor_every = anchor_every
         self.backend = backend
         self.comm = comm
         self.random_state = random_state
@@ -806,8 +814,13 @@ class MaxEnt:
                 self._backend.energy(spec, prev_params, prev_lam,
                                      np.ascontiguousarray(samples[mon]), NO_FIELD),
                 O_model[mon] @ lam_old)
-        entropy = self._tracker.entropy(lam_old, obar)
         heldout = {}
+        if self.anchor_every is not None and self.epoch_ % int(self.anchor_every) == 0:
+            from .training import anchor     # the parameters here are those `entropy` uses
+
+            heldout["anchor_shift"] = anchor(self, self._tracker, seed=self.epoch_)
+        entropy = self._tracker.entropy(lam_old, obar)
+        heldout["log_z"] = self._tracker.log_z
         if getattr(self, "_X_val", None) is not None:   # same parameters as `entropy`
             heldout["heldout_nll"] = float(np.mean(self._backend.energy(
                 spec, params_now, lam_old, self._X_val, NO_FIELD))) + self._tracker.log_z

@@ -305,6 +305,25 @@ class DivergenceGuard:
         self.jump_retried = int(state["jump_retried"])
 
 
+#: Chains of the AIS run that re-anchors the tracked ln Z (``anchor_every``).
+ANCHOR_CHAINS = 256
+
+
+def anchor(model, tracker, seed):
+    """Set ``tracker.log_z`` to an AIS estimate for the model's current parameters.
+
+    Called inside an epoch where the tracker's ``ln Z`` and the model's ``λ``, ``θ`` refer to
+    the same parameters. Returns the correction (AIS minus tracked), in nats. The AIS run has
+    its own random streams: the training chains and streams are untouched.
+    """
+    from .likelihood import anneal
+
+    res = anneal(model, n_chains=ANCHOR_CHAINS, random_state=int(seed), n_bootstrap=0)
+    shift = res.log_z - tracker.log_z
+    tracker.log_z = res.log_z
+    return float(shift)
+
+
 class HeldOut:
     """The held-out negative log-likelihood per epoch, and early stopping on it.
 

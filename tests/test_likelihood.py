@@ -129,3 +129,18 @@ def test_two_ais_runs_on_a_trained_digits_model_agree():
     b = likelihood.anneal(model, n_chains=256, random_state=2)
     assert a.std_err <= 0.5 and b.std_err <= 0.5
     assert abs(a.log_z - b.log_z) <= 3 * np.hypot(a.std_err, b.std_err), (a, b)
+
+
+def test_anchoring_puts_the_tracked_log_z_on_the_ais_value():
+    rng = np.random.default_rng(0)
+    X = rng.normal(0.5, 0.7, (300, 1))
+    model = mme.MaxEnt(mme.observables.polynomial(2), support=(-4, 4), n_chains=256,
+                       burn_in=50, anchor_every=20, random_state=0).fit(X, epochs=21)
+    shifts = [h["epoch"] for h in model.history_ if "anchor_shift" in h]
+    assert shifts == [1, 21]
+    check = mme.MaxEnt(mme.observables.polynomial(2), support=(-4, 4), n_chains=256,
+                       random_state=0)
+    check._initialize(X)
+    check.lambda_ = np.asarray(model.history_[-2]["lambda"])   # λ at the start of epoch 21
+    exact, _ = check.log_partition(method="quadrature")
+    assert model.history_[-1]["log_z"] == pytest.approx(exact, abs=0.05)

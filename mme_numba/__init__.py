@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "nn", "observables", "datasets", "kernels", "solvers", "quadrature", "diagnostics",
-    "plotting", "fields", "baselines", "testing", "model", "io", "cli", "config",
+    "plotting", "fields", "baselines", "testing", "model", "io", "cli", "config", "likelihood",
 }
 _NAMES = {
     "MaxEnt": "mme_numba.model",

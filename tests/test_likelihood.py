@@ -99,7 +99,7 @@ def test_heldout_nll_is_recorded_and_early_stopping_restores_the_best_state(tmp_
     X = rng.normal(0, 1, (40, 1)).clip(-3.9, 3.9)
     kw = dict(support=(-4, 4), n_chains=64, burn_in=20, random_state=0,
               validation_fraction=0.25)
-    model = mme.MinMaxEnt(mme.nn.mlp([1, 8, 2], random_state=0), max_epochs=400, **kw)
+    model = mme.MinMaxEnt(mme.nn.mlp([1, 8, 2], random_state=0), max_epochs=120, **kw)
     model.fit(X)
     nll = [h["heldout_nll"] for h in model.history_]
     assert len(nll) == len(model.history_) and np.all(np.isfinite(nll))
@@ -108,7 +108,7 @@ def test_heldout_nll_is_recorded_and_early_stopping_restores_the_best_state(tmp_
     a = model._heldout.split(X)[1]
     b = model._heldout.split(X)[1]
     assert len(a) == 10 and np.array_equal(a, b)
-    if len(model.history_) < 400:        # stopped early: the best state was put back
+    if len(model.history_) < 120:        # stopped early: the best state was put back
         events = model.history_[-1].get("events", [])
         assert any(e["event"] == "restored_best" for e in events)
     # the parameter and the early-stopping state survive a save and load
@@ -144,3 +144,36 @@ def test_anchoring_puts_the_tracked_log_z_on_the_ais_value():
     check.lambda_ = np.asarray(model.history_[-2]["lambda"])   # λ at the start of epoch 21
     exact, _ = check.log_partition(method="quadrature")
     assert model.history_[-1]["log_z"] == pytest.approx(exact, abs=0.05)
+
+
+def test_heldout_keeps_the_state_of_the_best_smoothed_nll():
+    from mme_numba.training import HeldOut
+
+    h = HeldOut(0.2, seed=3, smooth=1, patience=3)
+    stops = [h.update(v, epoch, {"epoch": epoch}) for epoch, v in
+             enumerate([5.0, 4.0, 3.0, 3.5, 3.2, 3.0005, 3.1], start=1)]
+    assert stops == [False] * 5 + [True, True]
+    assert h.best == 3.0 and h.best_epoch == 3 and h.best_state == {"epoch": 3}
+    state = h.state()
+    h.set_state(state)                   # a rollback to the same best keeps its state
+    assert h.best_state == {"epoch": 3}
+    train, val = HeldOut(0.25, seed=3).split(np.arange(8.0)[:, None])
+    assert len(val) == 2 and len(train) == 6
+    assert HeldOut(None, seed=3).split(np.ones((4, 1)))[1] is None
+
+
+def test_early_stopping_restores_the_best_state():
+    rng = np.random.default_rng(1)
+    X = rng.normal(0, 1, (24, 1)).clip(-3.9, 3.9)
+    model = mme.MinMaxEnt(mme.nn.mlp([1, 16, 16, 4], random_state=0), support=(-4, 4),
+                          n_chains=64, burn_in=20, validation_fraction=0.5, max_epochs=600,
+                          theta_kl_step=0.05, random_state=0).fit(X, epochs=1)
+    model._heldout.patience = 20
+    model.fit(X)
+    assert model.epoch_ < 601
+    events = model.history_[-1].get("events", [])
+    restored = [e for e in events if e["event"] == "restored_best"]
+    assert restored, "stopped without restoring"
+    best = restored[0]["epoch"]
+    # the restored λ is the one the best epoch ended with
+    assert np.allclose(model.lambda_, model.history_[best - 1]["lambda"])

@@ -76,9 +76,11 @@ class AISResult(NamedTuple):
     acceptance_path: np.ndarray
 
 
-#: AIS chains unless told otherwise: on the digits model (d = 64, scan moves) 256 chains
-#: gave ln Z to ±0.1 nats in 35-40 s on a loaded 2-core host (docs/results.md).
-_DEFAULT_CHAINS = 512
+#: AIS chains unless told otherwise (``method="auto"`` uses quadrature for d <= 2, so this
+#: sets the cost in d > 2): on the 100-epoch digits model (d = 64, scan moves) 256 chains gave
+#: ln Z to ±0.1 nats in 35-46 s, 512 chains to ±0.06-0.09 in 2-3 minutes, on a 2-core host
+#: loaded about 5-fold (docs/results.md).
+_DEFAULT_CHAINS = 256
 
 
 def _logmeanexp(a):
@@ -181,7 +183,7 @@ def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps
     ----------
     model : fitted MaxEnt or MinMaxEnt
     n_chains : int, optional
-        Annealing chains (default 512).
+        Annealing chains (default 256).
     sweeps : int
         Metropolis sweeps at each ``β``.
     cess : float in (0, 1)

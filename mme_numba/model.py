@@ -923,7 +923,7 @@ class MaxEnt:
             otherwise (:func:`mme_numba.likelihood.anneal`: uniform start on Ω, adaptive β
             schedule, this model's compiled Metropolis sweeps at ``β·λ``).
         n_chains : int, optional
-            AIS chains (default 512).
+            AIS chains (default 256).
         sweeps : int
             AIS sweeps per β step.
         cess : float

@@ -657,7 +657,9 @@ class MaxEnt:
                              >= self._plateau.patience or self._heldout.done):
                     break
             if auto and self._heldout.active:
-                self._restore_best()
+                self._restore_best("heldout" if self._heldout.done else "plateau" if
+                                   self._plateau.reductions - plateaus_at_start
+                                   >= self._plateau.patience else "max_epochs")
         finally:
             blas.close()
             if bar is not None:
@@ -666,7 +668,7 @@ class MaxEnt:
             self._checkpoint(checkpoint)
         return self
 
-    def _restore_best(self):
+    def _restore_best(self, stopped_by):
         """Early stopping: put back the state of the best held-out NLL, keep the history."""
         best, epoch = self._heldout.best_state, self.epoch_
         if best is None or best["epoch"] == epoch:
@@ -675,7 +677,7 @@ class MaxEnt:
         self.epoch_ = epoch
         self.history_[-1].setdefault("events", []).append(
             {"event": "restored_best", "epoch": int(best["epoch"]),
-             "heldout_nll": self._heldout.best})
+             "heldout_nll": self._heldout.best, "stopped_by": stopped_by})
         logger.info("restored the state after epoch %d (best held-out NLL %.4g)",
                     best["epoch"], self._heldout.best)
 

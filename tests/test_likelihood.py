@@ -174,6 +174,8 @@ def test_early_stopping_restores_the_best_state():
     events = model.history_[-1].get("events", [])
     restored = [e for e in events if e["event"] == "restored_best"]
     assert restored, "stopped without restoring"
+    assert restored[0]["stopped_by"] in ("heldout", "plateau", "max_epochs")
+    assert restored[0]["stopped_by"] == "heldout" and model.epoch_ < 601
     best = restored[0]["epoch"]
     # the restored λ is the one the best epoch ended with
     assert np.allclose(model.lambda_, model.history_[best - 1]["lambda"])

@@ -150,6 +150,26 @@ def _lineage_error(log_w, eve, n_resampled, n_bootstrap, rng):
     return delta, boot
 
 
+def _group_errors(log_w, eve, log_z_acc, n_resampled, bounds):
+    """``(lineage, between-groups)`` standard errors of ``ln Ẑ`` for grouped chains.
+
+    Each group's ``Ẑ_g`` has the lineage error of :func:`_lineage_error`; the groups'
+    relative errors combine with weights ``Ẑ_g / Σ Ẑ``. The between-groups error is the
+    spread of the ``Ẑ_g``: ``sd(Ẑ_g) / (sqrt(G) mean(Ẑ_g))`` (``0`` for one group).
+    """
+    log_zg = np.array([log_z_acc[g] + _logmeanexp(log_w[a:b])
+                       for g, (a, b) in enumerate(bounds)])
+    share = np.exp(log_zg - log_zg.max())
+    share /= share.sum()
+    var = 0.0
+    for g, (a, b) in enumerate(bounds):
+        lineage, _ = _lineage_error(log_w[a:b], eve[a:b], int(n_resampled[g]), 0, None)
+        var += (share[g] * lineage) ** 2
+    k = len(bounds)
+    between = float(np.std(share, ddof=1) * np.sqrt(k)) if k > 1 else 0.0
+    return float(np.sqrt(var)), between
+
+
 def _next_beta(beta, log_w, energy, cess):
     """The largest ``β' <= 1`` whose incremental weights keep the conditional ESS at ``cess``."""
     w = np.exp(log_w - log_w.max())
@@ -176,7 +196,7 @@ def _next_beta(beta, log_w, energy, cess):
 
 
 def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps=100_000,
-           n_bootstrap=200, resample=0.5):
+           n_bootstrap=200, resample=0.5, groups=8):
     """Annealed importance sampling of ``ln Z`` for a fitted model (module docstring).
 
     Parameters
@@ -201,6 +221,9 @@ def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps
         are replaced by copies of the others, which then diverge through their own random
         streams (sequential Monte Carlo; ``ln Z`` is the sum of the log mean weights between
         resamplings). ``None``: plain AIS, independent chains.
+    groups : int
+        With resampling, the chains form this many independent groups (resampled each within
+        itself) so that the spread of the groups' estimates gives a second error bar.
 
     Returns
     -------
@@ -232,12 +255,17 @@ def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps
     beta, betas, total = 0.0, [0.0], 0
     ess_path, acc_path = [float(n)], [1.0]
     eve = np.arange(n)                 # each chain's ancestor at β = 0 (its lineage)
-    log_z_acc, n_resampled = 0.0, 0
+    n_groups = int(groups) if resample is not None and n >= 8 * int(groups) else 1
+    size = n // n_groups
+    gid = np.minimum(np.arange(n) // size, n_groups - 1)
+    bounds = [(g * size, n if g == n_groups - 1 else (g + 1) * size) for g in range(n_groups)]
+    log_z_acc = np.zeros(n_groups)     # per group: sum of log mean weights before resets
+    n_resampled = np.zeros(n_groups, dtype=np.int64)
     while beta < 1.0:
         if len(betas) > max_steps:
             raise RuntimeError(f"annealing needed more than max_steps={max_steps} β steps "
                                f"(reached β = {beta:.3g}); lower cess or raise max_steps")
-        new = _next_beta(beta, log_w, energy, cess)
+        new = _next_beta(beta, log_w + log_z_acc[gid], energy, cess)
         log_w -= (new - beta) * energy
         beta = new
         betas.append(beta)
@@ -249,23 +277,26 @@ def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps
         total += int(sweeps)
         energy = e_beta / beta
         acc = float(accepted.mean()) / per_sweep
-        ess_path.append(_ess(log_w))
+        ess_path.append(_ess(log_w + log_z_acc[gid]))
         acc_path.append(acc)
-        if resample is not None and beta < 1.0 and ess_path[-1] < float(resample) * n:
-            log_z_acc += _logmeanexp(log_w)
-            idx = _systematic(log_w, rng)
-            x, energy, eve = np.ascontiguousarray(x[idx]), energy[idx], eve[idx]
-            log_w = np.zeros(n)        # the random streams stay with their slots
-            n_resampled += 1
+        for g, (a, b) in enumerate(bounds):
+            if resample is None or beta >= 1.0 or _ess(log_w[a:b]) >= float(resample) * (b - a):
+                continue
+            log_z_acc[g] += _logmeanexp(log_w[a:b])
+            idx = a + _systematic(log_w[a:b], rng)
+            x[a:b], energy[a:b], eve[a:b] = x[idx], energy[idx], eve[idx]
+            log_w[a:b] = 0.0           # the random streams stay with their slots
+            n_resampled[g] += 1
         step = np.minimum(step * np.exp(np.log(max(acc, 1e-3) / target)), cap)
     # the carried energies are exact up to rounding; recompute once for the result
     energy = backend.energy(spec, params, lam, x, (spec2, params2, lam2))
-    if n_resampled:
-        delta, boot = _lineage_error(log_w, eve, n_resampled, n_bootstrap, rng)
+    full = log_w + log_z_acc[gid]      # each chain's whole log weight
+    if np.any(n_resampled) or n_groups > 1:
+        delta, boot = _group_errors(log_w, eve, log_z_acc, n_resampled, bounds)
     else:
         delta, boot = log_mean_exp_error(log_w, n_bootstrap, rng)
-    return AISResult(log_vol + log_z_acc + _logmeanexp(log_w), max(delta, boot), _ess(log_w),
-                     np.asarray(betas), log_w, x, energy, delta, boot, total,
+    return AISResult(log_vol + _logmeanexp(full), max(delta, boot), _ess(full),
+                     np.asarray(betas), full, x, energy, delta, boot, total,
                      time.perf_counter() - t0, np.asarray(ess_path), np.asarray(acc_path))
 
 

@@ -13,10 +13,11 @@
   re-adapted toward the model's ``target_acceptance`` after each step (the right step
   shrinks as ``β`` grows). The next ``β`` is chosen so that the conditional effective sample
   size of the incremental weights (given the current ones) stays at ``cess`` (Zhou, Johansen
-  & Aston 2016), so the schedule is dense where the energy's spread is large. The chains are
-  independent (no resampling), so the error bar is honest: the delta-method error of
-  ``ln mean(w)``, ``sqrt(1/ESS − 1/n)``, and a bootstrap over the chains, the larger of the
-  two reported.
+  & Aston 2016), so the schedule is dense where the energy's spread is large. When the ESS
+  of a group of chains halves, the group is resampled by weight (sequential Monte Carlo);
+  the chains form 8 independent groups, and the error bar is the larger of the lineage
+  estimator (Lee & Whiteley 2018; the delta method ``sqrt(1/ESS − 1/n)`` without
+  resampling) and the spread of the groups' estimates (``docs/method.md`` §9).
 
 The estimators' methods (``log_partition``, ``score_samples``, ``score``, ``entropy``) are
 one-line calls into this module.
@@ -78,8 +79,7 @@ class AISResult(NamedTuple):
 
 #: AIS chains unless told otherwise (``method="auto"`` uses quadrature for d <= 2, so this
 #: sets the cost in d > 2): on the 100-epoch digits model (d = 64, scan moves) 256 chains gave
-#: ln Z to ±0.1 nats in 35-46 s, 512 chains to ±0.06-0.09 in 2-3 minutes, on a 2-core host
-#: loaded about 5-fold (docs/results.md).
+#: ln Z to ±0.1-0.23 nats in about 20 s on a loaded 2-core host (docs/results.md).
 _DEFAULT_CHAINS = 256
 
 

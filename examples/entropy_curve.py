@@ -85,7 +85,7 @@ def entropy_run(d=1, epochs=300, seed=0, every=10, lr_theta=3e-3, n=1000):
         rec = {"epoch": epoch, "wall": state["wall"], "s_max": s_max}
         if m is not None:
             log_z = quadrature.log_partition(m.energy, lo, hi, n_grid)
-            rec.update(s_model=m.entropy(n_grid=n_grid),
+            rec.update(s_model=m.entropy(n_grid=n_grid)[0],
                        ce_train=float(np.mean(m.energy(X)) + log_z),
                        ce_test=float(np.mean(m.energy(X_test)) + log_z))
         records.append(rec)

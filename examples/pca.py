@@ -82,7 +82,7 @@ def main(epochs=300, d=5, seed=0, n=2000, out=OUT):
     phi_last = thetas[-1, 0]
     phi_avg = thetas[-epochs // 5:, 0].mean()     # late-epoch average (docs/method.md §11)
     S_min = 0.5 * np.log((2 * np.pi * np.e) ** 2 * (a * b - c * c))
-    S_model = model.entropy(n_grid=401)
+    S_model = model.entropy(n_grid=401)[0]
     print(f"2-d: a={a:.4f} b={b:.4f} c={c:.4f}; PCA angle φ* = {phi_pca:.6f} rad")
     print(f"  closed-form minimiser: φ = {phi_closed:.6f}, |Δ| mod π/2 = {abs(wrapped(phi_closed - phi_pca)):.2e}")
     print(f"  sampler trainer ({epochs} epochs, {wall2:.1f} s): last φ = {phi_last:.4f} "

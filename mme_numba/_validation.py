@@ -86,6 +86,8 @@ PARAMS = {
     "max_lambda_step": _float(0, 1e3, lo_open=True),
     "var_floor": _float(0, None),
     "max_epochs": _int(1, None, None),
+    "validation_fraction": _float(0, 0.5, None, lo_open=True),
+    "anchor_every": _int(1, None, None),
     "backend": _choice(*BACKEND_NAMES),
     "comm": Param("comm"),
     "random_state": Param("seed"),
@@ -113,6 +115,13 @@ PARAMS = {
     "base": Param("bool"),
     "field_random_state": Param("seed"),
     "target": _int(0, None),
+    # log_partition / score_samples / entropy
+    "method": _choice("auto", "ais", "quadrature"),
+    "ais_chains": _int(2, 10**7, None),
+    "ais_sweeps": _int(1, 10**6),
+    "cess": _float(0, 1, lo_open=True, hi_open=True),
+    "ais_random_state": Param("seed"),
+    "n_grid": _int(3, 10**6, None),
 }
 
 

@@ -273,12 +273,31 @@ def _quality(model, X, true_logpdf, with_true_entropy=True):
     return out
 
 
+def _likelihood(model, X, seed):
+    """``ln Z`` (quadrature for d <= 2, else AIS) with its error, and the NLL of ``X``.
+
+    ``nll_err`` is the error that ``ln Z`` adds (the same for every row); ``nll_sem`` the
+    standard error of the mean over the rows.
+    """
+    log_z, err = model.log_partition(random_state=seed)
+    out = {"log_z": log_z, "log_z_err": err}
+    if model.n_features_in_ > 2:
+        out["entropy"], out["entropy_err"] = model.entropy(random_state=seed)
+    if X is not None:
+        ll = model.score_samples(X, random_state=seed)
+        out["nll"] = float(-np.mean(ll))
+        out["nll_err"] = err
+        out["nll_sem"] = float(np.std(ll) / np.sqrt(len(ll))) if np.all(np.isfinite(ll)) \
+            else float("inf")
+    return out
+
+
 def _quality_skips(model, X, data_spec):
     """Why evaluate leaves numbers out, one reason each."""
     d = model.n_features_in_
     if d > 2:
-        return [f"entropy, cross-entropy and KL skipped: quadrature needs d <= 2, the model "
-                f"has d = {d}"]
+        return [f"KL skipped: quadrature needs d <= 2, the model has d = {d}; ln Z, the "
+                f"entropy and the NLL come from annealed importance sampling"]
     notes = []
     if X is None:
         notes.append("chi2 and cross-entropy skipped: no data")
@@ -741,6 +760,7 @@ def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0, progress=Fa
         residual = o_sum / (steps * n_chains) - O_data.mean(axis=0)
         report["chi2"] = diagnostics.chi2(residual, O_data.var(axis=0))
     report.update(_quality(model, X, _true_logpdf(data_spec, *model.support_)))
+    report.update(_likelihood(model, X, seed))
     if positions is not None:
         threshold = float(np.median(X)) if X is not None else 0.0
         report["mode_crossing_threshold"] = threshold
@@ -767,6 +787,13 @@ def _format_report(rep):
                        ("true_entropy", "true entropy"), ("kl", "KL(true || model)")]:
         if key in rep:
             rows.append((label, rep[key]))
+            if key == "entropy" and "entropy_err" in rep:
+                rows[-1] = (label, f"{rep[key]:.5g} ± {rep['entropy_err']:.2g}")
+    if "log_z" in rep:
+        rows.append(("ln Z", f"{rep['log_z']:.6g} ± {rep['log_z_err']:.2g}"))
+    if "nll" in rep:
+        rows.append(("NLL -<ln p>_data (nats)", f"{rep['nll']:.5g} ± {rep['nll_err']:.2g} "
+                     f"(ln Z) ± {rep['nll_sem']:.2g} (rows)"))
     rows.append(("mixed", "yes" if e["mixed"] else "NO"))
     width = max(len(k) for k, _ in rows)
     lines = []
@@ -1005,8 +1032,11 @@ def build_parser():
     p = command("evaluate", help="mixing diagnostics and quality numbers",
                 description="Run the chains --steps sweeps and report acceptance, the "
                             "integrated autocorrelation time and ESS of the energy per "
-                            "chain, split-R-hat, chi2 (Eq. 5) and, for d <= 2, entropy, "
-                            "cross-entropy and KL to the true density where known. "
+                            "chain, split-R-hat, chi2 (Eq. 5), ln Z and the entropy "
+                            "(quadrature for d <= 2, annealed importance sampling above), "
+                            "the data's NLL with its error bar (give held-out data with "
+                            "--data) and, for d <= 2, cross-entropy and KL to the true "
+                            "density where known. "
                             "Warns when the chains have not mixed; notes what it skips.")
     p.add_argument("model", help="a saved model (.npz)")
     p.add_argument("--data", help="data: .npy/.npz/.csv/.txt file or a .toml config (default: "

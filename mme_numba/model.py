@@ -101,6 +101,17 @@ class MaxEnt:
     max_epochs : int, optional
         Cap on the epochs of one ``fit(X)`` with ``epochs="auto"`` (default
         :attr:`default_max_epochs`).
+    validation_fraction : float, optional
+        Hold out this fraction of the rows passed to ``fit`` (the same rows at every call):
+        ``history_`` then records their negative log-likelihood each epoch
+        (``heldout_nll``), and ``epochs="auto"`` stops when it has not improved for 100
+        epochs and restores the best state (:class:`mme_numba.training.HeldOut`).
+    anchor_every : int, optional
+        Every this many epochs, replace the tracked ``ln Z`` (``docs/method.md`` §5, "The
+        entropy, every epoch") by an annealed-importance-sampling estimate on 256 chains
+        (:func:`mme_numba.likelihood.anneal`), undoing the drift the per-epoch ratios
+        accumulate; ``history_`` records the correction (``anchor_shift``). ``None``
+        (default): never.
     backend : {"cpu", "cuda"}
         Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
         (same random streams and accept decisions; ``docs/gpu.md``).
@@ -133,7 +144,8 @@ class MaxEnt:
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="auto",
                  boundary="reflect", betas=None, lambda_solver="auto", lr_lambda=0.05, lambda_steps=1,
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, max_epochs=None,
-                 backend="cpu", comm=None, random_state=None):
+                 validation_fraction=None, anchor_every=None, backend="cpu", comm=None,
+                 random_state=None):
         self.observables = observables
         self.support = support
         self.n_chains = n_chains
@@ -152,6 +164,8 @@ class MaxEnt:
         self.max_lambda_step = max_lambda_step
         self.var_floor = var_floor
         self.max_epochs = max_epochs
+        self.validation_fraction = validation_fraction
+        self.anchor_every = anchor_every
         self.backend = backend
         self.comm = comm
         self.random_state = random_state
@@ -697,6 +711,8 @@ class MaxEnt:
             self._initialize(X)
         else:  # a continued fit takes data inside the box too
             _check_inside(X, *self.support_)
+        self._heldout.fraction = self.validation_fraction
+        X, self._X_val = self._heldout.split(X)
         self._sync_optimizers()
         self._prepare_fit(X)
         bar = _progress_bar(epochs, progress and parallel.is_root(self.comm), type(self).__name__)
@@ -737,6 +753,8 @@ class MaxEnt:
                 record["rollbacks"] = self._rollbacks
                 self.history_.append(record)
                 done += 1
+                if "heldout_nll" in record:   # `good` holds the parameters it measured
+                    self._heldout.update(record["heldout_nll"], record["epoch"], good)
                 if (self._plateau.update(record["entropy_estimate"], self.epoch_)
                         and self._plateau.reductions - plateaus_at_start
                         <= self._plateau.patience):
@@ -752,8 +770,13 @@ class MaxEnt:
                     callback(self, record)
                 if checkpoint is not None and self.epoch_ % int(checkpoint_every) == 0:
                     self._checkpoint(checkpoint)
-                if auto and self._plateau.reductions - plateaus_at_start >= self._plateau.patience:
+                if auto and (self._plateau.reductions - plateaus_at_start
+                             >= self._plateau.patience or self._heldout.done):
                     break
+            if auto and self._heldout.active:
+                self._restore_best("heldout" if self._heldout.done else "plateau" if
+                                   self._plateau.reductions - plateaus_at_start
+                                   >= self._plateau.patience else "max_epochs")
         finally:
             blas.close()
             if bar is not None:
@@ -762,15 +785,29 @@ class MaxEnt:
             self._checkpoint(checkpoint)
         return self
 
+    def _restore_best(self, stopped_by):
+        """Early stopping: put back the state of the best held-out NLL, keep the history."""
+        best, epoch = self._heldout.best_state, self.epoch_
+        if best is None or best["epoch"] == epoch:
+            return
+        self._restore(best)
+        self.epoch_ = epoch
+        self.history_[-1].setdefault("events", []).append(
+            {"event": "restored_best", "epoch": int(best["epoch"]),
+             "heldout_nll": self._heldout.best, "stopped_by": stopped_by})
+        logger.info("restored the state after epoch %d (best held-out NLL %.4g)",
+                    best["epoch"], self._heldout.best)
+
     # ------------------------------------------------------------------ stability
     def _theta_vector(self):
         return np.zeros(0)
 
     def _make_controls(self):
         """Stopping rule, divergence guard and entropy tracker (reset at the first fit)."""
-        from .training import DivergenceGuard, EntropyTracker, Plateau
+        from .training import DivergenceGuard, EntropyTracker, HeldOut, Plateau
 
         lo, hi = self.support_
+        self._heldout = HeldOut(self.validation_fraction, int(self.rng_state_[0, 1] >> 2))
         self._tracker = EntropyTracker(float(np.sum(np.log(hi - lo))))
         self._plateau = Plateau(min_epochs=self._plateau_min_epochs)
         self._guard = DivergenceGuard()
@@ -789,7 +826,8 @@ class MaxEnt:
         return {"tracker": self._tracker.state(), "plateau": self._plateau.state(),
                 "guard": self._guard.state(), "rollbacks": self._rollbacks,
                 "rate_factor": self._rate_factor, "ladder_turn": self._ladder_turn,
-                "ladder_on": self._ladder_on.tolist(), "auto_sweeps": self._auto_sweeps}
+                "ladder_on": self._ladder_on.tolist(), "auto_sweeps": self._auto_sweeps,
+                "heldout": self._heldout.state()}
 
     def _set_control_state(self, state):
         self._tracker.set_state(state["tracker"])
@@ -800,6 +838,8 @@ class MaxEnt:
         self._ladder_turn = int(state["ladder_turn"])
         self._ladder_on = np.asarray(state["ladder_on"], dtype=bool)
         self._auto_sweeps = int(state.get("auto_sweeps", self.SWEEPS_MIN))
+        if "heldout" in state:      # files written before the held-out split lack it
+            self._heldout.set_state(state["heldout"])
 
     def _snapshot(self):
         """Everything a rolled-back epoch must restore, copied."""
@@ -902,7 +942,16 @@ class MaxEnt:
                 self._backend.energy(spec, prev_params, prev_lam,
                                      np.ascontiguousarray(samples[mon]), NO_FIELD),
                 O_model[mon] @ lam_old)
+        heldout = {}
+        if self.anchor_every is not None and self.epoch_ % int(self.anchor_every) == 0:
+            from .training import anchor     # the parameters here are those `entropy` uses
+
+            heldout["anchor_shift"] = anchor(self, self._tracker, seed=self.epoch_)
         entropy = self._tracker.entropy(lam_old, obar)
+        heldout["log_z"] = self._tracker.log_z
+        if getattr(self, "_X_val", None) is not None:   # same parameters as `entropy`
+            heldout["heldout_nll"] = float(np.mean(self._backend.energy(
+                spec, params_now, lam_old, self._X_val, NO_FIELD))) + self._tracker.log_z
         fit = _fit_rows(len(samples))
         self.lambda_, info = self._lambda_solver.fit(self.lambda_, O_model[fit], obar, var, active)
         if not np.all(np.isfinite(self.lambda_)):
@@ -932,6 +981,7 @@ class MaxEnt:
             "t_sample": t1 - t0,
             "t_lambda": t2 - t1,
             "t_theta": t3 - t2,
+            **heldout,
         }
 
     def _theta_record(self):
@@ -999,14 +1049,76 @@ class MaxEnt:
         obs = getattr(self, "observables_", None)
         return check_observables(self.observables) if obs is None else obs
 
-    def entropy(self, n_grid=None):
-        """MaxEnt entropy ``S = ln Z + <H>_p`` by quadrature on the support (``d <= 2``)."""
-        from . import quadrature
+    # ------------------------------------------------------------------ likelihood
+    def log_partition(self, method="auto", *, n_chains=None, sweeps=1, cess=0.999,
+                      random_state=0, n_grid=None):
+        """``(ln Z, standard error)`` of ``Z = ∫_Ω exp(-H)`` (``docs/method.md`` §9).
+
+        Parameters
+        ----------
+        method : {"auto", "ais", "quadrature"}
+            ``"auto"``: Simpson quadrature on the support for ``d <= 2`` (its error: the
+            change from a grid of half the nodes per side), annealed importance sampling
+            otherwise (:func:`mme_numba.likelihood.anneal`: uniform start on Ω, adaptive β
+            schedule, this model's compiled Metropolis sweeps at ``β·λ``).
+        n_chains : int, optional
+            AIS chains (default 256).
+        sweeps : int
+            AIS sweeps per β step.
+        cess : float
+            Conditional ESS fraction each β step keeps (closer to 1: more, smaller steps).
+        random_state : int
+            Seed of the AIS run (the model's own chains and streams are not touched).
+        n_grid : int, optional
+            Quadrature nodes per side.
+
+        Returns
+        -------
+        (float, float)
+            The result is cached for the current parameters and arguments.
+        """
+        from . import likelihood
+
+        self._check_fitted("log_partition")
+        return likelihood.log_partition(self, **self._lz_args(method, n_chains, sweeps, cess,
+                                                              random_state, n_grid))
+
+    def score_samples(self, X, method="auto", *, n_chains=None, sweeps=1, cess=0.999,
+                      random_state=0, n_grid=None):
+        """Log density ``ln p(x) = -H(x) - ln Z`` per row, ``-inf`` outside the support.
+
+        ``ln Z`` comes from :meth:`log_partition` (same arguments, cached). Returns ``(n,)``.
+        """
+        from . import likelihood
+
+        self._check_fitted("score_samples")
+        return likelihood.score_samples(self, X, **self._lz_args(method, n_chains, sweeps, cess,
+                                                                 random_state, n_grid))
+
+    def score(self, X, method="auto", **kwargs):
+        """Mean log-likelihood of the rows of ``X`` (the negative held-out NLL, in nats)."""
+        return float(np.mean(self.score_samples(X, method, **kwargs)))
+
+    def entropy(self, method="auto", *, n_chains=None, sweeps=1, cess=0.999, random_state=0,
+                n_grid=None):
+        """``(S, standard error)``: the entropy ``S = ln Z + <H>_p`` of the model.
+
+        At moment matching this is the MaxEnt entropy the θ steps minimise and equals the
+        training cross-entropy (``docs/method.md`` §12). Quadrature for ``d <= 2``
+        (``method="auto"``), else ``ln Z`` and ``<H>_p`` from one AIS run (arguments as
+        :meth:`log_partition`).
+        """
+        from . import likelihood
 
         self._check_fitted("entropy")
-        lo, hi = self.support_
-        kwargs = {} if n_grid is None else {"n_grid": n_grid}
-        return quadrature.entropy(self.energy, lo, hi, **kwargs)
+        return likelihood.entropy(self, **self._lz_args(method, n_chains, sweeps, cess,
+                                                        random_state, n_grid))
+
+    def _lz_args(self, method, n_chains, sweeps, cess, random_state, n_grid):
+        check_params({"method": method, "ais_chains": n_chains, "ais_sweeps": sweeps,
+                      "cess": cess, "ais_random_state": random_state, "n_grid": n_grid})
+        return {"method": method, "n_grid": n_grid, "n_chains": n_chains, "sweeps": sweeps,
+                "cess": cess, "random_state": random_state}
 
     def log_density(self, X, n_grid=None):
         """Normalized ``ln p(x) = -H(x) - ln Z`` with ``ln Z`` by quadrature (``d <= 2``)."""

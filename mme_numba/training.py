@@ -24,7 +24,7 @@ estimator to restore the last good state.
 
 import numpy as np
 
-__all__ = ["ThetaStepControl", "EntropyTracker", "Plateau", "DivergenceGuard",
+__all__ = ["ThetaStepControl", "EntropyTracker", "Plateau", "DivergenceGuard", "HeldOut",
            "TrainingDivergedError", "reweighted_kl", "logmeanexp", "bennett_log_ratio"]
 
 
@@ -303,3 +303,102 @@ class DivergenceGuard:
         self.failed_epoch = int(state["failed_epoch"])
         self.failures = int(state["failures"])
         self.jump_retried = int(state["jump_retried"])
+
+
+#: Chains of the AIS run that re-anchors the tracked ln Z (``anchor_every``).
+ANCHOR_CHAINS = 256
+
+
+def anchor(model, tracker, seed):
+    """Set ``tracker.log_z`` to an AIS estimate for the model's current parameters.
+
+    Called inside an epoch where the tracker's ``ln Z`` and the model's ``λ``, ``θ`` refer to
+    the same parameters. Returns the correction (AIS minus tracked), in nats. The AIS run has
+    its own random streams: the training chains and streams are untouched.
+    """
+    from .likelihood import anneal
+
+    res = anneal(model, n_chains=ANCHOR_CHAINS, random_state=int(seed), n_bootstrap=0)
+    shift = res.log_z - tracker.log_z
+    tracker.log_z = res.log_z
+    return float(shift)
+
+
+class HeldOut:
+    """The held-out negative log-likelihood per epoch, and early stopping on it.
+
+    With ``validation_fraction=f`` a fixed random ``f`` of the rows passed to ``fit`` (at
+    least one, chosen by a seed drawn once from the model's random state, so repeated
+    ``fit`` calls on the same data hold out the same rows) is kept out of training. Each
+    epoch records ``heldout_nll = mean H_t(x_val) + ln Z_t``, with the ``ln Z_t`` of
+    :class:`EntropyTracker` (the same parameters as ``entropy_estimate``, which is the
+    training NLL at moment matching).
+
+    Early stopping (``epochs="auto"``): the NLL is smoothed over the last ``smooth`` epochs;
+    the state (θ, λ, chains, streams, controls) at the best smoothed value is kept, and
+    training stops when that best has not improved by more than ``tol`` nats for
+    ``patience`` epochs; the best state is then restored (``history_`` keeps every epoch).
+
+    Parameters
+    ----------
+    fraction : float or None
+    seed : int
+    smooth, patience : int
+    tol : float
+    """
+
+    def __init__(self, fraction, seed, smooth=10, patience=100, tol=1e-3):
+        self.fraction = None if fraction is None else float(fraction)
+        self.seed = int(seed)
+        self.smooth, self.patience, self.tol = int(smooth), int(patience), float(tol)
+        self.values = []
+        self.best = None
+        self.best_epoch = None
+        self.since = 0
+        self.best_state = None         # a model snapshot, kept in memory only
+
+    @property
+    def active(self):
+        return self.fraction is not None
+
+    def split(self, X):
+        """``(train rows, held-out rows)`` of ``X`` (``(X, None)`` without a fraction)."""
+        if not self.active:
+            return X, None
+        n = len(X)
+        n_val = min(max(1, int(round(self.fraction * n))), n - 1)
+        if n_val < 1:
+            raise ValueError(f"validation_fraction needs at least 2 data rows, got {n}")
+        val = np.zeros(n, dtype=bool)
+        val[np.random.default_rng(self.seed).permutation(n)[:n_val]] = True
+        return X[~val], X[val]
+
+    def update(self, value, epoch, state):
+        """Record the NLL of the parameters held in ``state`` (a snapshot); True: stop."""
+        self.values.append(float(value))
+        del self.values[:-self.smooth]
+        smoothed = float(np.mean(self.values))
+        if self.best is None or smoothed < self.best - self.tol:
+            self.best, self.best_epoch, self.since = smoothed, int(epoch), 0
+            self.best_state = state
+        else:
+            self.since += 1
+        return self.since >= self.patience
+
+    @property
+    def done(self):
+        return self.active and self.since >= self.patience
+
+    def state(self):
+        return {"seed": self.seed, "values": list(self.values), "best": self.best,
+                "best_epoch": self.best_epoch, "since": self.since}
+
+    def set_state(self, state):
+        best_epoch = None if state["best_epoch"] is None else int(state["best_epoch"])
+        if best_epoch != self.best_epoch:     # a rollback keeps the best state it knows
+            self.best_state = None
+        self.seed = int(state["seed"])
+        self.values = [float(v) for v in state["values"]]
+        self.best = None if state["best"] is None else float(state["best"])
+        self.best_epoch = best_epoch
+        self.since = int(state["since"])

@@ -194,6 +194,10 @@ def test_evaluate_table_and_json(trained, workdir):
     assert abs(rep["cross_entropy"] - rep["entropy"]) < 0.5
     assert rep["true_entropy"] == pytest.approx(1.419, abs=0.01)  # ½ ln(2πe·0.25) + ln 2
     assert 0 <= rep["mode_crossing_fraction"] <= 1
+    # the NLL of the data is the cross-entropy: -mean ln p with ln Z by quadrature (d = 1)
+    assert rep["nll"] == pytest.approx(rep["cross_entropy"], abs=1e-6)
+    assert rep["nll_err"] < 1e-3 and rep["nll_sem"] > 0
+    assert "NLL -<ln p>_data (nats)" in res.stdout and "ln Z" in res.stdout
     for label in ("split-R-hat energy", "tau_int energy", "ESS energy", "chi2 (Eq. 5)",
                   "KL(true || model)", "mixed"):
         assert label in res.stdout

@@ -292,12 +292,55 @@ def _likelihood(model, X, seed):
     return out
 
 
+def _digit_split(X):
+    """``(train, heldout)`` if ``X`` are shipped digit images: the rows of the 1797 not in X."""
+    if X is None or X.ndim != 2 or X.shape[1] != 64:
+        return None
+    from mme_numba.datasets import digits
+
+    all_digits, _ = digits()
+    known = {row.tobytes() for row in all_digits}
+    if not all(row.tobytes() in known for row in np.asarray(X, dtype=np.float64)):
+        return None
+    used = {row.tobytes() for row in np.asarray(X, dtype=np.float64)}
+    heldout = np.array([row for row in all_digits if row.tobytes() not in used])
+    return (X, heldout) if len(heldout) >= 20 else None
+
+
+def _judge(samples, X):
+    """The independent digit judge's numbers (mme_numba.judge) for a model of shipped digits."""
+    split = _digit_split(X)
+    if split is None:
+        return None
+    try:
+        from mme_numba.judge import digit_judge
+        return digit_judge().report(samples, *split)
+    except ImportError:
+        return None
+
+
+def _judge_skip(model, X):
+    """Why the digit judge is left out of evaluate, or None."""
+    if model.n_features_in_ != 64:
+        return None
+    if _digit_split(X) is None:
+        return ("digit judge skipped: the data are not images of the shipped digits (its "
+                "held-out yardstick is the digits the model did not see)")
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return "digit judge skipped: it needs scikit-learn (pip install 'mme_numba[bench]')"
+    return None
+
+
 def _quality_skips(model, X, data_spec):
     """Why evaluate leaves numbers out, one reason each."""
     d = model.n_features_in_
     if d > 2:
+        judge = _judge_skip(model, X)
         return [f"KL skipped: quadrature needs d <= 2, the model has d = {d}; ln Z, the "
-                f"entropy and the NLL come from annealed importance sampling"]
+                f"entropy and the NLL come from annealed importance sampling"] + (
+                    [judge] if judge else [])
     notes = []
     if X is None:
         notes.append("chi2 and cross-entropy skipped: no data")
@@ -761,6 +804,9 @@ def evaluate_model(model, X=None, data_spec=None, steps=200, seed=0, progress=Fa
         report["chi2"] = diagnostics.chi2(residual, O_data.var(axis=0))
     report.update(_quality(model, X, _true_logpdf(data_spec, *model.support_)))
     report.update(_likelihood(model, X, seed))
+    judged = _judge(xs, X)
+    if judged is not None:
+        report["judge"] = judged
     if positions is not None:
         threshold = float(np.median(X)) if X is not None else 0.0
         report["mode_crossing_threshold"] = threshold
@@ -794,6 +840,12 @@ def _format_report(rep):
     if "nll" in rep:
         rows.append(("NLL -<ln p>_data (nats)", f"{rep['nll']:.5g} ± {rep['nll_err']:.2g} "
                      f"(ln Z) ± {rep['nll_sem']:.2g} (rows)"))
+    if "judge" in rep:
+        j = rep["judge"]
+        rows += [("judge: top-class probability", j["top_class_probability"]),
+                 ("judge: digits at >= 5 % of samples", j["classes_at_5pct"]),
+                 ("judge: nearest-neighbour ratio", j["nn_ratio"]),
+                 ("judge: two-sample accuracy (0.5 ideal)", j["two_sample_accuracy"])]
     rows.append(("mixed", "yes" if e["mixed"] else "NO"))
     width = max(len(k) for k, _ in rows)
     lines = []

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import mme_numba as mme
+
 from mme_numba import config as cfgmod
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -446,3 +448,56 @@ def test_steer_keeps_its_classifier_with_the_run(tmp_path, monkeypatch):
     assert classifier_cache(run / "model.npz") == cached
     (run / CLASSIFIER_FILE).write_bytes(b"")
     assert classifier_cache(run / "model.npz") == run / CLASSIFIER_FILE
+
+
+DIGITS_TOML = """
+[data]
+source = "digits"
+n = 200
+seed = 0
+
+[observables]
+kind = "paper_cnn"
+n_outputs = 16
+
+[model]
+class = "MinMaxEnt"
+support = [0.0, 1.0]
+n_chains = 32
+burn_in = 2
+random_state = 0
+
+[train]
+epochs = 2
+"""
+
+
+def test_the_judge_in_evaluate_takes_the_digits_the_model_did_not_see_as_its_yardstick():
+    pytest.importorskip("sklearn")
+    from mme_numba import cli as climod
+
+    X, _ = mme.datasets.digits(200, seed=0)
+    train, heldout = climod._digit_split(X)
+    assert len(heldout) == 1797 - 200
+    assert not ({r.tobytes() for r in heldout} & {r.tobytes() for r in X})
+    assert climod._digit_split(np.random.default_rng(0).random((50, 64))) is None
+    r = climod._judge(np.random.default_rng(1).random((64, 64)), X)
+    assert r["nn_ratio"] > 2 and r["top_class_probability"] < 0.5
+
+
+@pytest.mark.slow
+def test_evaluate_grades_a_digits_model_with_the_independent_judge(tmp_path):
+    pytest.importorskip("sklearn")
+    (tmp_path / "d.toml").write_text(DIGITS_TOML)
+    cli("train", "d.toml", "--out", "run", "--no-progress", cwd=tmp_path)
+    res = cli("evaluate", "run/model.npz", "--steps", "3", "--json", "ev.json", cwd=tmp_path)
+    for line in ("judge: top-class probability", "judge: digits at >= 5 % of samples",
+                 "judge: nearest-neighbour ratio", "judge: two-sample accuracy"):
+        assert line in res.stdout, res.stdout
+    judge = json.loads((tmp_path / "ev.json").read_text())["judge"]
+    # two epochs from uniform noise: the judge must see noise, not digits
+    assert judge["nn_ratio"] > 2 and judge["two_sample_accuracy"] > 0.9
+    # 64-d data that are not the shipped digits: the judge is skipped, and evaluate says why
+    np.save(tmp_path / "other.npy", np.random.default_rng(0).random((50, 64)))
+    res = cli("evaluate", "run/model.npz", "--steps", "3", "--data", "other.npy", cwd=tmp_path)
+    assert "judge:" not in res.stdout and "digit judge skipped" in res.stderr, res.stderr

@@ -307,3 +307,41 @@ def test_ctrl_c_mid_epoch_leaves_the_last_whole_epoch_and_training_continues_ide
     np.testing.assert_array_equal(model.lambda_, ref.lambda_)   # as if never interrupted
     np.testing.assert_array_equal(model.chains_, ref.chains_)
     np.testing.assert_array_equal(model.observables_.theta, ref.observables_.theta)
+
+
+def test_auto_sweeps_grow_while_chains_lag_and_stay_put_when_they_mix():
+    m = mme.MaxEnt(mme.observables.polynomial(2), support=(-5, 5), n_chains=64, burn_in=2,
+                   random_state=0).fit(np.random.default_rng(0).normal(size=(100, 1)), epochs=2)
+    assert m.sweeps == "auto" and m.sweeps_ == 10
+    rng = np.random.default_rng(1)
+    h = rng.normal(size=500)
+    lagging = h + 0.3 * rng.normal(size=500)             # correlation ~0.96
+    assert m._adapt_sweeps(h, lagging) > 0.9 and m.sweeps_ == 13
+    m._adapt_sweeps(h, lagging)
+    assert m.sweeps_ == 17
+    assert abs(m._adapt_sweeps(h, rng.normal(size=500))) < 0.1 and m.sweeps_ == 13
+    for _ in range(30):
+        m._adapt_sweeps(h, lagging)
+    assert m.sweeps_ == m.SWEEPS_MAX
+    for _ in range(30):
+        m._adapt_sweeps(h, rng.normal(size=500))
+    assert m.sweeps_ == m.SWEEPS_MIN
+    m.set_params(sweeps=7)                                # a fixed count is left alone
+    m._adapt_sweeps(h, lagging)
+    assert m.sweeps_ == 7
+    assert m._adapt_sweeps(np.zeros(10), h[:10]) is None  # λ = 0: no energy spread yet
+
+
+def test_auto_sweeps_follow_the_lag_in_a_fit_and_survive_a_checkpoint(tmp_path):
+    # 6-d Gaussian, variances 4 ... 0.25 (seed 0): ten all-coordinate sweeps leave the chains'
+    # energies correlated, so the count grows; it is recorded and restored with the model
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6)) * np.geomspace(2.0, 0.5, 6)
+    m = mme.MaxEnt(mme.observables.polynomial(2), support=(-10, 10), n_chains=256,
+                   random_state=0).fit(X, epochs=15)
+    sweeps = [r["sweeps"] for r in m.history_]
+    assert sweeps[0] == 10 and max(sweeps) > 10, sweeps
+    assert all(r["lag_correlation"] is None or -1 <= r["lag_correlation"] <= 1
+               for r in m.history_)
+    m.save(tmp_path / "m.npz")
+    assert mme.load(tmp_path / "m.npz").sweeps_ == m.sweeps_

@@ -2,7 +2,8 @@
 
 For a saved digits model, trains the steering classifier as ``mme steer --classifier digits``
 does (``fields.train_classifier(classifier_cnn(10), X, y, epochs=30)`` on the 1797 shipped
-digits, with the default settings, or plain cross-entropy with ``--classifier plain``), then
+digits, with the default settings, or plain cross-entropy with ``--classifier plain``, or with
+an extra class of model samples with ``--classifier negatives``), then
 for every digit ``c`` and strength ``h`` samples ``H(x) − h ln P_clf(c | x)`` and, as the
 control, ``−h ln P_clf(c | x)`` alone (model energy off). The samples are graded by
 ``mme_numba.judge`` only (an SVC the field never saw): the share the judge calls ``c`` and the
@@ -50,9 +51,18 @@ def host():
             "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default")}
 
 
-def classifier(kind, seed=0):
-    """The steering classifier: the default of ``train_classifier`` or plain cross-entropy."""
+def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
+    """The steering classifier: the default of ``train_classifier``, plain cross-entropy, or
+    ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
+    samples steered at h = 5 by the plain and by the default classifier."""
     X, y = mme.datasets.digits()
+    if kind == "negatives":
+        neg = [model.chains_]
+        for first in (classifier("plain", seed), classifier("default", seed)):
+            neg += [steered_sample(model, first, c, 5.0, burn_in=burn_in, sweeps=sweeps,
+                                   seed=c) for c in range(10)]
+        return fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
+                                       random_state=seed, negatives=np.concatenate(neg))
     kwargs = PLAIN if kind == "plain" else {}
     return fields.train_classifier(mme.nn.classifier_cnn(10), X, y, epochs=30,
                                    random_state=seed, **kwargs)
@@ -83,10 +93,12 @@ def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "
     model = mme.load(model_path)
     judge = digit_judge()
     t0 = time.perf_counter()
-    clf = classifier(kind, seed)
+    clf = classifier(kind, seed, model, burn_in, sweeps)
     t_clf = time.perf_counter() - t0
     out = {"model": str(model_path), "classifier": kind,
-           "classifier_settings": "train_classifier defaults" if kind != "plain" else PLAIN,
+           "classifier_settings": {"default": "train_classifier defaults", "plain": PLAIN,
+                                   "negatives": "defaults, negatives= model and steered "
+                                                "samples (see classifier())"}[kind],
            "chains": chains, "burn_in": burn_in, "sweeps": sweeps, "seed": seed,
            "move": model.move_, "host": host(), "classifier_train_s": t_clf,
            "unsteered": None, "steered": {}, "field_only": {}}
@@ -126,7 +138,7 @@ def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
-    p.add_argument("--classifier", choices=("default", "plain"), default="default")
+    p.add_argument("--classifier", choices=("default", "plain", "negatives"), default="default")
     p.add_argument("--strengths", type=float, nargs="+", default=[1, 2, 5, 10])
     p.add_argument("--modes", nargs="+", choices=("steered", "field_only"),
                    default=["steered", "field_only"],

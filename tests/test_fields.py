@@ -128,3 +128,20 @@ def test_train_classifier_rejects_bad_robustness_settings():
                    {"adversarial_steps": 0}):
         with pytest.raises(ValueError):
             fields.train_classifier(net, X[:10], y[:10], epochs=1, **kwargs)
+
+
+def test_negatives_train_an_extra_not_real_class():
+    """``negatives=`` adds a last class for images that are not real examples (e.g. the
+    model's own samples); the labelled classes keep the others."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.3, (200, 1)), rng.normal(2, 0.3, (200, 1))])
+    y = np.repeat([0, 1], 200)
+    neg = rng.normal(0, 0.3, (200, 1))
+    net = Sequential([Dense(1, 8), Tanh(), Dense(8, 3), LogSoftmax()], random_state=0)
+    fields.train_classifier(net, X, y, epochs=40, lr=0.01, negatives=neg)
+    assert np.mean(net.forward(X).argmax(axis=1) == y) > 0.95
+    assert np.mean(net.forward(neg).argmax(axis=1) == 2) > 0.9
+    with pytest.raises(ValueError, match="last class"):
+        fields.train_classifier(net, X, np.repeat([0, 2], 200), epochs=1, negatives=neg)
+    with pytest.raises(ValueError, match="negatives must be"):
+        fields.train_classifier(net, X, y, epochs=1, negatives=np.zeros((3, 2)))

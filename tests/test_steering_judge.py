@@ -8,7 +8,8 @@ grades the samples with ``mme_numba.judge`` only. The model: ``$MME_STEERING_MOD
 Bounds asserted: at least 80 % of the samples of every digit are the target for the judge,
 and the judge's median top-class probability over digits is at least 0.7 (issue 14 asks 0.7
 for every digit; on the 300-epoch model digits 0, 1, 2 and 4 stay near 0.55-0.65: the base
-model's own samples score 0.58, see docs/results.md, "Steering").
+model's own samples score 0.65, see docs/results.md, "Steering"). Passed on 2026-12-07 with
+``MME_STEERING_MODEL`` set, in 825 s on the shared 2-core AMD EPYC machine.
 """
 
 import importlib.util

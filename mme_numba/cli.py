@@ -648,7 +648,10 @@ def _cmd_sample(args):
 
 
 # ----------------------------------------------------------------------------- steer
-CLASSIFIER_FILE = "digits_classifier.npz"
+#: versioned by how ``fields.train_classifier`` trains by default: v2 = adversarial training
+#: with label smoothing (issue 14). A new name keeps classifiers cached by an older default
+#: (plain cross-entropy) from being reused.
+CLASSIFIER_FILE = "digits_classifier_v2.npz"
 
 
 def _user_cache_dir():

@@ -87,3 +87,61 @@ def test_field_errors_are_named():
     with pytest.raises(ValueError, match="features"):
         m.with_field(fields.ClassifierField(img, 3))
 
+
+
+def _digits_split():
+    X, y = mme.datasets.digits()
+    perm = np.random.default_rng(0).permutation(len(X))
+    return X[perm[:600]], y[perm[:600]], X[perm[600:900]], y[perm[600:900]]
+
+
+def _attacked_accuracy(net, X, y, eps):
+    """Accuracy after one signed-gradient (FGSM) step of size ``eps`` in the [0, 1] box."""
+    logp, caches = net.forward_cached(X)
+    dO = np.zeros_like(logp)
+    dO[np.arange(len(X)), y] = -1.0
+    _, dx = net.backward_cached(caches, dO)
+    Xa = np.clip(X + eps * np.sign(dx), 0.0, 1.0)
+    return float(np.mean(net.forward(Xa).argmax(axis=1) == y))
+
+
+def test_default_classifier_is_robust_where_plain_cross_entropy_is_not():
+    """The default training (adversarial, label smoothing) keeps its accuracy under an input
+    attack of 0.1 better than plain cross-entropy: the steering
+    field's slope then follows digit strokes, not pixel patterns that fool the network.
+    Measured (600 training digits, 6 epochs, seed 0): attacked accuracy 0.74 against 0.58."""
+    Xtr, ytr, Xte, yte = _digits_split()
+    plain = fields.train_classifier(mme.nn.classifier_cnn(10), Xtr, ytr, epochs=6,
+                                    adversarial=0.0, noise=0.0, label_smoothing=0.0)
+    robust = fields.train_classifier(mme.nn.classifier_cnn(10), Xtr, ytr, epochs=6)
+    for net in (plain, robust):   # both still classify clean digits
+        assert np.mean(net.forward(Xte).argmax(axis=1) == yte) > 0.85
+    acc_plain = _attacked_accuracy(plain, Xte, yte, 0.1)
+    acc_robust = _attacked_accuracy(robust, Xte, yte, 0.1)
+    assert acc_robust > acc_plain + 0.1
+
+
+def test_train_classifier_rejects_bad_robustness_settings():
+    X, y, _, _ = _digits_split()
+    net = mme.nn.classifier_cnn(10)
+    for kwargs in ({"adversarial": -0.1}, {"noise": np.nan}, {"label_smoothing": 1.0},
+                   {"adversarial_steps": 0}):
+        with pytest.raises(ValueError):
+            fields.train_classifier(net, X[:10], y[:10], epochs=1, **kwargs)
+
+
+def test_negatives_train_an_extra_not_real_class():
+    """``negatives=`` adds a last class for images that are not real examples (e.g. the
+    model's own samples); the labelled classes keep the others."""
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.3, (200, 1)), rng.normal(2, 0.3, (200, 1))])
+    y = np.repeat([0, 1], 200)
+    neg = rng.normal(0, 0.3, (200, 1))
+    net = Sequential([Dense(1, 8), Tanh(), Dense(8, 3), LogSoftmax()], random_state=0)
+    fields.train_classifier(net, X, y, epochs=40, lr=0.01, negatives=neg)
+    assert np.mean(net.forward(X).argmax(axis=1) == y) > 0.95
+    assert np.mean(net.forward(neg).argmax(axis=1) == 2) > 0.9
+    with pytest.raises(ValueError, match="last class"):
+        fields.train_classifier(net, X, np.repeat([0, 2], 200), epochs=1, negatives=neg)
+    with pytest.raises(ValueError, match="negatives must be"):
+        fields.train_classifier(net, X, y, epochs=1, negatives=np.zeros((3, 2)))

@@ -1,0 +1,170 @@
+"""Steering graded by the independent judge (issue 14, item 4): target rate against strength.
+
+For a saved digits model, trains the steering classifier as ``mme steer --classifier digits``
+does (``fields.train_classifier(classifier_cnn(10), X, y, epochs=30)`` on the 1797 shipped
+digits, with the default settings, or plain cross-entropy with ``--classifier plain``, or with
+an extra class of model samples with ``--classifier negatives``), then
+for every digit ``c`` and strength ``h`` samples ``H(x) − h ln P_clf(c | x)`` and, as the
+control, ``−h ln P_clf(c | x)`` alone (model energy off). The samples are graded by
+``mme_numba.judge`` only (an SVC the field never saw): the share the judge calls ``c`` and the
+judge's mean top-class probability. The field's own classifier rate is recorded beside them,
+never used as the grade.
+
+Sampling: ``--chains`` of the model's persistent chains (its first ones), each burned in
+``--burn-in`` sweeps under the steered energy and then advanced ``--sweeps`` sweeps with the
+model's own move; one state per chain. Writes JSON (default ``docs/data/steering.json``).
+
+    python benchmarks/steering.py --model runs/examples/digits/model.npz
+    python benchmarks/steering.py --model M.npz --classifier plain --out plain.json
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+import mme_numba as mme  # noqa: E402
+from mme_numba import fields  # noqa: E402
+from mme_numba.judge import digit_judge  # noqa: E402
+from mme_numba.kernels import seed_states  # noqa: E402
+
+#: plain cross-entropy, the default before issue 14
+PLAIN = dict(adversarial=0.0, noise=0.0, label_smoothing=0.0)
+
+
+def host():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(),
+            "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default")}
+
+
+def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
+    """The steering classifier: the default of ``train_classifier``, plain cross-entropy, or
+    ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
+    samples steered at h = 5 by the plain and by the default classifier."""
+    X, y = mme.datasets.digits()
+    if kind == "negatives":
+        neg = [model.chains_]
+        for first in (classifier("plain", seed), classifier("default", seed)):
+            neg += [steered_sample(model, first, c, 5.0, burn_in=burn_in, sweeps=sweeps,
+                                   seed=c) for c in range(10)]
+        return fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
+                                       random_state=seed, negatives=np.concatenate(neg))
+    kwargs = PLAIN if kind == "plain" else {}
+    return fields.train_classifier(mme.nn.classifier_cnn(10), X, y, epochs=30,
+                                   random_state=seed, **kwargs)
+
+
+def steered_sample(model, clf, target, strength, *, base=True, chains=64, burn_in=60,
+                   sweeps=60, seed=0):
+    """One state from each of ``chains`` steered chains (the model's first ones)."""
+    s = model.with_field(fields.ClassifierField(clf, target), strength=strength, base=base,
+                         random_state=seed)
+    k = min(int(chains), len(s.chains_))
+    s.chains_, s.step_ = s.chains_[:k].copy(), s.step_[:k].copy()
+    s.rng_state_ = seed_states(seed, k)
+    s.burn_in = int(burn_in)
+    return s.sample(k, sweeps=sweeps)
+
+
+def grade(judge, clf, xs, target):
+    p = judge.predict_proba(xs)
+    return {"judge_target_rate": float(np.mean(p.argmax(axis=1) == target)),
+            "judge_top_class_probability": float(p.max(axis=1).mean()),
+            "judge_target_probability": float(p[:, target].mean()),
+            "field_classifier_rate": float(np.mean(clf.forward(xs).argmax(axis=1) == target))}
+
+
+def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
+        chains=64, burn_in=60, sweeps=60, seed=0, log=print):
+    model = mme.load(model_path)
+    judge = digit_judge()
+    t0 = time.perf_counter()
+    clf = classifier(kind, seed, model, burn_in, sweeps)
+    t_clf = time.perf_counter() - t0
+    out = {"model": str(model_path), "classifier": kind,
+           "classifier_settings": {"default": "train_classifier defaults", "plain": PLAIN,
+                                   "negatives": "defaults, negatives= model and steered "
+                                                "samples (see classifier())"}[kind],
+           "chains": chains, "burn_in": burn_in, "sweeps": sweeps, "seed": seed,
+           "move": model.move_, "host": host(), "classifier_train_s": t_clf,
+           "unsteered": None, "steered": {}, "field_only": {}}
+    # the model alone, sampled the same way (a field of strength 0)
+    xs = steered_sample(model, clf, 0, 0.0, chains=chains, burn_in=burn_in, sweeps=sweeps,
+                        seed=seed)
+    p = judge.predict_proba(xs)
+    out["unsteered"] = {"judge_top_class_probability": float(p.max(axis=1).mean()),
+                        "judge_class_shares": (np.bincount(p.argmax(axis=1), minlength=10)
+                                               / len(p)).tolist()}
+    for mode, base in (("steered", True), ("field_only", False)):
+        if mode not in modes:
+            continue
+        for h in strengths:
+            rows = {}
+            for c in range(10):
+                t = time.perf_counter()
+                xs = steered_sample(model, clf, c, h, base=base, chains=chains,
+                                    burn_in=burn_in, sweeps=sweeps, seed=seed + c)
+                rows[str(c)] = {**grade(judge, clf, xs, c), "wall_s": time.perf_counter() - t}
+                log(f"{mode} h={h:g} digit {c}: judge rate "
+                    f"{rows[str(c)]['judge_target_rate']:.2f}, top-class probability "
+                    f"{rows[str(c)]['judge_top_class_probability']:.2f} "
+                    f"({rows[str(c)]['wall_s']:.0f} s)")
+            rates = [r["judge_target_rate"] for r in rows.values()]
+            tops = [r["judge_top_class_probability"] for r in rows.values()]
+            out[mode][f"{h:g}"] = {
+                "digits": rows, "median_rate": float(np.median(rates)),
+                "min_rate": float(np.min(rates)), "median_top": float(np.median(tops)),
+                "min_top": float(np.min(tops)),
+                "digits_meeting_item4": int(sum(r >= 0.8 and q >= 0.7
+                                                for r, q in zip(rates, tops)))}
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="a saved digits model (.npz)")
+    p.add_argument("--classifier", choices=("default", "plain", "negatives"), default="default")
+    p.add_argument("--strengths", type=float, nargs="+", default=[1, 2, 5, 10])
+    p.add_argument("--modes", nargs="+", choices=("steered", "field_only"),
+                   default=["steered", "field_only"],
+                   help="with the model's energy, and/or the field alone (the control)")
+    p.add_argument("--merge", action="store_true",
+                   help="add the modes run to those already in --out (same model and "
+                        "classifier), e.g. when the two modes ran as two processes")
+    p.add_argument("--chains", type=int, default=64)
+    p.add_argument("--burn-in", type=int, default=60)
+    p.add_argument("--sweeps", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="docs/data/steering.json")
+    a = p.parse_args()
+    res = run(a.model, a.classifier, a.strengths, a.modes, a.chains, a.burn_in, a.sweeps,
+              a.seed)
+    out = Path(a.out)
+    if a.merge and out.exists():
+        old = json.loads(out.read_text())
+        if (old["model"], old["classifier"]) != (res["model"], res["classifier"]):
+            raise SystemExit(f"{out} holds another model or classifier: not merged")
+        for mode in ("steered", "field_only"):
+            res[mode] = {**old.get(mode, {}), **res[mode]}
+        res["wall_s"] = [old["wall_s"], res["wall_s"]]
+    out.write_text(json.dumps(res, indent=1))
+    print(f"wrote {a.out} ({res['wall_s']} s)")
+
+
+if __name__ == "__main__":
+    main()

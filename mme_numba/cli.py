@@ -1073,8 +1073,10 @@ def build_parser():
     p.add_argument("--classifier", required=True,
                    help="saved classifier network (.npz) ending in LogSoftmax, or 'digits'")
     p.add_argument("--target", type=_int_at_least(0), required=True, help="class to favour")
-    p.add_argument("--strength", type=_finite_float, default=2.0,
-                   help="field strength h (default 2)")
+    p.add_argument("--strength", type=_finite_float, default=20.0,
+                   help="field strength h (default 20: with the default adversarially trained "
+                        "classifier, >= 86 %% of samples are the target for every digit under "
+                        "an independent judge; docs/results.md, Steering)")
     p.add_argument("--field-only", action="store_true", help="switch the model's energy off")
     p.add_argument("-n", type=_int_at_least(1), required=True, help="number of samples")
     p.add_argument("-o", "--output", required=True, help=f"output file: {formats}")

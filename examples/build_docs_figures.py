@@ -80,7 +80,7 @@ FIGURES = {
     },
     "steering": {
         "command": [PY, "examples/steering.py", "--model", str(RUNS / "digits" / "model.npz"),
-                    "--out", str(RUNS / "steering")],
+                    "--rounds", "0", "--out", str(RUNS / "steering")],
         "out": RUNS / "steering",
         "files": {"steering": "steering"},
     },

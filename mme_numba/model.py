@@ -431,7 +431,11 @@ class MaxEnt:
         lam = self.lambda_ if lam is None else lam
         accepted = np.zeros((len(self.chains_), len(self.replicas_.betas) - 1), dtype=np.int64)
         proposed = np.zeros(len(self.replicas_.betas) - 1)
-        acc = [self._tempered_sweep(lam, accepted, proposed) for _ in range(int(n_sweeps))]
+        acc, start = [], None
+        for _ in range(int(n_sweeps)):
+            acc.append(self._tempered_sweep(lam, accepted, proposed))
+            start = self._start_energy if start is None else start
+        self._start_energy = start
         with np.errstate(invalid="ignore"):
             self.replicas_.swap_acceptance = accepted.sum(axis=0) / proposed
         return np.mean(acc, axis=0)
@@ -504,11 +508,13 @@ class MaxEnt:
             # two halves with the rungs swapped: every chain takes wide and local steps in
             # every run (one long sample() run left half the chains without wide steps)
             segments = [(n_sweeps // 2, rung), (n_sweeps - n_sweeps // 2, self._ladder_rungs())]
-        local = []
+        local, start = [], None
         for sweeps, rung in segments:
             x = np.ascontiguousarray(self.chains_[a:b])
             rng_state = np.ascontiguousarray(self.rng_state_[a:b])
             energy = self._backend.energy(spec, params, lam, x, field)
+            if start is None:
+                start = energy.copy()   # before the run: the lag measure of sweeps="auto"
             accepted = np.zeros(b - a, dtype=np.int64)
             steps = self.step_ if rung is None else self.step_ * self._ladder_multipliers()[rung]
             self._backend.sweep(spec, params, lam, field, x, energy, self.support_[0],
@@ -523,6 +529,7 @@ class MaxEnt:
                 self._ladder_update(rung, acc)
                 acc = acc[rung == 0]
             local.append(acc)
+        self._start_energy = parallel.gather_rows(start, self.comm)
         return np.concatenate(local)
 
     @property
@@ -920,15 +927,15 @@ class MaxEnt:
         t0 = time.perf_counter()
         if not self._burned_in:
             self._burn_in()
-        spec, params = self._spec_params()
-        energy_before = self._backend.energy(spec, params, self.lambda_, self.chains_, NO_FIELD)
         sweeps_run = self.sweeps_
         acc = self._run_chains(sweeps_run)
+        energy_before = self._start_energy
         acceptance = float(acc.mean())
         if self.step_size == "auto" and self.epoch_ < int(self.adapt_epochs):
             self._adapt_step(acceptance)
         self._adapt_ladder()
         samples = self.chains_.copy()
+        spec, params = self._spec_params()
         params_now = params.copy()   # the θ step may update the network's arrays in place
         O_model = self._backend.observe(spec, params, samples)
         lag_corr = self._adapt_sweeps(energy_before, O_model @ self.lambda_)

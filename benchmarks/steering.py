@@ -21,7 +21,6 @@ model's own move; one state per chain. Writes JSON (default ``docs/data/steering
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -33,22 +32,12 @@ import mme_numba as mme  # noqa: E402
 from mme_numba import fields  # noqa: E402
 from mme_numba.judge import digit_judge  # noqa: E402
 from mme_numba.kernels import seed_states  # noqa: E402
+from hostinfo import host  # benchmarks/ is the script folder
 
 #: plain cross-entropy, the default before issue 14
 PLAIN = dict(adversarial=0.0, noise=0.0, label_smoothing=0.0)
 
 
-def host():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default")}
 
 
 def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):

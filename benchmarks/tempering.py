@@ -16,27 +16,15 @@ Two measurements, each written as JSON lines to ``--out``:
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import numpy as np
 
 import mme_numba as mme
 from mme_numba import quadrature
+from hostinfo import host  # benchmarks/ is the script folder
 
 
-def host():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default")}
 
 
 def bimodal(seed, betas, epochs=150, n_chains=256):

@@ -25,8 +25,6 @@ a tuned grid beside the defaults (``docs/results.md``).
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 
@@ -34,6 +32,7 @@ import numpy as np
 
 import mme_numba as mme
 from mme_numba.datasets import zoo
+from hostinfo import host  # benchmarks/ is the script folder
 
 
 def _value(text):
@@ -127,15 +126,6 @@ def fit_one(name, seed, settings=None, epochs=None, baselines=False):
     return out
 
 
-def host():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numba": __import__("numba").__version__}
 
 
 def summarize(path):

@@ -464,7 +464,7 @@ class MaxEnt:
         x = np.empty((K, b - a, self.n_features_in_))
         H = np.empty((K, b - a))
         x[0] = self.chains_[a:b]
-        H[0] = self._backend.energy(spec, params, lam, x[0], (spec2, params2, lam2))
+        H[0] = self._end_energy_local       # the sweep carried it: no second energy pass
         lo, hi = self.support_
         cap = float(np.max(hi - lo))
         new_rng = np.empty_like(rep.rng[:, a:b])
@@ -530,6 +530,7 @@ class MaxEnt:
                 acc = acc[rung == 0]
             local.append(acc)
         self._start_energy = parallel.gather_rows(start, self.comm)
+        self._end_energy_local = energy     # this rank's chains after the run (for swaps)
         return np.concatenate(local)
 
     @property

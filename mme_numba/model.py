@@ -755,7 +755,9 @@ class MaxEnt:
                     if bar is not None:
                         bar.set_postfix(rollback=f"epoch {record['epoch']}: {reason}")
                     continue
-                self._guard.accept(record)
+                recovered = self._guard.accept(record)
+                if recovered != 1.0:
+                    self._reduce_rates(recovered)   # a rollback's halving undone (see accept)
                 if pending:
                     record["events"], pending = pending, []
                 record["rollbacks"] = self._rollbacks
@@ -894,10 +896,12 @@ class MaxEnt:
         from .training import TrainingDivergedError
 
         rollbacks = self._rollbacks
-        guard = (self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried)
-        self._restore(good)
+        keep = ("failed_epoch", "failures", "jump_retried", "debt", "streak")
+        guard = [getattr(self._guard, k) for k in keep]   # its memory of failures outlives
+        self._restore(good)                                # the restore
         self._rollbacks = rollbacks + 1
-        self._guard.failed_epoch, self._guard.failures, self._guard.jump_retried = guard
+        for k, v in zip(keep, guard):
+            setattr(self._guard, k, v)
         failures = self._guard.failed(epoch, reason)
         self._reduce_rates(0.5)
         event = {"event": "rollback", "epoch": int(epoch), "reason": reason}

@@ -153,21 +153,10 @@ def make_run(energy, n_chains, d, lo, hi, step, move="all", boundary="reflect",
 class BatchedSampler:
     """Metropolis chains on ``exp(-H)`` in a box, all chains advanced as one array.
 
-    Parameters
-    ----------
-    spec, params, lam : ndarrays
-        The energy, as for ``mme_numba.kernels.metropolis_sweeps``.
-    x0 : ndarray (n_chains, d)
-        Initial states, inside the box.
-    lo, hi : float
-        The box (the same in every coordinate).
-    step : float
-        Gaussian proposal std.
-    move : {"all", "single"}
-        All-coordinate proposals, or one random coordinate per chain per step.
-    boundary : {"reflect", "reject"}
-    dtype : "float32" or "float64"
-    seed : int
+    The parameters are those of ``torch_ref.BatchedSampler`` (the energy ``spec, params,
+    lam``; ``x0 (n_chains, d)``; the box ``lo, hi``; ``step``; ``move``; ``boundary``;
+    ``seed``), with ``dtype`` a name, ``"float32"`` or ``"float64"``. ``last_accepted``
+    holds the accepted proposals per chain of the last :meth:`steps` call.
     """
 
     def __init__(self, spec, params, lam, x0, lo, hi, step, move="all", boundary="reflect",

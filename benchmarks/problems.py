@@ -10,6 +10,8 @@ import numpy as np
 
 import mme_numba as mme
 
+DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
+
 
 def _perturbed(theta, seed, scale):
     # Glorot weights and zero biases, perturbed so that biases are not all zero: closer to
@@ -65,32 +67,61 @@ def flops_per_evaluation(spec):
     return flops + 2 * int(np.asarray(spec)[-1, 2])
 
 
-def scan_flops_per_proposal(spec):
-    """Floating-point operations of one incremental single-pixel update (``kernels/scan.py``).
+def scan_flops_per_proposal(spec, folded=True):
+    """Floating-point operations of one incremental single-pixel update.
 
     For a ``conv(k) - act - conv(k) - act - dense`` network (``paper_cnn``), averaged over
     the pixels of the image (windows clipped at the borders): the first conv's window
     (``c1`` outputs per position), the second conv's contributions from every changed
-    first-layer entry to each output it reaches, and the folded energy ``(W^T lam) . change``
-    over the second conv's window; 2 per multiply-add, activations not counted.
+    first-layer entry to each output it reaches, and the energy's change over the second
+    conv's window: ``folded`` (``kernels/scan.py``), one dot product with ``W^T lam``;
+    otherwise (``kernels/images.py``) every changed entry updates the ``m`` dense outputs,
+    then ``lam . O``. 2 per multiply-add, activations not counted.
     """
+    return 2 * _incremental(spec, folded)[0]
+
+
+def _incremental(spec, folded):
+    # (multiply-adds, activation calls) of one incremental update, averaged over the pixels
     spec = np.asarray(spec)
     h, w, k = int(spec[0, 5]), int(spec[0, 6]), int(spec[0, 7])
     c1 = int(spec[0, 2]) // (h * w)
     c2 = int(spec[2, 2]) // (h * w)
+    m = int(spec[-1, 2])
     pad = k // 2
 
     def window(y, x, r):
         return [(a, b) for a in range(y - r, y + r + 1) for b in range(x - r, x + r + 1)
                 if 0 <= a < h and 0 <= b < w]
 
-    macs = 0
+    macs = calls = 0
     for y in range(h):
         for x in range(w):
             first = window(y, x, pad)
             macs += len(first) * c1
             macs += sum(len(window(a, b, pad)) for a, b in first) * c1 * c2
-            ys = range(max(0, y - 2 * pad), min(h, y + 2 * pad + 1))
-            xs = range(max(0, x - 2 * pad), min(w, x + 2 * pad + 1))
-            macs += len(ys) * len(xs) * c2
-    return 2 * macs / (h * w)
+            second = len(window(y, x, 2 * pad))
+            macs += second * c2 if folded else second * c2 * m + m
+            calls += len(first) * c1 + second * c2
+    return macs / (h * w), calls / (h * w)
+
+
+# Transcendental calls per activated entry (exp, log, log1p, tanh each count one).
+_CALLS = {TANH: 1, SOFTPLUS: 2, SIGMOID: 1}
+
+
+def transcendentals_per_evaluation(spec):
+    """Transcendental calls of one network evaluation: one per ``tanh``/``sigmoid`` entry, two
+    per ``softplus`` (``exp``, ``log1p``), ``n + 1`` per ``logsoftmax`` of width ``n``."""
+    calls = 0
+    for code, n_in, *_ in np.asarray(spec).tolist():
+        calls += _CALLS.get(code, 0) * n_in + (n_in + 1 if code == LOGSOFTMAX else 0)
+    return calls
+
+
+def transcendentals_per_proposal(spec, coordinates, incremental=False):
+    """Transcendental calls of one Metropolis proposal: the network (a full evaluation, or
+    the incremental update's activations) plus the draws: ``log``, ``sqrt`` and ``cos`` of a
+    Box–Muller normal per moved coordinate and the acceptance test's ``log``."""
+    net = _incremental(spec, True)[1] if incremental else transcendentals_per_evaluation(spec)
+    return net + 3 * coordinates + 1

@@ -1,5 +1,5 @@
-"""The benchmark suite in one command: sampler throughput against batched PyTorch, FLOP/s
-against the machine's peak, thread scaling, training time and compile cost.
+"""The benchmark suite in one command: sampler throughput against batched PyTorch and JAX,
+FLOP/s against the machine's peak, thread scaling, training time and compile cost.
 
     python benchmarks/run.py [--rounds 15] [--train-epochs 1000] [--json PATH] [--quick]
 
@@ -8,8 +8,12 @@ amount of work per repetition; repetitions are interleaved round by round (in a 
 order), so a burst of load from other processes hits every contender alike. Reported per
 contender: the median rate over rounds by CPU time (``process_time``: what the code costs,
 steady on a shared machine) and by wall time. Ratios are medians of per-round ratios.
-Thread scaling is by wall time (CPU time cannot show it). PyTorch columns are skipped when
-torch is not installed. Results are printed as a table and written as JSON.
+Thread scaling is by wall time (CPU time cannot show it). PyTorch and JAX columns are
+skipped when torch or jax is not installed (``pip install -e .[bench]``). Every table is
+printed under a line naming the host (CPU, vector ISA, cores, numba and LLVM versions), and
+every contender with its FLOPs and transcendental calls per proposal and the fraction of
+this host's measured dgemm (float64 contenders) or sgemm (float32) peak it reaches. Results
+are printed as tables and written as JSON.
 """
 
 import argparse
@@ -27,10 +31,14 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from workers import CONTENDERS  # noqa: E402
+import hostinfo  # noqa: E402
+from workers import CONTENDERS, JAX_ONE_THREAD  # noqa: E402
 
 ONE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                  "NUMBA_NUM_THREADS": "1"}
+                  "NUMBA_NUM_THREADS": "1", **JAX_ONE_THREAD}
+# The peers' thread scaling: PyTorch sets its threads per call, JAX per process.
+PEERS = [f"{problem}/{peer}-{dtype}" for problem in ("mlp", "cnn") for peer in ("torch", "jax")
+         for dtype in ("f64", "f32")]
 
 
 class Worker:
@@ -38,7 +46,9 @@ class Worker:
 
     def __init__(self, name, env):
         self.name = name
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "workers.py"), name],
+        contender = name.split("@")[0]   # "mlp/jax-f32@2": that contender, started for 2
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "workers.py"),
+                                      contender],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, cwd=ROOT, env=env)
         self.hello = json.loads(self.proc.stdout.readline() or '{"skip": "worker died"}')
@@ -100,9 +110,11 @@ def throughput(rounds, max_threads):
 
     Two phases. First every contender on one thread (numba's workers started with one
     thread too, so no idle pool spins next to the others). Then the thread scaling of the
-    MLP sampler (default OpenMP wait policy and ``OMP_WAIT_POLICY=passive``) and of the CNN
-    scan sampler, 1 vs ``max_threads`` threads, each contender in a phase of its own: the
-    spinning pool threads of an idle worker would otherwise steal wall time from the others.
+    MLP sampler (default OpenMP wait policy and ``OMP_WAIT_POLICY=passive``), of the CNN
+    scan sampler and of the peers, 1 vs ``max_threads`` threads, each contender in a phase
+    of its own: the spinning pool threads of an idle worker would otherwise steal wall time
+    from the others. A JAX contender is two workers, one started for one thread and one for
+    all cores.
     """
     def one_thread(name):
         return dict(ONE_THREAD_ENV)
@@ -123,11 +135,18 @@ def throughput(rounds, max_threads):
 
         # One contender at a time: an idle worker of another contender keeps its OpenMP pool
         # spinning for a while after each call and would take a core from this one.
-        for name in ("mlp/mme", "mlp/mme-passive", "cnn/mme-scan"):
-            workers, more = _start([name], threaded)
-            skipped.update(more)
-            label = "mlp/mme-default" if name == "mlp/mme" else name
-            schedule = [(name, t, f"{label}@{t}") for t in (1, max_threads) if name in workers]
+        for name in ("mlp/mme", "mlp/mme-passive", "cnn/mme-scan", *PEERS):
+            if "/jax-" in name:
+                ends = [f"{name}@1", f"{name}@{max_threads}"]
+                workers, more = _start(ends, lambda n: (dict(ONE_THREAD_ENV) if n == ends[0]
+                                                        else threaded(n)))
+                schedule = [(n, 1, n) for n in ends if n in workers]
+            else:
+                workers, more = _start([name], threaded)
+                label = "mlp/mme-default" if name == "mlp/mme" else name
+                schedule = [(name, t, f"{label}@{t}") for t in (1, max_threads)
+                            if name in workers]
+            skipped.update({k: v for k, v in more.items() if k.split("@")[0] not in skipped})
             try:
                 _interleave(workers, schedule, rounds, results)
             finally:
@@ -139,24 +158,31 @@ def summarize(results):
     """Median rates per label and median paired ratios."""
     rate = {}
     for label, ms in results.items():
-        if label == "peak":
+        if label.startswith("peak"):
             rate[label] = {"gflops_cpu": [m["flops"] / m["cpu"] / 1e9 for m in ms],
                            "gflops_wall": [m["flops"] / m["wall"] / 1e9 for m in ms]}
         else:
             rate[label] = {"rate_cpu": [m["proposals"] / m["cpu"] for m in ms],
                            "rate_wall": [m["proposals"] / m["wall"] for m in ms],
-                           "flops": ms[0]["flops"]}
-    summary = {label: {k: (float(np.median(v)) if isinstance(v, list) else v)
-                       for k, v in r.items()} for label, r in rate.items()}
+                           "flops": ms[0]["flops"],
+                           "transcendentals": ms[0].get("transcendentals")}
+    summary = {}
+    for label, r in rate.items():
+        summary[label] = {k: (float(np.median(v)) if isinstance(v, list) else v)
+                          for k, v in r.items()}
+        for k, v in r.items():   # the spread over rounds beside every median
+            if isinstance(v, list):
+                summary[label][k + "_range"] = [float(min(v)), float(max(v))]
 
     def ratio(a, b, key="rate_cpu"):
         if a not in rate or b not in rate:
             return None
         return float(np.median(np.array(rate[a][key]) / np.array(rate[b][key])))
 
-    peak = summary.get("peak", {}).get("gflops_cpu")
     for label, s in summary.items():
         if "flops" in s:
+            # float32 contenders against the sgemm peak, all others against dgemm
+            peak = summary.get("peak-f32" if "-f32" in label else "peak", {}).get("gflops_cpu")
             s["gflops_cpu"] = s["rate_cpu"] * s["flops"] / 1e9
             s["percent_of_peak"] = 100 * s["gflops_cpu"] / peak if peak else None
     ratios = {}
@@ -164,7 +190,9 @@ def summarize(results):
                           ("cnn", ["cnn/mme-scan", "cnn/mme-incremental",
                                    "cnn/mme-lockstep"])):
         for a in ours:
-            for b in (f"{problem}/torch-f64", f"{problem}/torch-f32"):
+            # every sampler against PyTorch; the headline one (the first) against JAX too
+            peers = ("torch", "jax") if a == ours[0] else ("torch",)
+            for b in (f"{problem}/{peer}-{dtype}" for peer in peers for dtype in ("f64", "f32")):
                 value = ratio(a, b)
                 if value is not None:
                     ratios[f"{a} / {b}"] = value
@@ -212,33 +240,46 @@ def _fmt(v, scale=1.0, digits=2):
     return "-" if v is None else f"{v / scale:.{digits}f}"
 
 
-def print_report(summary, ratios, skipped, trains, compiles, max_threads):
-    print("\nSampler throughput, one thread, float64 unless stated (median over rounds)")
-    print(f"{'contender':26s} {'prop/s (cpu)':>13s} {'prop/s (wall)':>14s} {'GFLOP/s':>8s} "
-          f"{'% peak':>7s}")
+def print_report(summary, ratios, skipped, trains, compiles, max_threads, host_line=None):
+    host_line = host_line or hostinfo.describe()
+    print(f"\n{host_line}")
+    print("Sampler throughput, one thread, float64 unless marked f32 (median over rounds, "
+          "[min, max] by CPU time)")
+    print(f"{'contender':22s} {'prop/s (cpu)':>12s} {'[min, max]':>19s} {'prop/s (wall)':>13s} "
+          f"{'FLOP/prop':>10s} {'transc.':>7s} {'GFLOP/s':>8s} {'% peak':>7s}")
     for label, s in summary.items():
-        if label == "peak" or "@" in label:
+        if label.startswith("peak") or "@" in label:
             continue
-        print(f"{label:26s} {s['rate_cpu']:13.4g} {s['rate_wall']:14.4g} "
-              f"{_fmt(s['gflops_cpu'])+'':>8s} {_fmt(s['percent_of_peak'], digits=1):>7s}")
-    if "peak" in summary:
-        print(f"{'peak (1024^3 dgemm)':26s} {'':13s} {'':14s} "
-              f"{summary['peak']['gflops_cpu']:8.2f} {'100.0':>7s}")
+        lo, hi = s["rate_cpu_range"]
+        print(f"{label:22s} {s['rate_cpu']:12.4g} {f'[{lo:.3g}, {hi:.3g}]':>19s} "
+              f"{s['rate_wall']:13.4g} {s['flops']:10.0f} {_fmt(s['transcendentals'], digits=0):>7s} "
+              f"{_fmt(s['gflops_cpu']):>8s} {_fmt(s['percent_of_peak'], digits=1):>7s}")
+    for label, what in (("peak", "dgemm"), ("peak-f32", "sgemm")):
+        if label in summary:
+            lo, hi = summary[label]["gflops_cpu_range"]
+            print(f"{f'peak: 1024^3 {what}':22s} {'':12s} {f'[{lo:.3g}, {hi:.3g}]':>19s} "
+                  f"{'':13s} {'':10s} {'':7s} {summary[label]['gflops_cpu']:8.2f} {'100.0':>7s}")
+    print("(FLOP/prop: 2 per multiply-add of the network and lam.O; transc.: tanh etc. plus the "
+          "draws' log, sqrt, cos and the acceptance log; % peak: of dgemm for float64, sgemm "
+          "for f32, NumPy's BLAS on one thread)")
     for name, why in skipped.items():
-        print(f"{name:26s} skipped: {why}")
+        print(f"{name:22s} skipped: {why}")
     scaled = [label for label in summary if "@" in label and not label.endswith("@1")]
     if scaled:
-        print(f"\nThread scaling (wall time, 1 -> {max_threads} threads)")
+        print(f"\n{host_line}")
+        print(f"Thread scaling (wall time, 1 -> {max_threads} threads)")
         for label in scaled:
             base = label.split("@")[0] + "@1"
             print(f"  {base[:-2]:24s} {summary[base]['rate_wall']:10.4g} -> "
                   f"{summary[label]['rate_wall']:10.4g} prop/s: "
                   f"{_fmt(ratios.get(f'{label} / {base} (wall)'))}x")
-    print("\nRatios (median of per-round ratios; CPU time unless marked wall)")
+    print(f"\n{host_line}")
+    print("Ratios (median of per-round ratios; CPU time unless marked wall)")
     for key, value in ratios.items():
         print(f"  {key:60s} {_fmt(value)}x")
     if trains:
-        print("\nTraining: 1-d experiment (MinMaxEnt, MLP 1-32-32-2, 1000 points, 1024 chains)")
+        print(f"\n{host_line}")
+        print("Training: 1-d experiment (MinMaxEnt, MLP 1-32-32-2, 1000 points, 1024 chains)")
         for t in trains:
             if "error" in t:
                 print(f"  {t['variant']:44s} failed: {t['error'][-300:]}")
@@ -247,7 +288,8 @@ def print_report(summary, ratios, skipped, trains, compiles, max_threads):
                   f"cpu {t['cpu']:.1f} s (sample {t['t_sample']:.1f}, lambda "
                   f"{t['t_lambda']:.1f}, theta {t['t_theta']:.1f} s wall)")
     if compiles:
-        print("\nCold start: import + first call of each kernel entry point")
+        print(f"\n{host_line}")
+        print("Cold start: import + first call of each kernel entry point")
         for label, c in compiles.items():
             if "error" in c:
                 print(f"  {label:32s} failed: {c['error'][-300:]}")
@@ -258,25 +300,17 @@ def print_report(summary, ratios, skipped, trains, compiles, max_threads):
 
 
 def _machine():
-    info = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        info["cpu"] = names[0] if names else None
-    except OSError:
-        pass
+    info = {**hostinfo.host(), "cpu_count": os.cpu_count(), "platform": platform.platform()}
     if hasattr(os, "getloadavg"):
         info["loadavg_start"] = os.getloadavg()
-    import numba
-
-    info["numba"], info["numpy"] = numba.__version__, np.__version__
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-    except ImportError:
-        info["torch"] = None
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:   # e.g. taskset -c 0
+        info["affinity"] = sorted(affinity(0))
+    for peer in ("torch", "jax"):
+        try:
+            info[peer] = __import__(peer).__version__
+        except ImportError:
+            info[peer] = None
     return info
 
 
@@ -312,7 +346,9 @@ def main(argv=None):
     if hasattr(os, "getloadavg"):
         meta["loadavg_end"] = os.getloadavg()
     meta["seconds"] = time.time() - started
-    print_report(summary, ratios, skipped, trains, compiles, args.threads)
+    host_line = hostinfo.describe(meta) + (f"; cores allowed {meta['affinity']}"
+                                           if "affinity" in meta else "")
+    print_report(summary, ratios, skipped, trains, compiles, args.threads, host_line)
     os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump({"meta": meta, "throughput": summary, "ratios": ratios, "skipped": skipped,

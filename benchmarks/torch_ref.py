@@ -40,6 +40,9 @@ def energy_function(spec, params, lam, dtype):
             ops.append(torch.relu)
         elif code == SQUARE:
             ops.append(torch.square)
+        elif code == POWERS:   # x_j, x_j^2, ..., x_j^a (output index j * a + q)
+            ops.append(lambda h, e=torch.arange(1, a + 1, dtype=dtype):
+                       (h[:, :, None] ** e).flatten(1))
         elif code == LOGSOFTMAX:
             ops.append(lambda h: torch.log_softmax(h, dim=1))
         else:
@@ -59,7 +62,7 @@ def _reflect(y, lo, hi):
     # fold into [lo, hi] by mirror reflections (the kernels' closed form)
     w = hi - lo
     t = torch.remainder(y - lo, 2.0 * w)
-    return lo + torch.where(t > w, 2.0 * w - t, t)
+    return torch.clamp(lo + torch.where(t > w, 2.0 * w - t, t), lo, hi)
 
 
 class BatchedSampler:
@@ -77,20 +80,33 @@ class BatchedSampler:
         Gaussian proposal std.
     move : {"all", "single"}
         All-coordinate proposals, or one random coordinate per chain per step.
+    boundary : {"reflect", "reject"}
+        The kernels' box rules: fold a coordinate outside back by mirror reflections, or
+        reject a proposal with any coordinate outside.
     dtype : torch.dtype
     seed : int
     """
 
-    def __init__(self, spec, params, lam, x0, lo, hi, step, move="all", dtype=torch.float64,
-                 seed=0):
+    def __init__(self, spec, params, lam, x0, lo, hi, step, move="all", boundary="reflect",
+                 dtype=torch.float64, seed=0):
+        if boundary not in ("reflect", "reject"):
+            raise ValueError(f"boundary must be 'reflect' or 'reject', got {boundary!r}")
         self.energy = energy_function(spec, params, lam, dtype)
-        self.dtype, self.move = dtype, move
+        self.dtype, self.move, self.boundary = dtype, move, boundary
         self.lo, self.hi, self.step = float(lo), float(hi), float(step)
         self.gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             self.x = torch.tensor(x0, dtype=dtype)
             self.h = self.energy(self.x)
         self.rows = torch.arange(self.x.shape[0])
+
+    def _box(self, y):
+        # the kernels' _propose: a coordinate inside stays as it is (not even rounded); one
+        # outside is folded back (reflect), or marks the proposal as rejected (reject)
+        out = (y < self.lo) | (y > self.hi)
+        if self.boundary == "reject":
+            return y, ~out
+        return torch.where(out, _reflect(y, self.lo, self.hi), y), None
 
     @torch.no_grad()
     def steps(self, n_steps):
@@ -99,17 +115,18 @@ class BatchedSampler:
         for _ in range(n_steps):
             noise = self.step * torch.randn(n, dtype=self.dtype, generator=self.gen)
             if self.move == "all":
-                y = _reflect(self.x + noise[:, None] if d == 1 else
-                             self.x + self.step * torch.randn(n, d, dtype=self.dtype,
-                                                              generator=self.gen),
-                             self.lo, self.hi)
+                y, inside = self._box(self.x + noise[:, None] if d == 1 else
+                                      self.x + self.step * torch.randn(n, d, dtype=self.dtype,
+                                                                       generator=self.gen))
             else:
                 j = torch.randint(d, (n,), generator=self.gen)
                 y = self.x.clone()
-                y[self.rows, j] = _reflect(y[self.rows, j] + noise, self.lo, self.hi)
+                y[self.rows, j], inside = self._box(y[self.rows, j] + noise)
             h_new = self.energy(y)
             u = torch.rand(n, dtype=self.dtype, generator=self.gen)
             accept = torch.log(u) < self.h - h_new
+            if inside is not None:
+                accept &= inside if inside.dim() == 1 else inside.all(dim=1)
             self.x = torch.where(accept[:, None], y, self.x)
             self.h = torch.where(accept, h_new, self.h)
         return n * n_steps

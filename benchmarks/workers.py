@@ -4,15 +4,21 @@
 
 The worker builds its problem, warms up (compiles), prints ``{"ready": ...}`` and then
 answers each ``run THREADS`` line on stdin with one JSON line ``{"proposals", "flops",
-"wall", "cpu"}`` for one fixed amount of work. ``quit`` ends it. Keeping each contender
+"transcendentals", "wall", "cpu"}`` for one fixed amount of work. ``quit`` ends it. Keeping each contender
 in its own process keeps PyTorch's and numba's thread pools apart and lets ``run.py``
 interleave the contenders' repetitions, so that load from other processes hits all of
 them alike.
 
 Contenders (``CONTENDERS``): ``mlp/*`` sample the MLP problem with all-coordinate moves,
 ``cnn/*`` the CNN problem with single-pixel moves (random scan; ``cnn/mme-scan``: systematic
-scan), ``peak`` multiplies two large float64
-matrices (the machine's attainable FLOP/s).
+scan); ``*/torch-*`` and ``*/jax-*`` are the batched peers (``torch_ref.py``, ``jax_ref.py``);
+``peak`` and ``peak-f32`` multiply two large float64 / float32 matrices with NumPy's BLAS
+(the machine's attainable FLOP/s, dgemm and sgemm).
+
+Each answer also carries the contender's cost per proposal, counted from the network's
+description (``problems.py``): ``flops`` (2 per multiply-add) and ``transcendentals``.
+JAX fixes its thread count when it starts: ``run.py`` starts a JAX worker for one thread
+with ``JAX_ONE_THREAD`` in its environment and one for all cores without it.
 """
 
 import json
@@ -37,8 +43,18 @@ CONTENDERS = {
     "cnn/mme-scan": ("cnn", "scan", {}),   # systematic scan, lock-step incremental
     "cnn/torch-f64": ("cnn", "torch", {"dtype": "float64"}),
     "cnn/torch-f32": ("cnn", "torch", {"dtype": "float32"}),
-    "peak": ("peak", "numpy", {}),
+    "mlp/jax-f64": ("mlp", "jax", {"dtype": "float64"}),
+    "mlp/jax-f32": ("mlp", "jax", {"dtype": "float32"}),
+    "cnn/jax-f64": ("cnn", "jax", {"dtype": "float64"}),
+    "cnn/jax-f32": ("cnn", "jax", {"dtype": "float32"}),
+    "peak": ("peak", "numpy", {"dtype": "float64"}),
+    "peak-f32": ("peak", "numpy", {"dtype": "float32"}),
 }
+
+# The XLA CPU flags that keep a JAX process on one thread (run.py sets them for one-thread
+# workers; they must be in the environment before jax is imported).
+JAX_ONE_THREAD = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
+                                "intra_op_parallelism_threads=1"}
 
 # Work per "run": enough for tens of milliseconds on one core.
 MLP_SWEEPS = 20          # x 1024 chains
@@ -106,36 +122,52 @@ def _torch_runner(prob, options):
     move = "all" if p["x0"].shape[1] == 1 else "single"
     sampler = torch_ref.BatchedSampler(p["spec"], p["params"], p["lam"], p["x0"], p["lo"],
                                        p["hi"], p["step"], move=move, dtype=dtype)
-    _check_same_energy(p, sampler, options["dtype"])
+    with torch.no_grad():
+        got = sampler.energy(torch.tensor(p["x0"], dtype=dtype)).double().numpy()
+    _check_same_energy(p, got, "torch " + options["dtype"])
     n_steps = MLP_SWEEPS if move == "all" else CNN_TORCH_STEPS
+
+    def run(threads):
+        torch.set_num_threads(threads)
+        return sampler.steps(n_steps)
+
+    return run
+
+
+def _jax_runner(prob, options):
+    import jax_ref
+
+    p = prob
+    move = "all" if p["x0"].shape[1] == 1 else "single"
+    sampler = jax_ref.BatchedSampler(p["spec"], p["params"], p["lam"], p["x0"], p["lo"],
+                                     p["hi"], p["step"], move=move, dtype=options["dtype"])
+    _check_same_energy(p, np.asarray(sampler.h, np.float64), "jax " + options["dtype"])
+    n_steps = MLP_SWEEPS if move == "all" else CNN_TORCH_STEPS
+    # threads: fixed when the process started (JAX_ONE_THREAD)
     return lambda threads: sampler.steps(n_steps)
 
 
-def _check_same_energy(p, sampler, dtype):
-    # Both sides must sample the same distribution: the torch energies of the initial
-    # chains against the compiled interpreter's (float32 to its own precision). One input
-    # at a time (energy_one), because a parallel kernel would start numba's thread pool,
-    # whose spinning threads would then slow PyTorch in this process.
-    import torch
-
+def _check_same_energy(p, got, who):
+    # Both sides must sample the same distribution: a peer's energies of the initial chains
+    # against the compiled interpreter's (float32 to its own precision). One input at a time
+    # (energy_one), because a parallel kernel would start numba's thread pool, whose
+    # spinning threads would then slow the peer in this process.
     from mme_numba.kernels import network as N
 
     e2 = N.empty_term()
     bufs = [np.empty(N.max_width(p["spec"])) for _ in range(4)]
     want = np.array([N.energy_one(p["spec"], p["params"], p["lam"], *e2, x, *bufs)
                      for x in p["x0"]])
-    with torch.no_grad():
-        got = sampler.energy(torch.tensor(p["x0"], dtype=sampler.dtype)).double().numpy()
-    tol = 1e-10 if dtype == "float64" else 1e-4
+    tol = 1e-10 if who.endswith("float64") else 1e-4
     scale = max(1.0, float(np.abs(want).max()))
     if not np.allclose(got, want, rtol=tol, atol=tol * scale):
-        raise AssertionError(f"torch {dtype} energies differ from the kernels' by "
+        raise AssertionError(f"{who} energies differ from the kernels' by "
                              f"{np.abs(got - want).max():.3g}")
 
 
-def _peak_runner():
+def _peak_runner(dtype):
     rng = np.random.default_rng(0)
-    A, B = rng.standard_normal((PEAK_N, PEAK_N)), rng.standard_normal((PEAK_N, PEAK_N))
+    A, B = (rng.standard_normal((PEAK_N, PEAK_N)).astype(dtype) for _ in range(2))
 
     def run(threads):
         A @ B
@@ -145,23 +177,31 @@ def _peak_runner():
 
 
 def make(name):
-    """The contender ``name``: ``(run(threads) -> proposals, flops per proposal or per run)``."""
+    """The contender ``name``: ``(run(threads) -> proposals, cost)``, ``cost`` a dict of
+    ``flops`` and ``transcendentals`` per proposal (for ``peak*``: ``flops`` per run)."""
     kind, impl, options = CONTENDERS[name]
     if kind == "peak":
-        return _peak_runner(), 2 * PEAK_N ** 3
+        return _peak_runner(options["dtype"]), {"flops": 2 * PEAK_N ** 3}
     prob = problems.mlp_problem() if kind == "mlp" else problems.cnn_problem()
-    flops = problems.flops_per_evaluation(prob["spec"])
-    if impl == "scan":  # counts the work it does, not a full forward per proposal
-        flops = problems.scan_flops_per_proposal(prob["spec"])
+    spec = prob["spec"]
+    moved = prob["x0"].shape[1] if kind == "mlp" else 1   # coordinates drawn per proposal
+    # what each implementation does per proposal: the incremental kernels (scan, images)
+    # update a window, the others evaluate the whole network
+    incremental = impl in ("scan", "images")
+    cost = {"flops": (problems.scan_flops_per_proposal(spec, folded=impl == "scan")
+                      if incremental else problems.flops_per_evaluation(spec)),
+            "transcendentals": problems.transcendentals_per_proposal(spec, moved, incremental)}
     if impl == "torch":
-        return _torch_runner(prob, options), flops
-    return _mme_runner(prob, impl, options), flops
+        return _torch_runner(prob, options), cost
+    if impl == "jax":
+        return _jax_runner(prob, options), cost
+    return _mme_runner(prob, impl, options), cost
 
 
 def main(name):
     t0 = time.perf_counter()
     try:
-        run, flops = make(name)
+        run, cost = make(name)
         run(1)  # compile / warm up
     except ImportError as exc:
         print(json.dumps({"skip": f"{type(exc).__name__}: {exc}"}), flush=True)
@@ -175,7 +215,7 @@ def main(name):
         wall, cpu = time.perf_counter(), time.process_time()
         proposals = run(threads)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        print(json.dumps({"proposals": proposals, "flops": flops, "wall": wall, "cpu": cpu}),
+        print(json.dumps({"proposals": proposals, **cost, "wall": wall, "cpu": cpu}),
               flush=True)
 
 

@@ -195,7 +195,7 @@ def _next_beta(beta, log_w, energy, cess):
     return beta + max(lo, 1e-12)
 
 
-def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps=100_000,
+def anneal(model, n_chains=None, sweeps=3, cess=0.999, random_state=0, max_steps=100_000,
            n_bootstrap=200, resample=0.5, groups=8):
     """Annealed importance sampling of ``ln Z`` for a fitted model (module docstring).
 
@@ -205,7 +205,9 @@ def anneal(model, n_chains=None, sweeps=1, cess=0.999, random_state=0, max_steps
     n_chains : int, optional
         Annealing chains (default 256).
     sweeps : int
-        Metropolis sweeps at each ``β``.
+        Metropolis sweeps at each ``β`` (default 3: with one, the chains lag behind the
+        moving target, the weights spread more and the error bar under-reports the error,
+        ``docs/method.md`` §9).
     cess : float in (0, 1)
         Conditional ESS fraction kept by each ``β`` step: closer to 1 means more, smaller
         steps (cost grows about as ``1/sqrt(1 − cess)``, the variance falls as that).

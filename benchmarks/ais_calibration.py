@@ -45,11 +45,13 @@ def calibrate(case, chains, seeds, **ais):
     se = np.array([r.std_err for r in runs])
     z = err / se
     return {"case": case, "chains": chains, **ais, "seeds": [int(s) for s in seeds],
-            "exact": float(exact), "error": err.round(5).tolist(), "std_err": se.round(5).tolist(),
+            "exact": float(exact), "error": err.round(5).tolist(),
+            "std_err": se.round(5).tolist(),
             "median_abs_error": float(np.median(np.abs(err))),
             "max_abs_error": float(np.max(np.abs(err))), "sd_error": float(np.std(err, ddof=1)),
             "mean_std_err": float(np.mean(se)), "max_abs_z": float(np.max(np.abs(z))),
-            "sd_z": float(np.std(z, ddof=1)), "beta_steps": int(np.median([len(r.betas) for r in runs])),
+            "sd_z": float(np.std(z, ddof=1)),
+            "beta_steps": int(np.median([len(r.betas) for r in runs])),
             "seconds_per_run": float(np.mean([r.seconds for r in runs])), "host": host()}
 
 

@@ -69,7 +69,7 @@ def test_ais_is_deterministic_and_cached():
 
 
 def trained_2d_model():
-    """``mlp([2, 16, 3])`` trained 60 epochs on a two-blob mixture in ``[−4, 4]²``, and the data."""
+    """``mlp([2, 16, 3])`` trained 60 epochs on two blobs in ``[−4, 4]²``, and the data."""
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal([-1.5, 0], 0.5, (150, 2)), rng.normal([1.5, 1], 0.6, (150, 2))])
     model = mme.MinMaxEnt(mme.nn.mlp([2, 16, 3], random_state=0), support=(-4, 4),

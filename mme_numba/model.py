@@ -1062,7 +1062,7 @@ class MaxEnt:
         return check_observables(self.observables) if obs is None else obs
 
     # ------------------------------------------------------------------ likelihood
-    def log_partition(self, method="auto", *, n_chains=None, sweeps=1, cess=0.999,
+    def log_partition(self, method="auto", *, n_chains=None, sweeps=3, cess=0.999,
                       random_state=0, n_grid=None):
         """``(ln Z, standard error)`` of ``Z = ∫_Ω exp(-H)`` (``docs/method.md`` §9).
 
@@ -1095,7 +1095,7 @@ class MaxEnt:
         return likelihood.log_partition(self, **self._lz_args(method, n_chains, sweeps, cess,
                                                               random_state, n_grid))
 
-    def score_samples(self, X, method="auto", *, n_chains=None, sweeps=1, cess=0.999,
+    def score_samples(self, X, method="auto", *, n_chains=None, sweeps=3, cess=0.999,
                       random_state=0, n_grid=None):
         """Log density ``ln p(x) = -H(x) - ln Z`` per row, ``-inf`` outside the support.
 
@@ -1111,7 +1111,7 @@ class MaxEnt:
         """Mean log-likelihood of the rows of ``X`` (the negative held-out NLL, in nats)."""
         return float(np.mean(self.score_samples(X, method, **kwargs)))
 
-    def entropy(self, method="auto", *, n_chains=None, sweeps=1, cess=0.999, random_state=0,
+    def entropy(self, method="auto", *, n_chains=None, sweeps=3, cess=0.999, random_state=0,
                 n_grid=None):
         """``(S, standard error)``: the entropy ``S = ln Z + <H>_p`` of the model.
 

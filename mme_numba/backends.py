@@ -32,13 +32,10 @@ fields; :data:`NO_FIELD` switches it off.
 
 import numpy as np
 
+from .spec import BOUNDARIES, COMPILED, MOVES, NO_FIELD
+
 __all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES",
            "proposals_per_sweep"]
-
-NO_FIELD = (np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0))
-MOVES = {"all": 0, "single": 1, "mala": 2, "scan": 3}
-_COMPILED = 99  # spec op code of compiled user observables (observables/user.py)
-BOUNDARIES = {"reject": 0, "reflect": 1}
 
 
 def proposals_per_sweep(move, n_features):
@@ -98,7 +95,7 @@ class CPUBackend:
 # --- compiled user observables (mme_numba.observables.compiled): one spec row, own kernels
 
 def _compiled(spec):
-    return spec.shape[0] > 0 and int(spec[0, 0]) == _COMPILED
+    return spec.shape[0] > 0 and int(spec[0, 0]) == COMPILED
 
 
 def _compiled_kernels(spec, field):

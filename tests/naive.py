@@ -9,7 +9,8 @@ import math
 
 import numpy as np
 
-DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
+from mme_numba.spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS,  # noqa: F401
+                            SQUARE, TANH)
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 CHAIN_SALT = 0xD1B54A32D192ED03

@@ -28,6 +28,9 @@ import numpy as np
 from numba import njit, prange
 
 from . import settings
+from ..spec import CODE_NAMES as _CODE_NAMES
+from ..spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS, SPEC_WIDTH,
+                    SQUARE, TANH, empty_term)
 from .fastmath import tanh as _fast_tanh
 
 __all__ = [
@@ -37,11 +40,6 @@ __all__ = [
     "forward_lockstep", "energy_lockstep", "lockstep_scratch", "lanes_for",
     "dynamic_schedule",
 ]
-
-DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
-SPEC_WIDTH = 8
-_CODE_NAMES = ("DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE",
-               "POWERS", "LOGSOFTMAX")
 
 
 # --- elementwise activations --------------------------------------------------------
@@ -767,16 +765,6 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
         _energy_batch(spec, params, lam, X, spec2, params2, lam2, out,
                       lanes_for(spec, spec2, n_items=X.shape[0]))
     return out
-
-
-def empty_term():
-    """The "absent" second energy term: ``(spec2, params2, lam2)`` with zero rows.
-
-    Returns
-    -------
-    tuple of (ndarray int64 (0, 8), ndarray float64 (0,), ndarray float64 (0,))
-    """
-    return np.zeros((0, SPEC_WIDTH), np.int64), np.zeros(0), np.zeros(0)
 
 
 def max_width(spec):

@@ -49,15 +49,11 @@ from .network import (DENSE, _check_term, _dense, _dense_ls, _dot, _max_width,
                       dynamic_schedule, empty_rows, empty_slabs, energy_lockstep, energy_one,
                       forward_rows, lanes_for)
 from .rng import normal, uniform
+from ..spec import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
 
 __all__ = ["MOVE_ALL", "MOVE_SINGLE", "MOVE_SCAN", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
            "metropolis_sweeps"]
 
-MOVE_ALL = 0
-MOVE_SINGLE = 1
-MOVE_SCAN = 3  # systematic scan, kernels/scan.py (2 is MALA in backends.MOVES)
-BOUNDARY_REJECT = 0
-BOUNDARY_REFLECT = 1
 
 
 @njit(cache=True)

@@ -38,12 +38,11 @@ import numpy as np
 from numba import njit
 
 from ..nn.params import FlatParameters
+from ..spec import COMPILED, MOVE_ALL, MOVE_MALA, MOVE_SCAN, SPEC_WIDTH
 
 __all__ = ["CompiledObservables", "compiled", "COMPILED", "kernels_of"]
 
 #: Spec op code of a compiled user observable (the network ops are 0-8).
-COMPILED = 99
-SPEC_WIDTH = 8
 _N_BLOCKS = 64  # θ-gradient rows are summed in this many fixed blocks: thread-count independent
 
 _BY_FUNCS = {}   # (func, grad_theta, grad_x) -> _Kernels
@@ -97,12 +96,12 @@ class _Kernels:
                accepted):
         """In-place sweeps of the chains ``x``; ``move`` as in ``backends.MOVES``."""
         args = (theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted)
-        if move == 0:
+        if move == MOVE_ALL:
             _in_threads(self["sweeps_all"], len(x), *args)
-        elif move == 2:
+        elif move == MOVE_MALA:
             _in_threads(self["sweeps_mala"], len(x), *args)
         else:
-            _in_threads(self["sweeps_single"], len(x), *args, move == 3)
+            _in_threads(self["sweeps_single"], len(x), *args, move == MOVE_SCAN)
 
     def backward_theta(self, X, theta, W):
         """``Σ_i ∂(W_i·O(X_i; θ))/∂θ``, summed over fixed row blocks in order."""

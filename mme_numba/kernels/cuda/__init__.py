@@ -48,8 +48,9 @@ import numpy as np
 from numba import cuda
 
 from ..images import incremental_prefix
-from ..network import DENSE, _check_term, max_width
-from ..sampler import MOVE_ALL, MOVE_SCAN, _check_inplace, chain_args, check_move
+from ...spec import DENSE, MOVE_ALL, MOVE_SCAN
+from ..network import _check_term, max_width
+from ..sampler import _check_inplace, chain_args, check_move
 from .chains import (_draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel,
                      _sweep_all_kernel, _sweep_dense_kernel, _sweep_single_kernel)
 from .mala import _mala_kernel

@@ -14,8 +14,7 @@ updates in another order, so the two agree up to rounding.
 import numpy as np
 from numba import cuda
 
-from ..network import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
-from ..sampler import MOVE_SCAN
+from ...spec import CONV2D, DENSE, MOVE_SCAN, RELU, SIGMOID, SOFTPLUS, TANH
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
                      _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
                      _uniform)

@@ -13,8 +13,8 @@ from numba import config, cuda
 
 from ..fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
                         _ROUND, _T_MAX)
-from ..network import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
-from ..sampler import BOUNDARY_REJECT
+from ...spec import (BOUNDARY_REJECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
+                     SQUARE, TANH)
 
 # ldexp's exponent: an int32 on the device; the simulator's math.ldexp wants a Python int.
 _INT = int if config.ENABLE_CUDASIM else np.int32

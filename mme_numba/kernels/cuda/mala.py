@@ -6,8 +6,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..network import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
-from ..sampler import BOUNDARY_REFLECT
+from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
+                     SQUARE, TANH)
 from .device import _apply_row, _max, _min, _normal, _propose, _sigmoid, _uniform
 
 

@@ -66,7 +66,7 @@ def flops_per_evaluation(spec):
 
 
 def scan_flops_per_proposal(spec):
-    """Floating-point operations of one incremental single-pixel update (``kernels/scan.py``).
+    """Floating-point operations of one incremental single-pixel update (``kernels/moves/scan.py``).
 
     For a ``conv(k) - act - conv(k) - act - dense`` network (``paper_cnn``), averaged over
     the pixels of the image (windows clipped at the borders): the first conv's window

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mme_numba.spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS,
-                            SQUARE, TANH)
+from mme_numba.spec import CONV2D, DENSE, LOGSOFTMAX, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 
 
 def energy_function(spec, params, lam, dtype):

@@ -62,7 +62,7 @@ def _mme_runner(prob, impl, options):
     step = np.full(n, p["step"])
     lo, hi = np.full(d, p["lo"]), np.full(d, p["hi"])
     if impl == "images":
-        from mme_numba.kernels import images  # the incremental conv kernel (digits issue)
+        from mme_numba.kernels.moves import single as images  # incremental conv kernel
 
         def work():
             images.single_pixel_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo,
@@ -118,7 +118,7 @@ def _check_same_energy(p, sampler, dtype):
     # whose spinning threads would then slow PyTorch in this process.
     import torch
 
-    from mme_numba.kernels import network as N
+    from mme_numba.kernels import interpret as N
 
     e2 = N.empty_term()
     bufs = [np.empty(N.max_width(p["spec"])) for _ in range(4)]

@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-from .spec import BOUNDARIES as _BOUNDARIES, CONV2D, MOVES as _MOVES, NO_FIELD
+from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES, NO_FIELD, is_compiled
 
 __all__ = ["CUDABackend", "cuda_unavailable_reason"]
 
@@ -138,26 +138,12 @@ class CUDABackend:
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {sorted(_BOUNDARIES)}, got {boundary!r}")
         spec2, params2, lam2 = NO_FIELD if field is None else field
-        if move == "mala":
-            self._k.mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                                int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted,
-                                resident=self._resident)
-            return
-        if move in ("single", "scan") and np.ndim(spec) == 2 and len(spec) \
-                and spec[0][0] == CONV2D:
-            self._k.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo,
-                                        hi, step, int(n_sweeps), _BOUNDARIES[boundary],
-                                        rng_state, accepted, scan=move == "scan",
-                                        resident=self._resident)
-            return
-        self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                                  step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],
-                                  rng_state, accepted, resident=self._resident)
+        self._k.sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                      int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary], rng_state, accepted,
+                      resident=self._resident)
 
 
 def _refuse_compiled(spec):
-    from .backends import _compiled
-
-    if _compiled(np.asarray(spec)):
+    if is_compiled(spec):
         raise ValueError("compiled observables (observables.compiled) run on the CPU only: "
                          "use backend='cpu'")

@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
            "LOGSOFTMAX", "COMPILED", "CODE_NAMES", "SPEC_WIDTH", "MOVE_ALL", "MOVE_SINGLE",
            "MOVE_MALA", "MOVE_SCAN", "MOVES", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
-           "BOUNDARIES", "NO_FIELD", "empty_term"]
+           "BOUNDARIES", "NO_FIELD", "empty_term", "is_compiled"]
 
 # --- network op codes (the first entry of a spec row)
 DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
@@ -29,6 +29,12 @@ MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE, "mala": MOVE_MALA, "scan": MOVE
 # --- what a proposal outside the box does
 BOUNDARY_REJECT, BOUNDARY_REFLECT = 0, 1
 BOUNDARIES = {"reject": BOUNDARY_REJECT, "reflect": BOUNDARY_REFLECT}
+
+
+def is_compiled(spec):
+    """Whether ``spec`` is the one-row description of compiled user observables."""
+    spec = np.asarray(spec)
+    return spec.ndim == 2 and spec.shape[0] > 0 and int(spec[0, 0]) == COMPILED
 
 
 def empty_term():

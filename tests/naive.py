@@ -2,7 +2,7 @@
 
 Everything here is written for readability, not speed: Python integers for the
 random streams, explicit loops for the convolution, one proposal at a time for the
-sampler. The draw order follows the docstring of ``mme_numba.kernels.sampler``.
+sampler. The draw order follows the docstring of ``mme_numba.kernels.moves.box``.
 """
 
 import math
@@ -210,7 +210,7 @@ def naive_metropolis(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
 # --- replica exchange ----------------------------------------------------------------
 
 def naive_replica_swaps(x, energy, betas, rng_state, parity, accepted):
-    """``kernels.tempering.replica_swaps`` one column and one pair at a time; returns copies."""
+    """``kernels.moves.swap.replica_swaps`` one column and one pair at a time; returns copies."""
     x = np.array(x, dtype=np.float64)
     energy = np.array(energy, dtype=np.float64)
     rng_state = np.array(rng_state, dtype=np.uint64)

@@ -22,8 +22,8 @@ import pytest
 
 from mme_numba import kernels as K
 from mme_numba.backends import NO_FIELD, get_backend
-from mme_numba.kernels.mala import energy_grad_batch
-from mme_numba.kernels.tempering import replica_swaps
+from mme_numba.kernels.moves.mala import energy_grad_batch
+from mme_numba.kernels.moves.swap import replica_swaps
 from mme_numba.nn import classifier_cnn, mlp, paper_cnn
 
 N_CHAINS = 5

@@ -188,10 +188,9 @@ def test_non_finite_values_and_unsupported_uses_are_refused():
         pickle.dumps(mme.observables.compiled(powers, 2))
 
 
-def test_the_backend_routes_the_compiled_op_code():
-    from mme_numba import backends
-    from mme_numba.spec import COMPILED, SPEC_WIDTH
+def test_the_backends_recognize_the_compiled_op_code():
+    from mme_numba.spec import COMPILED, SPEC_WIDTH, is_compiled
 
     spec = mme.observables.compiled(powers, 2, n_features=1).describe()
     assert spec.shape == (1, SPEC_WIDTH) and spec[0, 0] == COMPILED
-    assert backends._compiled(spec) and not backends._compiled(mme.nn.mlp([1, 2]).describe())
+    assert is_compiled(spec) and not is_compiled(mme.nn.mlp([1, 2]).describe())

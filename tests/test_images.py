@@ -1,4 +1,4 @@
-"""Incremental single-pixel Metropolis for conv observables (mme_numba.kernels.images).
+"""Incremental single-pixel Metropolis for conv observables (mme_numba.kernels.moves.single).
 
 Oracles: the full-recompute single-move kernel (same draw order, so the same chain step for
 step), a fresh full forward for the carried energies, and an exact 2-pixel density by
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mme_numba import kernels as K
-from mme_numba.kernels import images as I
+from mme_numba.kernels.moves import single as I
 from mme_numba.nn import Dense, Sequential, activation, paper_cnn
 from cases import chain_state, conv_net, conv_only_square
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mme_numba import kernels as K
-from mme_numba.kernels import mala as M
+from mme_numba.kernels.moves import mala as M
 from mme_numba.nn import Conv2D, Dense, Sequential, activation, mlp, paper_cnn
 
 EMPTY = K.empty_term()
@@ -202,7 +202,7 @@ def test_model_trains_with_mala_moves():
 def test_mala_and_single_pixel_moves_agree_on_a_conv_model():
     # Two independently validated samplers, one 9-pixel conv energy: the equilibrium
     # energy and every pixel mean must agree within sampling error.
-    from mme_numba.kernels import images
+    from mme_numba.kernels.moves import single as images
 
     net = paper_cnn(4, image_shape=(3, 3), channels=(4, 4), random_state=3)
     net.set_theta(3.0 * net.theta)

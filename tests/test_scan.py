@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mme_numba import kernels as K
-from mme_numba.kernels import scan as S
+from mme_numba.kernels.moves import scan as S
 from mme_numba.nn import Conv2D, Dense, Sequential, activation, mlp, paper_cnn
 from cases import chain_state, conv_net, conv_only_square
 from naive import Xoshiro, _boundary, naive_energy

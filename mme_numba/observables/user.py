@@ -22,7 +22,7 @@ inlines a call to a compiled function that a closure captures): all-chain energi
 Metropolis sweeps (moves ``"all"``, ``"single"``, ``"scan"``; ``"mala"`` with ``grad_x``),
 the observables of many rows, and the θ-gradient accumulation of the trainer. The chains use
 the same per-chain random streams and draw order as the built-in sampler
-(:mod:`mme_numba.kernels.sampler`), so results do not depend on the thread count. The
+(:mod:`mme_numba.kernels.moves.box`), so results do not depend on the thread count. The
 observable's ``describe()`` is one spec row of op code :data:`COMPILED` whose fifth entry is
 the key of that kernel set; :class:`mme_numba.backends.CPUBackend` hands such specs to
 :func:`kernels_of`. The CUDA backend does not run them.
@@ -121,9 +121,9 @@ class _Kernels:
 
 def _build(func, grad_theta, grad_x):
     """The kernels, specialized to the user's functions (numba compiles them at first call)."""
-    from ..kernels.mala import _log_q
+    from ..kernels.moves.mala import _log_q
     from ..kernels.rng import normal, uniform
-    from ..kernels.sampler import _accept, _normal_all, _propose, _single_site_proposal
+    from ..kernels.moves.box import _accept, _normal_all, _propose, _single_site_proposal
 
     @njit
     def h_one(x, theta, lam, o):
@@ -181,7 +181,7 @@ def _build(func, grad_theta, grad_x):
     def chain_single(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
                      accepted, scan):
         # One coordinate per proposal, full re-evaluation of O: random coordinates (the
-        # draws of kernels.sampler's single-coordinate moves) or all of them in order.
+        # draws of kernels.moves.single's single-coordinate moves) or all of them in order.
         d = x.shape[1]
         xc = x[c]
         o = np.empty(lam.shape[0])
@@ -211,7 +211,7 @@ def _build(func, grad_theta, grad_x):
     @njit
     def chain_mala(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
                    accepted):
-        # The proposal and draw order of kernels.mala._chain_mala.
+        # The proposal and draw order of kernels.moves.mala._chain_mala.
         d = x.shape[1]
         xc = x[c]
         o = np.empty(lam.shape[0])

@@ -1,5 +1,5 @@
-"""Metropolis chains and the batch kernels (mirror kernels/sampler.py, kernels/images.py and
-kernels/scan.py).
+"""Metropolis chains and the batch kernels (mirror kernels/moves/box.py, kernels/moves/single.py and
+kernels/moves/scan.py).
 
 One GPU thread advances one chain (grid-stride over chains); the draw order is the CPU's.
 The single-coordinate chains serve both scans: with ``scan`` false (``MOVE_SINGLE``) each
@@ -133,7 +133,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     return h, n_acc
 
 
-# --- single-pixel moves on conv observables (the draws of kernels/images.py) ----------------
+# --- single-pixel moves on conv observables (the draws of kernels/moves/single.py) ----------------
 # The first n_inc rows (CONV2D rows of one image shape and local elementwise rows, closed by
 # at most one DENSE row: images.incremental_prefix) keep their outputs per chain in
 # ``acts[0, :, t]`` (channel-major, row r after the previous rows' outputs). A proposal that

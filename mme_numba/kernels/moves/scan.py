@@ -7,7 +7,7 @@ boundary rule and accepts with the Metropolis rule. Each update leaves ``exp(-H)
 state), so a fixed-order composition of them does too: the standard systematic-scan sampler.
 
 Why a second single-coordinate sampler next to the random-scan one of
-:mod:`~mme_numba.kernels.sampler` / :mod:`~mme_numba.kernels.images`: with the coordinate
+:mod:`~mme_numba.kernels.moves.single`: with the coordinate
 the same for every chain at every step, a block of ``lanes`` chains can run in lock-step
 through the *incremental* update as well. Every loop below runs over lanes innermost with
 the weights broadcast, so LLVM vectorizes it, and for conv observables the energy change of a
@@ -54,15 +54,15 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .fastmath import cos_2pi as _cos_2pi
-from .fastmath import log as _log
-from .images import _plan, _transposed_weights
-from .network import (CONV2D, DENSE, TANH, _apply_row_ls, _dot_ls, _elementwise_ls,
-                      _max_width, _tanh, aligned_empty, dynamic_schedule, empty_rows,
-                      forward_lockstep)
-from .rng import uniform
-from .sampler import _propose, chain_args, load_block, store_block
-from . import settings
+from ... import settings
+from ..fastmath import cos_2pi as _cos_2pi
+from ..fastmath import log as _log
+from ..interpret import (_apply_row_ls, _dot_ls, _elementwise_ls, _max_width, _tanh,
+                         aligned_empty, dynamic_schedule, empty_rows, forward_lockstep)
+from ..rng import uniform
+from ...spec import CONV2D, DENSE, TANH
+from .box import _propose, chain_args, load_block, store_block
+from .single import _plan, _transposed_weights
 
 __all__ = ["scan_sweeps", "term_plan", "release_scratch", "TERM_FULL", "TERM_DENSE",
            "TERM_CONV"]

@@ -1,6 +1,6 @@
 """Metropolis-adjusted Langevin (MALA) on ``exp(-H(x))`` in the box ``[lo, hi]``.
 
-``H(x) = lam . O(x) + lam2 . O2(x)`` as in :mod:`mme_numba.kernels.network`; its gradient
+``H(x) = lam . O(x) + lam2 . O2(x)`` as in :mod:`mme_numba.kernels.interpret`; its gradient
 ``∂H/∂x`` comes from a compiled per-chain backward pass through the same spec (one interpreter
 for every architecture, :func:`energy_grad_one`), so each chain stays on its own thread with its
 own random stream and results do not depend on the thread count.
@@ -35,10 +35,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
-                      TANH, _apply_row, _check_term, _max_width, _sigmoid)
-from .rng import normal, uniform
-from .sampler import BOUNDARY_REFLECT, _propose, chain_args
+from ..interpret import _apply_row, _check_term, _max_width, _sigmoid
+from ..rng import normal, uniform
+from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
+                     TANH)
+from .box import _propose, chain_args
 
 __all__ = ["energy_grad_one", "energy_grad_batch", "log_proposal_1d", "mala_sweeps"]
 

@@ -24,7 +24,7 @@ TILE_BYTES = 256 * 1024
 #: thread, and with static shares the others then wait for it at the end of every call.
 PARALLEL_CHUNK = 1
 
-#: Most chains per lock-step block of the systematic-scan sampler (``kernels/scan.py``).
+#: Most chains per lock-step block of the systematic-scan sampler (``kernels/moves/scan.py``).
 #: Every step has a fixed cost shared by the block's lanes (window bookkeeping, the set-up of
 #: each short loop over lanes), so more lanes pay as long as the kept state stays small: on
 #: the paper's digit CNN (3 k kept floats per lane), one thread, 64 / 128 / 256 lanes gave

@@ -27,7 +27,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import settings
+from .. import settings
 from ..spec import CODE_NAMES as _CODE_NAMES
 from ..spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS, SPEC_WIDTH,
                     SQUARE, TANH, empty_term)

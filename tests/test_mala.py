@@ -1,8 +1,9 @@
-"""MALA (mme_numba.kernels.mala): compiled ∂H/∂x, the folded proposal density, exact targets.
+"""MALA (mme_numba.kernels.moves.mala): compiled ∂H/∂x, the folded proposal, exact targets.
 
-Oracles: the NumPy backprop of the networks and central differences for the gradient,
-quadrature for the proposal density's normalization, and exact densities (quadrature on a
-grid) for the stationary distribution with both boundary rules.
+Oracles: ``naive.naive_mala`` (the chains, one proposal at a time), the NumPy backprop of
+the networks and central differences for the gradient, quadrature for the proposal density's
+normalization, and exact densities (quadrature on a grid) for the stationary distribution
+with both boundary rules.
 """
 
 import math
@@ -16,8 +17,44 @@ from hypothesis import strategies as st
 from mme_numba import kernels as K
 from mme_numba.kernels.moves import mala as M
 from mme_numba.nn import Conv2D, Dense, Sequential, activation, mlp, paper_cnn
+import naive
 
 EMPTY = K.empty_term()
+
+
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+@pytest.mark.parametrize("kind", ["cnn", "mlp"])
+def test_chains_replay_the_naive_oracle(kind, boundary):
+    """``mala_sweeps`` against ``naive.naive_mala`` (NumPy chain-rule gradient, the folded
+    density summed over 121 preimages per family): the same random numbers consumed and the
+    same decisions, states and energies to rounding."""
+    rng = np.random.default_rng(3)
+    if kind == "cnn":
+        net = paper_cnn(3, image_shape=(3, 3), channels=(2, 2), random_state=4)
+        second = Sequential([Conv2D(1, 2, 3, (3, 3)), activation("softplus"), Dense(18, 2),
+                             activation("logsoftmax")], random_state=5)
+    else:
+        net = mlp([4, 5, 3], activation="tanh", random_state=4)
+        second = Sequential([Dense(4, 3), activation("sigmoid"), Dense(3, 2),
+                             activation("square")], random_state=5)
+    d = net.n_features
+    spec, params = net.describe(), net.kernel_params()
+    lam = 3.0 * rng.normal(size=3)
+    term2 = (second.describe(), second.kernel_params(), rng.normal(size=2))
+    x = 0.1 + 0.8 * rng.random((6, d))
+    state = (x, K.energy_batch(spec, params, lam, x, *term2), K.seed_states(7, 6),
+             np.zeros(6, np.int64))
+    step = np.linspace(0.05, 0.3, 6)
+    got = [a.copy() for a in state]
+    M.mala_sweeps(spec, params, lam, *term2, got[0], got[1], 0.0, 1.0, step, 8, boundary,
+                  got[2], got[3])
+    want = naive.naive_mala(spec, params, lam, *term2, *state[:2], 0.0, 1.0, step, 8, boundary,
+                            *state[2:])
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(got[3], want[3])
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-11)
+    assert 0 < got[3].sum() < 6 * 8
 
 
 @pytest.mark.parametrize("kind", ["cnn", "mlp_powers"])

@@ -576,11 +576,8 @@ def lockstep_scratch(n_lanes, *specs):
 
 # --- lane buffers aligned to cache lines -------------------------------------------------
 # A lock-step loop loads and stores whole rows of (rows, lanes) buffers, 64 bytes (8 lanes)
-# per AVX-512 instruction. NumPy's large arrays start 16 bytes into a page and numba's are
-# aligned to 32 bytes only; unaligned, every such access spans two cache lines, and the
-# kernels' speed depended on where a process's buffers happened to land (measured across
-# processes: the CNN scan at ~505 or ~590 ns per proposal, the MLP sampler at 88 or 96-128
-# ns; aligned, 500-526 and 85-90 ns). Rows stay aligned when ``n_lanes`` is a multiple of 8.
+# per AVX-512 instruction; unaligned, every access spans two cache lines (timings in
+# docs/performance.md). Rows stay aligned when ``n_lanes`` is a multiple of 8.
 
 ALIGN = 64  # bytes: a cache line, one AVX-512 vector
 

@@ -133,7 +133,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     return h, n_acc
 
 
-# --- single-pixel moves on conv observables (the draws of kernels/moves/single.py) ----------------
+# --- single-pixel moves on conv observables (the draws of kernels/moves/single.py) -------
 # The first n_inc rows (CONV2D rows of one image shape and local elementwise rows, closed by
 # at most one DENSE row: images.incremental_prefix) keep their outputs per chain in
 # ``acts[0, :, t]`` (channel-major, row r after the previous rows' outputs). A proposal that
@@ -344,9 +344,8 @@ def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
 
 
 # One kernel per chain kind, not one kernel branching on the move: registers are allocated
-# for a kernel's hungriest path, and the all-coordinate chain alone needs 164 (18.8 %
-# occupancy on sm_90) where the three together needed 220 (12.5 %). They share one signature
-# (``move`` and ``incremental`` as the host chose them).
+# for a kernel's hungriest path (docs/performance.md). They share one signature (``move``
+# and ``incremental`` as the host chose them).
 
 @cuda.jit
 def _sweep_all_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,

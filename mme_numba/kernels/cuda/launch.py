@@ -296,30 +296,8 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
                 boundary, rng_state, accepted, resident=None):
     """MALA sweeps on the GPU, in place on the host arrays.
 
-    Same contract, draw order and results as :func:`mme_numba.kernels.moves.mala.mala_sweeps`
+    Arguments, draw order and results as :func:`mme_numba.kernels.moves.mala.mala_sweeps`
     (one GPU thread per chain, input gradients by a backward pass through the spec).
-
-    Parameters
-    ----------
-    spec, params, lam, spec2, params2, lam2 : ndarrays
-        The energy ``H = lam . O + lam2 . O2`` (``spec2`` with zero rows: absent).
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H(x)`` on entry; updated in place.
-    lo, hi : array_like, shape (n_features,) or scalars
-    step : array_like, shape (n_chains,) or scalar
-        Langevin step ``eps`` per chain (positive).
-    n_sweeps : int
-        Proposals per chain.
-    boundary : int
-        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-    accepted : ndarray of int64, shape (n_chains,)
-
-    Returns
-    -------
-    None
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
@@ -343,38 +321,10 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
                         n_sweeps, boundary, rng_state, accepted, scan=False, resident=None):
     """Single-pixel sweeps with incremental conv updates, on the GPU, in place.
 
-    Random scan: same contract and draws as
-    :func:`mme_numba.kernels.moves.single.single_pixel_sweeps`. Systematic scan (``scan=True``):
-    those of ``metropolis_sweeps(..., move=MOVE_SCAN)`` on the CPU
-    (:func:`mme_numba.kernels.moves.scan.scan_sweeps`). Either way the chain is the CPU's up to the
-    rounding of the energies (~1e-14 relative); the energies are carried through the call.
-
-    Parameters
-    ----------
-    spec, params, lam : ndarrays
-        First energy term; ``spec`` must start with a ``CONV2D`` row.
-    spec2, params2, lam2 : ndarrays
-        Second energy term (zero rows: absent); incremental too when it starts with CONV2D.
-    x : ndarray of float64, shape (n_chains, n_features)
-        Flattened channel-major images inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H(x)`` on entry; updated in place.
-    lo, hi : array_like, shape (n_features,) or scalars
-    step : array_like, shape (n_chains,) or scalar
-        Gaussian proposal std per chain.
-    n_sweeps : int
-        Sweeps of ``n_features`` proposals each.
-    boundary : int
-        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-    accepted : ndarray of int64, shape (n_chains,)
-    scan : bool, default False
-        ``False``: random scan, each proposal draws its pixel. ``True``: systematic scan,
-        proposal ``it`` changes pixel ``it mod n_features`` and draws no pixel.
-
-    Returns
-    -------
-    None
+    Arguments as :func:`mme_numba.kernels.moves.single.single_pixel_sweeps`. Random scan: its
+    draws; systematic scan (``scan=True``: proposal ``it`` changes pixel ``it mod n_features``
+    and draws no pixel): those of :func:`mme_numba.kernels.moves.scan.scan_sweeps`. Either way
+    the chain is the CPU's up to the rounding of the energies (~1e-14 relative).
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

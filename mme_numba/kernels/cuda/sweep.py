@@ -21,51 +21,10 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
           boundary, rng_state, accepted, incremental=True, resident=None):
     """Advance persistent chains by ``move`` on the GPU, in place on the host arrays.
 
-    Same contract, kernel choice, draw order and results as
-    :func:`mme_numba.kernels.sweep.sweep`
-    (one GPU thread per chain): ``x``, ``energy``, ``rng_state`` and ``accepted`` are
-    copied to the device, advanced, and copied back into the same arrays. With
-    ``MOVE_SCAN`` the CPU and the GPU sum the incremental updates in different orders, so
-    energies agree up to rounding.
-
-    Parameters
-    ----------
-    spec, params, lam : ndarrays
-        First energy term: int64 ``(n_rows, 8)``, float64 ``(n_params,)``,
-        float64 ``(n_observables,)``.
-    spec2, params2, lam2 : ndarrays
-        Second energy term; ``spec2`` with zero rows means absent.
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        Must equal ``H(x)`` on entry; updated in place.
-    lo, hi : array_like of float64, shape (n_features,) or scalar
-        The box.
-    step : array_like of float64, shape (n_chains,) or scalar
-        Per-chain Gaussian proposal std.
-    n_sweeps : int
-        ``MOVE_ALL``: number of all-coordinate proposals. ``MOVE_SINGLE`` / ``MOVE_SCAN``:
-        number of sweeps of ``n_features`` single-coordinate proposals each.
-    move : int
-        ``MOVE_ALL`` (0), ``MOVE_SINGLE`` (1, random scan), ``MOVE_MALA`` (2,
-        :func:`~.launch.mala_sweeps`) or ``MOVE_SCAN`` (3, systematic
-        scan: proposal ``it`` changes coordinate ``it mod n_features`` and draws no
-        coordinate, the chain of :func:`mme_numba.kernels.moves.scan.scan_sweeps`).
-    boundary : int
-        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-        Per-chain xoshiro256** states; advanced in place.
-    accepted : ndarray of int64, shape (n_chains,)
-        Incremented in place by the number of accepted proposals.
-    incremental : bool, optional
-        Incremental first DENSE layer for ``MOVE_SINGLE`` and ``MOVE_SCAN`` (default), as on
-        the CPU; with ``MOVE_SINGLE``/``MOVE_SCAN`` a first CONV2D row runs the incremental
-        single-pixel kernel (:func:`~.launch.single_pixel_sweeps`). ``False`` evaluates every
-        proposal in full.
-
-    Returns
-    -------
-    None
+    Same arguments, kernel choice, draw order and results as
+    :func:`mme_numba.kernels.sweep.sweep` (one GPU thread per chain; ``resident`` keeps device
+    copies between calls instead of ``lanes``). With ``MOVE_SCAN`` the CPU and the GPU sum the
+    incremental updates in different orders, so energies agree up to rounding.
     """
     if move == MOVE_MALA:
         mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,

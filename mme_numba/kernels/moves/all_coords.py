@@ -12,9 +12,9 @@ from numba import njit, prange
 
 from ..fastmath import cos_2pi as _cos_2pi
 from ..fastmath import log as _log
-from ..interpret import _max_width, empty_rows, empty_slabs, energy_lockstep
+from ..interpret import energy_lockstep
 from ..rng import uniform
-from .box import _accept, _propose, load_block, store_block
+from .box import _accept, _propose, block_buffers, load_block, store_block
 
 __all__ = ["all_sweeps"]
 
@@ -25,11 +25,7 @@ def _block_all(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, 
     # The block's states, steps and random streams are copied lane-major, so the draw
     # loop below (xoshiro, uniforms, Box-Muller through fastmath) vectorizes across lanes.
     d = x.shape[1]
-    y = empty_rows(d, n_lanes)
-    scratch = empty_slabs(5, max(3, _max_width(spec), _max_width(spec2)), n_lanes)
-    h_old = np.empty(n_lanes)
-    h_new = np.empty(n_lanes)
-    inside = np.zeros(n_lanes, np.bool_)
+    y, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2)
     xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # (lanes, 4) view: st[lane] is one xoshiro state
     for lane in range(n_lanes):

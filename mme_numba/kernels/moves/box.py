@@ -38,11 +38,11 @@ from numba import njit
 
 from ..fastmath import cos_2pi as _cos_2pi
 from ..fastmath import log as _log
-from ..interpret import _check_term, empty_rows
+from ..interpret import _check_term, _max_width, empty_rows, empty_slabs
 from ..rng import normal, uniform
 from ...spec import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
 
-__all__ = ["chain_args", "check_move", "load_block", "store_block"]
+__all__ = ["chain_args", "check_move", "block_buffers", "load_block", "store_block"]
 
 
 @njit(cache=True)
@@ -119,6 +119,14 @@ def _normal_all(state, c):
 # evaluation scores every proposal of the block (interpret.energy_lockstep: lanes
 # innermost, so it vectorizes), then each chain draws its own acceptance uniform: the
 # bits do not depend on the block size. Lanes past the last chain hold ``lo``, draw nothing.
+
+@njit(cache=True)
+def block_buffers(d, n_lanes, spec, spec2):
+    """A block's ``(d, lanes)`` rows, network scratch, old and new energies, inside flags."""
+    scratch = empty_slabs(5, max(3, _max_width(spec), _max_width(spec2)), n_lanes)
+    return (empty_rows(d, n_lanes), scratch, np.empty(n_lanes), np.empty(n_lanes),
+            np.zeros(n_lanes, np.bool_))
+
 
 @njit(cache=True)
 def load_block(c0, n_live, n_lanes, x, lo, step, rng_state):

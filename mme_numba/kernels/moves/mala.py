@@ -364,30 +364,9 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
                 boundary, rng_state, accepted):
     """Advance persistent chains by ``n_sweeps`` MALA proposals each, in place.
 
-    See the module docstring for the proposal, the boundary rules and the draw order.
-
-    Parameters
-    ----------
-    spec, params, lam, spec2, params2, lam2 : ndarrays
-        The energy ``H = lam . O + lam2 . O2`` (``spec2`` with zero rows: absent).
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H(x)`` on entry; updated in place.
-    lo, hi : array_like, shape (n_features,) or scalars
-    step : array_like, shape (n_chains,) or scalar
-        Langevin step ``eps`` per chain.
-    n_sweeps : int
-        Proposals per chain.
-    boundary : int
-        ``BOUNDARY_REFLECT`` (1, default choice for images) or ``BOUNDARY_REJECT`` (0).
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-    accepted : ndarray of int64, shape (n_chains,)
-        Incremented by the accepted proposals.
-
-    Returns
-    -------
-    None
+    Arguments as :func:`mme_numba.kernels.sweep.sweep` (without ``move``); ``step`` is the
+    Langevin step ``eps`` per chain (positive). The module docstring gives the proposal, the
+    boundary rules and the draw order.
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

@@ -26,12 +26,11 @@ depends on the kernel sizes and channel counts but not on the image size.
 
 Activations are stored channel-last, ``(H, W, C)``, and the conv and DENSE weights are re-laid
 once per call (:func:`_transposed_weights`) so that every innermost update loop runs over
-contiguous output channels; this made the 8×8 proposal rate 3× faster than the channel-major
-first version. Every changed entry is first copied into an undo buffer with the same layout as the
-activations; a rejected proposal copies it back (bit-exact, so rejections never drift) and the
-same buffer provides the ``Δa`` of the next row. Activations are rebuilt from ``x`` at the start
-of every call, so rounding from accepted updates cannot accumulate beyond one call
-(measured: ~1e-14 relative after thousands of moves).
+contiguous output channels (``docs/performance.md``). Every changed entry is first copied
+into an undo buffer with the same layout as the activations; a rejected proposal copies it
+back (bit-exact, so rejections never drift) and the same buffer provides the ``Δa`` of the
+next row. Activations are rebuilt from ``x`` at the start of every call, so rounding from
+accepted updates cannot accumulate beyond one call.
 
 The proposal and draw order are exactly those of the full-recompute single-move kernel of
 :func:`single_sweeps` (random-scan pixel, Gaussian step, boundary rule, one uniform
@@ -44,8 +43,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..interpret import (_apply_row, _dense_ls, _dot, _max_width, _relu, _sigmoid, _softplus,
-                         _tanh, empty_rows, empty_slabs, energy_lockstep, forward_rows)
-from .box import _accept, _single_site_proposal, chain_args
+                         _tanh, energy_lockstep, forward_rows)
+from .box import _accept, _single_site_proposal, block_buffers, chain_args
 from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 
 __all__ = ["single_sweeps", "supports_incremental", "incremental_prefix",
@@ -62,11 +61,7 @@ def _block_single(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, 
     # z' = z + W[:, j] (y_j - x_j), O(n_hidden) instead of O(n_hidden d); z is rebuilt from
     # x at every call, so rounding cannot accumulate beyond one call.
     d = x.shape[1]
-    xb = empty_rows(d, n_lanes)
-    scratch = empty_slabs(5, max(3, _max_width(spec), _max_width(spec2)), n_lanes)
-    h_old = np.empty(n_lanes)
-    h_new = np.empty(n_lanes)
-    inside = np.zeros(n_lanes, np.bool_)
+    xb, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2)
     for lane in range(n_lanes):
         c = c0 + lane
         for k in range(d):
@@ -475,37 +470,10 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
                         n_sweeps, boundary, rng_state, accepted):
     """Random-scan single-pixel Metropolis sweeps with incremental conv updates, in place.
 
-    Same chain, draw order and arguments as
-    ``metropolis_sweeps(..., move=MOVE_SINGLE, incremental=False)`` (up to the rounding of
-    the energies, ~1e-14), at a per-proposal cost independent of the image size.
-
-    Parameters
-    ----------
-    spec, params, lam : ndarrays
-        First energy term; ``spec`` must start with a ``CONV2D`` row.
-    spec2, params2, lam2 : ndarrays
-        Second energy term (zero rows: absent). Incremental too when it starts with CONV2D.
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states (flattened channel-major images) inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H(x)`` on entry; updated in place.
-    lo, hi : array_like of float64, shape (n_features,) or scalars
-        The box, e.g. pixels in ``[0, 1]``.
-    step : array_like of float64, shape (n_chains,) or scalar
-        Gaussian proposal std per chain.
-    n_sweeps : int
-        Sweeps of ``n_features`` proposals each.
-    boundary : int
-        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1); reflection keeps chains from
-        sticking at the faces where many pixels sit.
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-        Per-chain xoshiro256** states, advanced in place.
-    accepted : ndarray of int64, shape (n_chains,)
-        Incremented by the accepted proposals.
-
-    Returns
-    -------
-    None
+    Arguments as :func:`mme_numba.kernels.sweep.sweep` (without ``move``); ``spec`` must start
+    with a ``CONV2D`` row, and ``spec2`` is updated incrementally too when it does. The same
+    chain, draw order and arguments as :func:`single_sweeps` with full forwards (up to the
+    rounding of the energies, ~1e-14), at a per-proposal cost independent of the image size.
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

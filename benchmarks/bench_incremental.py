@@ -3,7 +3,7 @@
 All kernels run the same chain (same draws, same decisions) on ``paper_cnn(16)`` observables
 for 8×8 and 28×28 single-channel images; only the energy evaluation differs:
 
-* ``incremental``: :func:`mme_numba.kernels.images.single_pixel_sweeps`, windows only;
+* ``incremental``: :func:`mme_numba.kernels.moves.single.single_pixel_sweeps`, windows only;
 * ``full_lockstep``: ``metropolis_sweeps(move=MOVE_SINGLE, incremental=False)`` with its
   default lock-step lanes (a block of chains advanced together, vectorized over chains), a
   whole forward pass per proposal: the fastest full recompute the package has;
@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from mme_numba import kernels as K
-from mme_numba.kernels import images
+from mme_numba.kernels.moves import single as images
 from mme_numba.nn import paper_cnn
 
 EMPTY = K.empty_term()

@@ -106,26 +106,27 @@ _THREADS = []
 
 def _spy_threads():
     """Record the thread count of every launch (to show which runs hit the scratch cap)."""
-    from mme_numba.kernels import cuda as KC
+    from mme_numba.kernels.cuda import launch as KL
 
-    real = KC._n_threads
+    real = KL._n_threads
 
     def spy(n_items, bytes_per_thread):
         _THREADS.append(real(n_items, bytes_per_thread))
         return _THREADS[-1]
 
-    KC._n_threads = spy
+    KL._n_threads = spy
 
 
 def registers():
     """Registers per thread of every compiled kernel specialisation, and the occupancy."""
-    from mme_numba.kernels import cuda as KC
+    from mme_numba.kernels.cuda import chains, mala
 
+    kernels = {**vars(chains), **vars(mala)}
     out = []
     for name in ("_observables_kernel", "_energy_kernel", "_sweep_all_kernel",
                  "_sweep_dense_kernel", "_sweep_single_kernel", "_pixel_kernel", "_mala_kernel",
                  "_draw_kernel"):
-        kernel = getattr(KC, name)
+        kernel = kernels[name]
         try:
             regs = kernel.get_regs_per_thread()
         except Exception as exc:  # not compiled in this run, or an API difference

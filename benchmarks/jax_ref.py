@@ -8,7 +8,7 @@ switched on at import, and every array of a float32 sampler is created as float3
 nothing is promoted). The network is read from the same ``(spec, params, lam)`` description
 that the compiled kernels interpret, so both sides evaluate exactly the same energy.
 
-Moves and the box rule are the kernels' (``mme_numba.kernels.sampler``): all-coordinate
+Moves and the box rule are the kernels' (``mme_numba.kernels.moves``): all-coordinate
 Gaussian moves or one coordinate drawn at random per chain per step (random scan);
 ``boundary="reflect"`` folds a coordinate outside ``[lo, hi]`` back by mirror reflections,
 ``"reject"`` rejects a proposal with any coordinate outside. Acceptance is

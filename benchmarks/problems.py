@@ -68,14 +68,14 @@ def flops_per_evaluation(spec):
 
 
 def scan_flops_per_proposal(spec, folded=True):
-    """Floating-point operations of one incremental single-pixel update.
+    """Floating-point operations of one incremental single-pixel update (``kernels/moves/scan.py``).
 
     For a ``conv(k) - act - conv(k) - act - dense`` network (``paper_cnn``), averaged over
     the pixels of the image (windows clipped at the borders): the first conv's window
     (``c1`` outputs per position), the second conv's contributions from every changed
     first-layer entry to each output it reaches, and the energy's change over the second
-    conv's window: ``folded`` (``kernels/scan.py``), one dot product with ``W^T lam``;
-    otherwise (``kernels/images.py``) every changed entry updates the ``m`` dense outputs,
+    conv's window: ``folded`` (``kernels/moves/scan.py``), one dot product with ``W^T lam``;
+    otherwise (``kernels/moves/single.py``) every changed entry updates the ``m`` dense outputs,
     then ``lam . O``. 2 per multiply-add, activations not counted.
     """
     return 2 * _incremental(spec, folded)[0]

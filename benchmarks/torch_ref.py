@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
+from mme_numba.spec import CONV2D, DENSE, LOGSOFTMAX, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 
 
 def energy_function(spec, params, lam, dtype):

@@ -78,7 +78,7 @@ def _mme_runner(prob, impl, options):
     step = np.full(n, p["step"])
     lo, hi = np.full(d, p["lo"]), np.full(d, p["hi"])
     if impl == "images":
-        from mme_numba.kernels import images  # the incremental conv kernel (digits issue)
+        from mme_numba.kernels.moves import single as images  # incremental conv kernel
 
         def work():
             images.single_pixel_sweeps(p["spec"], p["params"], p["lam"], *term2, x, energy, lo,
@@ -152,7 +152,7 @@ def _check_same_energy(p, got, who):
     # against the compiled interpreter's (float32 to its own precision). One input at a time
     # (energy_one), because a parallel kernel would start numba's thread pool, whose
     # spinning threads would then slow the peer in this process.
-    from mme_numba.kernels import network as N
+    from mme_numba.kernels import interpret as N
 
     e2 = N.empty_term()
     bufs = [np.empty(N.max_width(p["spec"])) for _ in range(4)]

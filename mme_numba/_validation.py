@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES
+from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES
 
 _NO_SPECIALS = ()
 _MISSING = object()

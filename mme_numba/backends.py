@@ -10,21 +10,19 @@ above it is backend-agnostic:
 
 Moves (:data:`MOVES`, the one list the models validate against):
 
-- ``"all"``: one Gaussian proposal of every coordinate per sweep
-  (:func:`mme_numba.kernels.sampler.metropolis_sweeps`).
-- ``"single"``: ``d`` random-scan single-coordinate proposals per sweep. A first DENSE row is
-  updated incrementally by the sampler; a first CONV2D row (image observables) goes to
-  :func:`mme_numba.kernels.images.single_pixel_sweeps`, which updates every conv window a
-  pixel touches and the following DENSE outputs incrementally (cost independent of the image
-  size).
+- ``"all"``: one Gaussian proposal of every coordinate per sweep.
+- ``"single"``: ``d`` random-scan single-coordinate proposals per sweep, a first DENSE row or
+  conv prefix updated incrementally (cost independent of the image size).
 - ``"scan"``: ``d`` single-coordinate proposals per sweep, coordinates in order (systematic
-  scan), chains in lock-step through incremental updates of a first DENSE row or of a whole
-  conv prefix (:func:`mme_numba.kernels.scan.scan_sweeps`); on conv observables it is several
-  times faster than ``"single"`` per proposal (``docs/performance.md``).
+  scan), chains in lock-step through incremental updates; on conv observables several times
+  faster than ``"single"`` per proposal (``docs/performance.md``).
 - ``"mala"``: Metropolis-adjusted Langevin, one all-coordinate proposal per sweep,
   ``y = x − ε²/2 ∂H/∂x + ε ξ``, folded back into the box with the exact reflected-proposal
-  density in the acceptance ratio (``boundary="reflect"``) or rejected outside it
-  (:func:`mme_numba.kernels.mala.mala_sweeps`); ``step`` is ``ε``.
+  density in the acceptance ratio (``boundary="reflect"``) or rejected outside it; ``step``
+  is ``ε``.
+
+Which kernel runs each move is decided in one place, :mod:`mme_numba.kernels.sweep` (CPU) and
+its twin :mod:`mme_numba.kernels.cuda.sweep`; this module only picks the device.
 
 ``field`` is ``(spec2, params2, lam2)``, a second energy term ``lam2·O2(x)`` used by steering
 fields; :data:`NO_FIELD` switches it off.
@@ -32,13 +30,10 @@ fields; :data:`NO_FIELD` switches it off.
 
 import numpy as np
 
+from .spec import BOUNDARIES, MOVES, NO_FIELD, is_compiled
+
 __all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES",
            "proposals_per_sweep"]
-
-NO_FIELD = (np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0))
-MOVES = {"all": 0, "single": 1, "mala": 2, "scan": 3}
-_COMPILED = 99  # spec op code of compiled user observables (observables/user.py)
-BOUNDARIES = {"reject": 0, "reflect": 1}
 
 
 def proposals_per_sweep(move, n_features):
@@ -58,13 +53,13 @@ class CPUBackend:
         self._k = kernels
 
     def observe(self, spec, params, X):
-        if _compiled(spec):
+        if is_compiled(spec):
             return _compiled_observe(spec, params, X)
         return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64))
 
     def energy(self, spec, params, lam, X, field=NO_FIELD):
         spec2, params2, lam2 = field
-        if _compiled(spec):
+        if is_compiled(spec):
             return _compiled_energy(spec, params, lam, X, field)
         return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
                                     spec2, params2, lam2)
@@ -72,34 +67,15 @@ class CPUBackend:
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):
         spec2, params2, lam2 = field
-        if _compiled(spec):
+        if is_compiled(spec):
             _compiled_sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move,
                             boundary, rng_state, accepted)
             return
-        if move == "mala":
-            from .kernels.mala import mala_sweeps
-
-            mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                        int(n_sweeps), BOUNDARIES[boundary], rng_state, accepted)
-            return
-        if move == "single":
-            from .kernels import images
-
-            if images.supports_incremental(spec):
-                images.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy,
-                                           lo, hi, step, int(n_sweeps), BOUNDARIES[boundary],
-                                           rng_state, accepted)
-                return
-        self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                                  step, int(n_sweeps), MOVES[move], BOUNDARIES[boundary],
-                                  rng_state, accepted)
+        self._k.sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                      int(n_sweeps), MOVES[move], BOUNDARIES[boundary], rng_state, accepted)
 
 
 # --- compiled user observables (mme_numba.observables.compiled): one spec row, own kernels
-
-def _compiled(spec):
-    return spec.shape[0] > 0 and int(spec[0, 0]) == _COMPILED
-
 
 def _compiled_kernels(spec, field):
     from .observables.user import kernels_of

@@ -15,17 +15,11 @@ import logging
 
 import numpy as np
 
-from .kernels.network import CONV2D
-from .kernels.sampler import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
+from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES, NO_FIELD, is_compiled
 
 __all__ = ["CUDABackend", "cuda_unavailable_reason"]
 
 logger = logging.getLogger(__name__)
-
-# The same names as ``mme_numba.backends.MOVES``/``BOUNDARIES`` (not imported from there so
-# that ``backends`` may import this module at its top). "mala" has its own kernel.
-_MOVES = {"all": MOVE_ALL, "single": MOVE_SINGLE, "mala": None, "scan": MOVE_SCAN}
-_BOUNDARIES = {"reject": BOUNDARY_REJECT, "reflect": BOUNDARY_REFLECT}
 
 
 def cuda_unavailable_reason():
@@ -122,7 +116,7 @@ class CUDABackend:
     def energy(self, spec, params, lam, X, field=None):
         """Energies ``lam . O(x) + lam2 . O2(x)`` ``(n,)``; ``field = (spec2, params2, lam2)``."""
         _refuse_compiled(spec)
-        spec2, params2, lam2 = _no_field() if field is None else field
+        spec2, params2, lam2 = NO_FIELD if field is None else field
         return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
                                     spec2, params2, lam2, resident=self._resident)
 
@@ -143,31 +137,13 @@ class CUDABackend:
             raise ValueError(f"move must be one of {sorted(_MOVES)}, got {move!r}")
         if boundary not in _BOUNDARIES:
             raise ValueError(f"boundary must be one of {sorted(_BOUNDARIES)}, got {boundary!r}")
-        spec2, params2, lam2 = _no_field() if field is None else field
-        if move == "mala":
-            self._k.mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                                int(n_sweeps), _BOUNDARIES[boundary], rng_state, accepted,
-                                resident=self._resident)
-            return
-        if move in ("single", "scan") and np.ndim(spec) == 2 and len(spec) \
-                and spec[0][0] == CONV2D:
-            self._k.single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo,
-                                        hi, step, int(n_sweeps), _BOUNDARIES[boundary],
-                                        rng_state, accepted, scan=move == "scan",
-                                        resident=self._resident)
-            return
-        self._k.metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                                  step, int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary],
-                                  rng_state, accepted, resident=self._resident)
+        spec2, params2, lam2 = NO_FIELD if field is None else field
+        self._k.sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
+                      int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary], rng_state, accepted,
+                      resident=self._resident)
 
 
 def _refuse_compiled(spec):
-    from .backends import _compiled
-
-    if _compiled(np.asarray(spec)):
+    if is_compiled(spec):
         raise ValueError("compiled observables (observables.compiled) run on the CPU only: "
                          "use backend='cpu'")
-
-
-def _no_field():
-    return np.zeros((0, 8), dtype=np.int64), np.zeros(0), np.zeros(0)

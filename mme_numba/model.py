@@ -453,7 +453,7 @@ class MaxEnt:
 
     def _tempered_sweep(self, lam, accepted, proposed):
         """One sweep of every level, then one round of swaps (even or odd pairs in turn)."""
-        from .kernels.tempering import replica_swaps
+        from .kernels.moves.swap import replica_swaps
 
         rep = self.replicas_
         acc = self._run_levels(1, lam)
@@ -543,7 +543,7 @@ class MaxEnt:
         """
         if self.move != "auto":
             return self.move
-        from .kernels.network import CONV2D
+        from .spec import CONV2D
 
         spec = np.asarray(self._current_observables().describe())
         return "scan" if np.any(spec[:, 0] == CONV2D) else "all"

@@ -3,7 +3,7 @@
 With ``betas=`` the estimators keep, beside the chains at ``β = 1`` that every average uses,
 one chain per column at each hotter level ``β_r < 1`` of a ladder, sampling
 ``exp(−β_r H)``. After every sweep of every level, neighbouring levels propose to exchange
-states (:func:`mme_numba.kernels.tempering.replica_swaps`, even and odd pairs in turn). Hot
+states (:func:`mme_numba.kernels.moves.swap.replica_swaps`, even and odd pairs in turn). Hot
 levels cross barriers that single moves at ``β = 1`` do not, and the swaps carry those
 crossings down to the chains the model is fitted on and sampled from (``docs/method.md`` §7).
 

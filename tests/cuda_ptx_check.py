@@ -91,7 +91,9 @@ def main(names):
         compute_capability = (9, 0)
 
     dispatcher.get_current_device = lambda: _Device()
-    from mme_numba.kernels import cuda as KC
+    from mme_numba.kernels.cuda import chains, mala
+
+    kernels = {**vars(chains), **vars(mala)}
 
     f1, f2, f3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
     i1, i2, u2 = types.int64[::1], types.int64[:, ::1], types.uint64[:, ::1]
@@ -112,7 +114,7 @@ def main(names):
     for name in names or sorted(sigs):
         t0 = time.perf_counter()
         try:
-            ptx, _ = cuda.compile_ptx(getattr(KC, name).py_func, sigs[name], cc=(9, 0))
+            ptx, _ = cuda.compile_ptx(kernels[name].py_func, sigs[name], cc=(9, 0))
         except Exception as exc:  # report every kernel, then fail
             if type(exc).__name__ == "DynamicLibNotFoundError":  # numba-cuda without NVRTC
                 print(f"a CUDA toolkit library is missing: {exc}")

@@ -29,14 +29,15 @@ import naive  # noqa: E402
 
 from mme_numba import kernels as K  # noqa: E402
 from mme_numba.backends import CPUBackend  # noqa: E402
-from mme_numba.kernels import images as I  # noqa: E402
-from mme_numba.kernels import mala as M  # noqa: E402
+from mme_numba.kernels.moves import mala as M  # noqa: E402
+from mme_numba.kernels.moves import single as I  # noqa: E402
 from mme_numba.gpu import CUDABackend, cuda_unavailable_reason  # noqa: E402
 
 if cuda_unavailable_reason() is not None:
     pytest.skip(cuda_unavailable_reason(), allow_module_level=True)
 
 from mme_numba.kernels import cuda as KC  # noqa: E402
+from mme_numba.kernels.cuda import launch as KL  # noqa: E402
 
 # The simulator multiplies numpy uint64 scalars, which warn on (intended) wrap-around.
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
@@ -213,9 +214,9 @@ def test_conv_net_sweeps_match_cpu(move):
 
 def test_fewer_threads_than_chains_gives_the_same_chains(monkeypatch):
     """Grid-stride loop: with 2 threads for 5 chains each thread runs several chains."""
-    monkeypatch.setattr(KC, "SCRATCH_BYTES", 1)
-    monkeypatch.setattr(KC, "THREADS_PER_BLOCK", 2)
-    assert KC._n_threads(5, 1000) == 2
+    monkeypatch.setattr(KL, "SCRATCH_BYTES", 1)
+    monkeypatch.setattr(KL, "THREADS_PER_BLOCK", 2)
+    assert KL._n_threads(5, 1000) == 2
     spec, params = build(2, [("dense", 3, True), ("act", K.SOFTPLUS), ("dense", 1, True)])
     x0 = np.random.default_rng(0).uniform(-1.0, 1.0, (5, 2))
     for move in (K.MOVE_ALL, K.MOVE_SINGLE):
@@ -233,15 +234,15 @@ def test_a_scratch_cap_that_is_not_a_multiple_of_the_block_size_never_overruns(m
     4: the cap rounds down to 4 threads (one block) for 10 chains. Rounding the cap up, or
     launching two blocks of 4 over a 6-column scratch, would index past it (the simulator
     raises IndexError). Every chain is compared with the CPU for every move."""
-    monkeypatch.setattr(KC, "THREADS_PER_BLOCK", 4)
-    real, seen = KC._n_threads, []
+    monkeypatch.setattr(KL, "THREADS_PER_BLOCK", 4)
+    real, seen = KL._n_threads, []
 
     def capped(n_items, bytes_per_thread):
-        monkeypatch.setattr(KC, "SCRATCH_BYTES", 6 * bytes_per_thread + bytes_per_thread // 2)
+        monkeypatch.setattr(KL, "SCRATCH_BYTES", 6 * bytes_per_thread + bytes_per_thread // 2)
         seen.append(real(n_items, bytes_per_thread))
         return seen[-1]
 
-    monkeypatch.setattr(KC, "_n_threads", capped)
+    monkeypatch.setattr(KL, "_n_threads", capped)
     spec, params = build(2, [("dense", 3, True), ("act", K.TANH), ("dense", 2, True)], seed=2)
     lam = np.array([1.0, -0.5])
     x0 = np.random.default_rng(3).uniform(-1.0, 1.0, (10, 2))
@@ -377,7 +378,7 @@ def test_single_pixel_moves_match_the_cpu_image_kernel(name, second, boundary):
 
 
 # --------------------------------------------------------------------------- systematic scan
-# MOVE_SCAN: the CPU runs kernels/scan.py (chains in lock-step, its own incremental updates,
+# MOVE_SCAN: the CPU runs kernels/moves/scan.py (chains in lock-step, its own incremental updates,
 # every call starting from a full evaluation of its chains); the GPU runs the
 # single-coordinate chains with j = it mod d and no coordinate draw, carrying the energies.
 # Draws and accept decisions are identical; positions and energies agree to rounding, so
@@ -432,7 +433,7 @@ def test_scan_sweeps_in_full_match_the_cpu_scan_kernel(name, incremental, bounda
 @pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
 def test_scan_on_conv_nets_matches_the_cpu_scan_kernel(name, second, boundary):
     """metropolis_sweeps(MOVE_SCAN) on a CONV2D-first spec runs the single-pixel kernel in
-    scan order, against every incremental plan of kernels/scan.py (folded closing DENSE,
+    scan order, against every incremental plan of kernels/moves/scan.py (folded closing DENSE,
     folded conv-only, kept DENSE with rows after it) and a conv or dense field."""
     spec, params, lam, term, x0 = _image_case(name, second)
     (cpu, gpu), _ = run_both(spec, params, lam, term, x0, 0.0, 1.0,

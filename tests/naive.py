@@ -2,14 +2,15 @@
 
 Everything here is written for readability, not speed: Python integers for the
 random streams, explicit loops for the convolution, one proposal at a time for the
-sampler. The draw order follows the docstring of ``mme_numba.kernels.sampler``.
+sampler. The draw order follows the docstring of ``mme_numba.kernels.moves.box``.
 """
 
 import math
 
 import numpy as np
 
-DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
+from mme_numba.spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS,  # noqa: F401
+                            SQUARE, TANH)
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 CHAIN_SALT = 0xD1B54A32D192ED03
@@ -206,10 +207,132 @@ def naive_metropolis(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
     return x, energy, rng_state, accepted
 
 
+def naive_scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo, hi):
+    """The systematic scan (``MOVE_SCAN``), one proposal at a time; returns copies.
+
+    Coordinates ``0 .. d-1`` in order, no coordinate draw; the normal deviate from two
+    uniforms, the boundary rule, one uniform for the acceptance test."""
+    x, energy, rs, acc = (np.array(a) for a in state)
+    n, d = x.shape
+    step = np.broadcast_to(step, (n,))
+    lo, hi = np.broadcast_to(lo, (d,)), np.broadcast_to(hi, (d,))
+    for c in range(n):
+        rng = Xoshiro(rs[c])
+        h = energy[c]
+        for _ in range(n_sweeps):
+            for j in range(d):
+                yj, inside = _boundary(x[c, j] + step[c] * rng.normal(), lo[j], hi[j], boundary)
+                if not inside:
+                    continue
+                y = x[c].copy()
+                y[j] = yj
+                h_new = naive_energy(spec, params, lam, y, *term2)
+                if _accept(rng, h, h_new):
+                    x[c], h = y, h_new
+                    acc[c] += 1
+        energy[c] = h
+        rs[c] = rng.state()
+    return x, energy, rs, acc
+
+
+# --- MALA ----------------------------------------------------------------------------
+
+def naive_input_grad(spec, params, lam, x):
+    """``∂(lam . O)/∂x`` for one vector: the rows' outputs forward, the chain rule backward."""
+    spec = np.asarray(spec)
+    acts = [np.asarray(x, dtype=np.float64)]
+    for r in range(len(spec)):
+        acts.append(naive_forward(spec[r:r + 1], params, acts[-1]))
+    g = np.asarray(lam, dtype=np.float64)
+    for r in range(len(spec) - 1, -1, -1):
+        code, n_in, n_out, off, a, b, c, d = spec[r].tolist()
+        src, out = acts[r], acts[r + 1]
+        if code == DENSE:
+            g = params[off:off + n_out * n_in].reshape(n_out, n_in).T @ g
+        elif code == CONV2D:
+            c_out, pad = n_out // (b * c), d // 2
+            W = params[off:off + c_out * a * d * d].reshape(c_out, a, d, d)
+            go, gi = g.reshape(c_out, b, c), np.zeros((a, b, c))
+            for co, y, xx, ci, ky, kx in np.ndindex(c_out, b, c, a, d, d):
+                iy, ix = y + ky - pad, xx + kx - pad
+                if 0 <= iy < b and 0 <= ix < c:
+                    gi[ci, iy, ix] += W[co, ci, ky, kx] * go[co, y, xx]
+            g = gi.ravel()
+        elif code == TANH:
+            g = g * (1.0 - out * out)
+        elif code == SOFTPLUS:
+            g = g / (1.0 + np.exp(-src))
+        elif code == SIGMOID:
+            g = g * out * (1.0 - out)
+        elif code == RELU:
+            g = np.where(src > 0.0, g, 0.0)
+        elif code == SQUARE:
+            g = 2.0 * src * g
+        elif code == POWERS:
+            g = np.array([sum(g[j * a + q - 1] * q * src[j] ** (q - 1) for q in range(1, a + 1))
+                          for j in range(n_in)])
+        else:  # LOGSOFTMAX
+            g = g - np.exp(out) * g.sum()
+    return g
+
+
+def naive_log_q(y, mu, eps, lo, hi, boundary):
+    """Log density (up to a constant) of the MALA proposal ``N(mu, eps²)`` landing on ``y``,
+    each coordinate folded into ``[lo, hi]`` (boundary 1: a sum over every preimage)."""
+    if boundary == 0:
+        return float(np.sum(-(y - mu) ** 2 / (2.0 * eps * eps)))
+    w, total = hi - lo, 0.0
+    for k in range(len(y)):
+        n = np.arange(-60, 61)
+        z = np.concatenate([y[k] + 2.0 * n * w[k], 2.0 * lo[k] - y[k] + 2.0 * n * w[k]])
+        total += math.log(np.sum(np.exp(-(z - mu[k]) ** 2 / (2.0 * eps * eps))))
+    return total
+
+
+def naive_mala(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+               boundary, rng_state, accepted):
+    """MALA chains, one proposal at a time; returns copies of ``x, energy, rng_state, accepted``.
+
+    ``y_k = x_k - eps²/2 ∂H/∂x_k + eps normal()`` for k in order, the boundary rule, then one
+    uniform: ``log u < H(x) - H(y) + log q(x | y) - log q(y | x)``."""
+    x, energy, rng_state, accepted = (np.array(a) for a in (x, energy, rng_state, accepted))
+    n, d = x.shape
+    lo, hi = np.broadcast_to(lo, (d,)).astype(float), np.broadcast_to(hi, (d,)).astype(float)
+
+    def H(v):
+        return naive_energy(spec, params, lam, v, spec2, params2, lam2)
+
+    def grad(v):
+        g = naive_input_grad(spec, params, lam, v)
+        return g + naive_input_grad(spec2, params2, lam2, v) if len(spec2) else g
+
+    for c in range(n):
+        rng, eps = Xoshiro(rng_state[c]), float(np.broadcast_to(step, (n,))[c])
+        half = 0.5 * eps * eps
+        g = grad(x[c])
+        for _ in range(n_sweeps):
+            y, inside = np.empty(d), True
+            for k in range(d):
+                y[k], ok = _boundary(x[c, k] - half * g[k] + eps * rng.normal(), lo[k], hi[k],
+                                     boundary)
+                inside = inside and ok
+            if not inside:
+                continue
+            h_y, g_y = H(y), grad(y)
+            log_ratio = (energy[c] - h_y + naive_log_q(x[c], y - half * g_y, eps, lo, hi,
+                                                       boundary)
+                         - naive_log_q(y, x[c] - half * g, eps, lo, hi, boundary))
+            if math.log(rng.uniform()) < log_ratio:
+                x[c], g, energy[c] = y, g_y, h_y
+                accepted[c] += 1
+        rng_state[c] = rng.state()
+    return x, energy, rng_state, accepted
+
+
 # --- replica exchange ----------------------------------------------------------------
 
 def naive_replica_swaps(x, energy, betas, rng_state, parity, accepted):
-    """``kernels.tempering.replica_swaps`` one column and one pair at a time; returns copies."""
+    """``kernels.moves.swap.replica_swaps`` one column and one pair at a time; returns copies."""
     x = np.array(x, dtype=np.float64)
     energy = np.array(energy, dtype=np.float64)
     rng_state = np.array(rng_state, dtype=np.uint64)

@@ -188,10 +188,9 @@ def test_non_finite_values_and_unsupported_uses_are_refused():
         pickle.dumps(mme.observables.compiled(powers, 2))
 
 
-def test_the_backend_and_the_map_agree_on_the_op_code():
-    from mme_numba import backends
-    from mme_numba.observables import user
+def test_the_backends_recognize_the_compiled_op_code():
+    from mme_numba.spec import COMPILED, SPEC_WIDTH, is_compiled
 
-    assert backends._COMPILED == user.COMPILED
     spec = mme.observables.compiled(powers, 2, n_features=1).describe()
-    assert spec.shape == (1, 8) and spec[0, 0] == user.COMPILED
+    assert spec.shape == (1, SPEC_WIDTH) and spec[0, 0] == COMPILED
+    assert is_compiled(spec) and not is_compiled(mme.nn.mlp([1, 2]).describe())

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from numba import njit
 
 from mme_numba.kernels import fastmath as F
-from mme_numba.kernels import network as N
+from mme_numba.kernels import interpret as N
 from mme_numba.kernels import rng as R
-from mme_numba.kernels import sampler as S
+from mme_numba.kernels.moves import box as S
 
 REL = 4e-16
 REL_TANH = 5e-16  # one formula for every argument: about 2 ulp (libm: 3e-16)

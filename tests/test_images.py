@@ -1,4 +1,4 @@
-"""Incremental single-pixel Metropolis for conv observables (mme_numba.kernels.images).
+"""Incremental single-pixel Metropolis for conv observables (mme_numba.kernels.moves.single).
 
 Oracles: the full-recompute single-move kernel (same draw order, so the same chain step for
 step), a fresh full forward for the carried energies, and an exact 2-pixel density by
@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mme_numba import kernels as K
-from mme_numba.kernels import images as I
+from mme_numba.kernels.moves import single as I
 from mme_numba.nn import Dense, Sequential, activation, paper_cnn
+import naive
 from cases import chain_state, conv_net, conv_only_square
 
 EMPTY = K.empty_term()
@@ -45,6 +46,28 @@ def test_equals_full_recompute_step_for_step(boundary):
     np.testing.assert_array_equal(inc[0], full[0])
     np.testing.assert_allclose(inc[1], full[1], rtol=0, atol=1e-10)
     assert 0.2 < inc[3].mean() / (6 * 64) < 0.99
+
+
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+def test_replays_the_naive_random_scan(boundary):
+    """Against ``naive.naive_metropolis`` (one proposal at a time, NumPy forwards), with a
+    steering term that is itself a CNN: the same draws and decisions, states to rounding."""
+    net = conv_net((3, 3), 2, 2, 3, "tanh", 3, seed=7)
+    field = conv_net((3, 3), 1, 2, 3, "softplus", 2, seed=8,
+                     tail=[activation("logsoftmax")])
+    spec, params = net.describe(), net.kernel_params()
+    lam = np.array([5.0, -6.0, 2.0])
+    term2 = (field.describe(), field.kernel_params(), np.array([-2.0, 0.0]))
+    state = chain_state(spec, params, lam, term2, 7, 9, seed=9)
+    step = np.linspace(0.1, 0.9, 7)
+    got = _run("incremental", spec, params, lam, term2, state, step, 3, boundary)
+    want = naive.naive_metropolis(spec, params, lam, *term2, *state[:2], np.zeros(9),
+                                  np.ones(9), step, 3, K.MOVE_SINGLE, boundary, *state[2:])
+    np.testing.assert_array_equal(got[2], want[2])  # the same random numbers consumed
+    np.testing.assert_array_equal(got[3], want[3])  # the same decisions
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-11)
+    assert 0.1 < got[3].sum() / (7 * 3 * 9) < 0.95
 
 
 def test_carried_energy_equals_fresh_forward_after_many_moves():

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import naive  # noqa: E402
 
 from mme_numba import kernels as K  # noqa: E402
-from mme_numba.kernels import network as N  # noqa: E402
+from mme_numba.kernels import interpret as N  # noqa: E402
 from mme_numba.kernels import rng as R  # noqa: E402
 
 TOL = dict(rtol=1e-12, atol=1e-12)
@@ -525,7 +525,7 @@ def test_lockstep_conv_blocks_equal_one_at_a_time(k):
 def test_lane_buffers_start_on_a_cache_line(shape):
     # every lock-step row of 8k lanes then starts on a 64-byte boundary (an AVX-512 load
     # or store never spans two cache lines)
-    from mme_numba.kernels import network as N
+    from mme_numba.kernels import interpret as N
 
     bufs = [N.aligned_empty(shape)]
     if len(shape) == 2:

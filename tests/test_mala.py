@@ -1,8 +1,9 @@
-"""MALA (mme_numba.kernels.mala): compiled ∂H/∂x, the folded proposal density, exact targets.
+"""MALA (mme_numba.kernels.moves.mala): compiled ∂H/∂x, the folded proposal, exact targets.
 
-Oracles: the NumPy backprop of the networks and central differences for the gradient,
-quadrature for the proposal density's normalization, and exact densities (quadrature on a
-grid) for the stationary distribution with both boundary rules.
+Oracles: ``naive.naive_mala`` (the chains, one proposal at a time), the NumPy backprop of
+the networks and central differences for the gradient, quadrature for the proposal density's
+normalization, and exact densities (quadrature on a grid) for the stationary distribution
+with both boundary rules.
 """
 
 import math
@@ -14,15 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mme_numba import kernels as K
-from mme_numba.kernels import mala as M
+from mme_numba.kernels.moves import mala as M
 from mme_numba.nn import Conv2D, Dense, Sequential, activation, mlp, paper_cnn
+import naive
 
 EMPTY = K.empty_term()
 
 
-@pytest.mark.parametrize("kind", ["cnn", "mlp_powers"])
-def test_gradient_matches_numpy_backprop_and_central_differences(kind):
-    rng = np.random.default_rng(0)
+def _networks(kind):
+    """A network with 5 observables and a second term with 3 on 20 inputs (5x4 images)."""
     if kind == "cnn":
         net = paper_cnn(5, image_shape=(5, 4), channels=(3, 2), random_state=1)
         second = Sequential([Conv2D(1, 2, 3, (5, 4)), activation("softplus"), Dense(40, 3),
@@ -31,6 +32,40 @@ def test_gradient_matches_numpy_backprop_and_central_differences(kind):
         net = Sequential([Dense(20, 6), activation("sigmoid"), Dense(6, 4), activation("relu"),
                           Dense(4, 5)], random_state=1)
         second = Sequential([Dense(20, 3), activation("square"), Dense(3, 3)], random_state=2)
+    return net, second
+
+
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+@pytest.mark.parametrize("kind", ["cnn", "mlp_powers"])
+def test_chains_replay_the_naive_oracle(kind, boundary):
+    """``mala_sweeps`` against ``naive.naive_mala`` (NumPy chain-rule gradient, the folded
+    density summed over 121 preimages per family): the same random numbers consumed and the
+    same decisions, states and energies to rounding."""
+    rng = np.random.default_rng(3)
+    net, second = _networks(kind)
+    spec, params = net.describe(), net.kernel_params()
+    lam = 3.0 * rng.normal(size=5)
+    term2 = (second.describe(), second.kernel_params(), rng.normal(size=3))
+    x = 0.1 + 0.8 * rng.random((6, 20))
+    state = (x, K.energy_batch(spec, params, lam, x, *term2), K.seed_states(7, 6),
+             np.zeros(6, np.int64))
+    step = np.linspace(0.02, 0.2, 6)
+    got = [a.copy() for a in state]
+    M.mala_sweeps(spec, params, lam, *term2, got[0], got[1], 0.0, 1.0, step, 8, boundary,
+                  got[2], got[3])
+    want = naive.naive_mala(spec, params, lam, *term2, *state[:2], 0.0, 1.0, step, 8, boundary,
+                            *state[2:])
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(got[3], want[3])
+    np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-11)
+    assert 0 < got[3].sum() < 6 * 8
+
+
+@pytest.mark.parametrize("kind", ["cnn", "mlp_powers"])
+def test_gradient_matches_numpy_backprop_and_central_differences(kind):
+    rng = np.random.default_rng(0)
+    net, second = _networks(kind)
     spec, params = net.describe(), net.kernel_params()
     lam = rng.normal(size=5)
     term2 = (second.describe(), second.kernel_params(), rng.normal(size=3))
@@ -202,7 +237,7 @@ def test_model_trains_with_mala_moves():
 def test_mala_and_single_pixel_moves_agree_on_a_conv_model():
     # Two independently validated samplers, one 9-pixel conv energy: the equilibrium
     # energy and every pixel mean must agree within sampling error.
-    from mme_numba.kernels import images
+    from mme_numba.kernels.moves import single as images
 
     net = paper_cnn(4, image_shape=(3, 3), channels=(4, 4), random_state=3)
     net.set_theta(3.0 * net.theta)

@@ -1,7 +1,7 @@
-"""Systematic-scan single-coordinate Metropolis in lock-step (mme_numba.kernels.scan).
+"""Systematic-scan single-coordinate Metropolis in lock-step (mme_numba.kernels.moves.scan).
 
 Oracles: a pure-Python replay of the documented scan and draw order (tests/naive.py's
-xoshiro and network), the kernel's own full-recompute path (the incremental updates must
+``naive_scan``), the kernel's own full-recompute path (the incremental updates must
 give the same chain), one-lane blocks and one thread (bit-identity), and exact densities
 by quadrature on a grid for the stationary distribution.
 """
@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mme_numba import kernels as K
-from mme_numba.kernels import scan as S
+from mme_numba.kernels.moves import scan as S
 from mme_numba.nn import Conv2D, Dense, Sequential, activation, mlp, paper_cnn
 from cases import chain_state, conv_net, conv_only_square
-from naive import Xoshiro, _boundary, naive_energy
+from naive import naive_scan
 
 EMPTY = K.empty_term()
 
@@ -31,33 +31,6 @@ def _scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo=0.0, hi=
     return x, energy, rs, acc
 
 
-def _naive_scan(spec, params, lam, term2, state, step, n_sweeps, boundary, lo, hi):
-    """The documented scan, one proposal at a time, in Python (C-library log/cos)."""
-    x, energy, rs, acc = (np.array(a) for a in state)
-    n, d = x.shape
-    step = np.broadcast_to(step, (n,))
-    for c in range(n):
-        rng = Xoshiro(rs[c])
-        h = energy[c]
-        for _ in range(n_sweeps):
-            for j in range(d):
-                u1, u2 = rng.uniform(), rng.uniform()
-                xi = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
-                yj, inside = _boundary(x[c, j] + step[c] * xi, lo, hi, boundary)
-                if not inside:
-                    continue
-                y = x[c].copy()
-                y[j] = yj
-                h_new = naive_energy(spec, params, lam, y, *term2)
-                u = rng.uniform()
-                if u == 0.0 or math.log(u) < h - h_new:
-                    x[c], h = y, h_new
-                    acc[c] += 1
-        energy[c] = h
-        rs[c] = rng.state()
-    return x, energy, rs, acc
-
-
 @pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
 def test_replays_the_documented_scan_and_draw_order(boundary):
     net = conv_net((3, 3), 2, 2, 3, "tanh", 3, seed=1)
@@ -66,7 +39,7 @@ def test_replays_the_documented_scan_and_draw_order(boundary):
     state = chain_state(spec, params, lam, EMPTY, 11, 9, seed=4)
     step = np.linspace(0.1, 0.9, 11)
     got = _scan(spec, params, lam, EMPTY, state, step, 4, boundary)
-    want = _naive_scan(spec, params, lam, EMPTY, state, step, 4, boundary, 0.0, 1.0)
+    want = naive_scan(spec, params, lam, EMPTY, state, step, 4, boundary, 0.0, 1.0)
     np.testing.assert_array_equal(got[2], want[2])  # the same random numbers consumed
     np.testing.assert_array_equal(got[3], want[3])  # the same decisions
     np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-13)

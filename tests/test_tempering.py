@@ -8,7 +8,7 @@ import pytest
 import mme_numba as mme
 from mme_numba import quadrature
 from mme_numba.kernels import seed_states
-from mme_numba.kernels.tempering import replica_swaps
+from mme_numba.kernels.moves.swap import replica_swaps
 from mme_numba.tempering import BETA_MIN, adapt_ladder, resolve_ladder
 
 from naive import naive_replica_swaps
@@ -96,7 +96,7 @@ def test_every_level_samples_its_own_tempered_distribution():
 def test_a_wrong_swap_rule_is_caught(monkeypatch):
     # power of the test above: swaps accepted without the Metropolis test mix the levels'
     # distributions, and the model level's mean leaves its tolerance
-    from mme_numba.kernels import tempering
+    from mme_numba.kernels.moves import swap as tempering
 
     def always_swap(x, energy, betas, rng_state, parity, accepted):
         for r in range(parity, len(betas) - 1, 2):

@@ -12,10 +12,7 @@ compiled interpreter reads; see ``docs/architecture.md`` section 2 for the layou
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-# Operation codes of the compiled network description (docs/architecture.md, section 2).
-DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
-
-SPEC_WIDTH = 8
+from ..spec import CONV2D, DENSE, LOGSOFTMAX, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 
 
 def _spec_row(code, in_size, out_size, offset=0, a=0, b=0, c=0, d=0):

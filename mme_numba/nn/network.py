@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from ..spec import SPEC_WIDTH
 from .layers import (
-    SPEC_WIDTH,
     Conv2D,
     Dense,
     Flatten,

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-POWERS = 7  # spec op code, docs/architecture.md §2
+from ..spec import POWERS
 
 
 class Polynomial:

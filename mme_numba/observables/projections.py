@@ -22,14 +22,13 @@ from scipy.linalg import expm, expm_frechet
 from scipy.optimize import minimize
 
 from ..nn.params import FlatParameters
+from ..spec import DENSE, SPEC_WIDTH, SQUARE
 
 __all__ = ["SquaredProjections", "squared_projections", "gaussian_maxent_entropy",
            "gaussian_maxent_entropy_gradient", "pca_by_entropy"]
 
 logger = logging.getLogger(__name__)
 
-DENSE, SQUARE = 0, 6  # spec op codes, docs/architecture.md §2
-SPEC_WIDTH = 8
 
 
 class SquaredProjections(FlatParameters):

@@ -22,7 +22,7 @@ inlines a call to a compiled function that a closure captures): all-chain energi
 Metropolis sweeps (moves ``"all"``, ``"single"``, ``"scan"``; ``"mala"`` with ``grad_x``),
 the observables of many rows, and the θ-gradient accumulation of the trainer. The chains use
 the same per-chain random streams and draw order as the built-in sampler
-(:mod:`mme_numba.kernels.sampler`), so results do not depend on the thread count. The
+(:mod:`mme_numba.kernels.moves.box`), so results do not depend on the thread count. The
 observable's ``describe()`` is one spec row of op code :data:`COMPILED` whose fifth entry is
 the key of that kernel set; :class:`mme_numba.backends.CPUBackend` hands such specs to
 :func:`kernels_of`. The CUDA backend does not run them.
@@ -38,12 +38,11 @@ import numpy as np
 from numba import njit
 
 from ..nn.params import FlatParameters
+from ..spec import COMPILED, MOVE_ALL, MOVE_MALA, MOVE_SCAN, SPEC_WIDTH
 
 __all__ = ["CompiledObservables", "compiled", "COMPILED", "kernels_of"]
 
 #: Spec op code of a compiled user observable (the network ops are 0-8).
-COMPILED = 99
-SPEC_WIDTH = 8
 _N_BLOCKS = 64  # θ-gradient rows are summed in this many fixed blocks: thread-count independent
 
 _BY_FUNCS = {}   # (func, grad_theta, grad_x) -> _Kernels
@@ -97,12 +96,12 @@ class _Kernels:
                accepted):
         """In-place sweeps of the chains ``x``; ``move`` as in ``backends.MOVES``."""
         args = (theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted)
-        if move == 0:
+        if move == MOVE_ALL:
             _in_threads(self["sweeps_all"], len(x), *args)
-        elif move == 2:
+        elif move == MOVE_MALA:
             _in_threads(self["sweeps_mala"], len(x), *args)
         else:
-            _in_threads(self["sweeps_single"], len(x), *args, move == 3)
+            _in_threads(self["sweeps_single"], len(x), *args, move == MOVE_SCAN)
 
     def backward_theta(self, X, theta, W):
         """``Σ_i ∂(W_i·O(X_i; θ))/∂θ``, summed over fixed row blocks in order."""
@@ -122,9 +121,9 @@ class _Kernels:
 
 def _build(func, grad_theta, grad_x):
     """The kernels, specialized to the user's functions (numba compiles them at first call)."""
-    from ..kernels.mala import _log_q
+    from ..kernels.moves.mala import _log_q
     from ..kernels.rng import normal, uniform
-    from ..kernels.sampler import _accept, _normal_all, _propose, _single_site_proposal
+    from ..kernels.moves.box import _accept, _normal_all, _propose, _single_site_proposal
 
     @njit
     def h_one(x, theta, lam, o):
@@ -182,7 +181,7 @@ def _build(func, grad_theta, grad_x):
     def chain_single(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
                      accepted, scan):
         # One coordinate per proposal, full re-evaluation of O: random coordinates (the
-        # draws of kernels.sampler's single-coordinate moves) or all of them in order.
+        # draws of kernels.moves.single's single-coordinate moves) or all of them in order.
         d = x.shape[1]
         xc = x[c]
         o = np.empty(lam.shape[0])
@@ -212,7 +211,7 @@ def _build(func, grad_theta, grad_x):
     @njit
     def chain_mala(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
                    accepted):
-        # The proposal and draw order of kernels.mala._chain_mala.
+        # The proposal and draw order of kernels.moves.mala._chain_mala.
         d = x.shape[1]
         xc = x[c]
         o = np.empty(lam.shape[0])

@@ -1,5 +1,5 @@
-"""Metropolis chains and the batch kernels (mirror kernels/sampler.py, kernels/images.py and
-kernels/scan.py).
+"""Metropolis chains and the batch kernels (mirror kernels/moves/box.py, kernels/moves/single.py and
+kernels/moves/scan.py).
 
 One GPU thread advances one chain (grid-stride over chains); the draw order is the CPU's.
 The single-coordinate chains serve both scans: with ``scan`` false (``MOVE_SINGLE``) each
@@ -14,8 +14,7 @@ updates in another order, so the two agree up to rounding.
 import numpy as np
 from numba import cuda
 
-from ..network import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
-from ..sampler import MOVE_SCAN
+from ...spec import CONV2D, DENSE, MOVE_SCAN, RELU, SIGMOID, SOFTPLUS, TANH
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
                      _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
                      _uniform)
@@ -134,7 +133,7 @@ def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy
     return h, n_acc
 
 
-# --- single-pixel moves on conv observables (the draws of kernels/images.py) ----------------
+# --- single-pixel moves on conv observables (the draws of kernels/moves/single.py) -------
 # The first n_inc rows (CONV2D rows of one image shape and local elementwise rows, closed by
 # at most one DENSE row: images.incremental_prefix) keep their outputs per chain in
 # ``acts[0, :, t]`` (channel-major, row r after the previous rows' outputs). A proposal that
@@ -345,9 +344,8 @@ def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
 
 
 # One kernel per chain kind, not one kernel branching on the move: registers are allocated
-# for a kernel's hungriest path, and the all-coordinate chain alone needs 164 (18.8 %
-# occupancy on sm_90) where the three together needed 220 (12.5 %). They share one signature
-# (``move`` and ``incremental`` as the host chose them).
+# for a kernel's hungriest path (docs/performance.md). They share one signature (``move``
+# and ``incremental`` as the host chose them).
 
 @cuda.jit
 def _sweep_all_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,

@@ -1,8 +1,8 @@
 """Device functions shared by the CUDA kernels: RNG, the spec interpreter, boundary rule.
 
 Each mirrors one CPU function (:mod:`~mme_numba.kernels.rng`,
-:mod:`~mme_numba.kernels.network`, :mod:`~mme_numba.kernels.fastmath`,
-:mod:`~mme_numba.kernels.sampler`) statement for statement. Vectors live in 3-D global
+:mod:`~mme_numba.kernels.interpret`, :mod:`~mme_numba.kernels.fastmath`,
+:mod:`~mme_numba.kernels.moves.box`) statement for statement. Vectors live in 3-D global
 arrays as ``a[slot, offset + j, t]`` (``t`` the thread's column, see the package docstring).
 """
 
@@ -13,8 +13,8 @@ from numba import config, cuda
 
 from ..fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
                         _ROUND, _T_MAX)
-from ..network import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
-from ..sampler import BOUNDARY_REJECT
+from ...spec import (BOUNDARY_REJECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
+                     SQUARE, TANH)
 
 # ldexp's exponent: an int32 on the device; the simulator's math.ldexp wants a Python int.
 _INT = int if config.ENABLE_CUDASIM else np.int32
@@ -84,7 +84,7 @@ def _normal(st):
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(_TWO_PI * u2)
 
 
-# --- the spec interpreter, one input vector (mirror kernels/network.py) --------------
+# --- the spec interpreter, one input vector (mirror kernels/interpret.py) --------------
 
 @cuda.jit(device=True)
 def _tanh(z):
@@ -248,7 +248,7 @@ def _energy_row(spec, params, lam, spec2, params2, lam2, x, c, buf, buf2, t):
     return h
 
 
-# --- proposals and the acceptance test (mirror kernels/sampler.py) ---------------------
+# --- proposals and the acceptance test (mirror kernels/moves/box.py) ---------------------
 
 @cuda.jit(device=True)
 def _propose(y, lo, hi, boundary):

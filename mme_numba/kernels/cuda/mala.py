@@ -1,4 +1,4 @@
-"""MALA on the GPU (mirror kernels/mala.py): backward pass through the spec, folded proposals.
+"""MALA on the GPU (mirror kernels/moves/mala.py): backward pass through the spec, folded proposals.
 """
 
 import math
@@ -6,12 +6,12 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..network import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
-from ..sampler import BOUNDARY_REFLECT
+from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
+                     SQUARE, TANH)
 from .device import _apply_row, _max, _min, _normal, _propose, _sigmoid, _uniform
 
 
-# --- MALA (mirror kernels/mala.py) -----------------------------------------------------------
+# --- MALA (mirror kernels/moves/mala.py) ---------------------------------------------------
 # Per-thread scratch: ``vec (4, d, T)`` holds the chain's x, ∂H/∂x, the proposal y and ∂H/∂y
 # (slots _X, _G, _Y, _GY); ``acts (1, n_act, T)`` every row's output of one term (row r at
 # the sum of the previous rows' out_size); ``grads (2, width, T)`` the backward ping-pong.

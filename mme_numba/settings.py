@@ -1,12 +1,14 @@
-"""Tunables of the CPU kernels, in one place.
+"""Tunables of the package, in one place, one section per layer.
 
-None of these changes results: a lock-step kernel computes every chain (or row) with
+Kernels: none of these changes results: a lock-step kernel computes every chain (or row) with
 exactly the arithmetic of the one-at-a-time kernel, whatever the number of lanes, so they
 only trade speed for memory. Measured with ``benchmarks/run.py`` (``docs/performance.md``).
 """
 
 __all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES", "PARALLEL_CHUNK", "SCAN_LANES",
            "SCAN_STATE_BYTES"]
+
+# --- kernels ---------------------------------------------------------------------------
 
 #: Fewest and most inputs (chains or rows) evaluated in lock-step by one thread. Lanes are
 #: the innermost loop index, so LLVM vectorizes across them; a multiple of 8 fills
@@ -15,8 +17,8 @@ LANES_MIN = 8
 LANES_MAX = 64
 
 #: Bytes of one lock-step activation buffer ``(width, lanes)`` float64 to aim for, so that
-#: the two ping-pong buffers stay in a core's L2 cache; wide networks get fewer lanes. The
-#: paper's digit CNN (width 1024) gets 32 lanes: twice as fast as 8 lanes (64 KiB).
+#: the two ping-pong buffers stay in a core's L2 cache; wide networks get fewer lanes (the
+#: paper's digit CNN, width 1024: 32 lanes).
 TILE_BYTES = 256 * 1024
 
 #: Blocks handed to a thread at a time (numba's dynamic scheduling, ``set_parallel_chunksize``)
@@ -24,15 +26,12 @@ TILE_BYTES = 256 * 1024
 #: thread, and with static shares the others then wait for it at the end of every call.
 PARALLEL_CHUNK = 1
 
-#: Most chains per lock-step block of the systematic-scan sampler (``kernels/scan.py``).
+#: Most chains per lock-step block of the systematic-scan sampler (``kernels/moves/scan.py``).
 #: Every step has a fixed cost shared by the block's lanes (window bookkeeping, the set-up of
-#: each short loop over lanes), so more lanes pay as long as the kept state stays small: on
-#: the paper's digit CNN (3 k kept floats per lane), one thread, 64 / 128 / 256 lanes gave
-#: 1.17 / 1.26 / 1.33 M proposals/s (two threads: 1.61 / 1.84 / 1.90 M/s).
+#: each short loop over lanes), so more lanes pay as long as the kept state stays small.
 SCAN_LANES = 256
 
 #: Kept state per scan block (``rows x lanes`` float64, and as much again for a proposal) to
-#: stay within: a block with more state halves its lanes until it fits, down to 64. 28x28
-#: images with the paper's CNN (38 k kept floats per lane) ran at 0.83 / 0.96 / 0.99 M
-#: proposals/s with 64 / 128 / 256 lanes, so this only bounds memory (128 lanes: 38 MB).
+#: stay within: a block with more state halves its lanes until it fits, down to 64. It only
+#: bounds memory: more lanes barely pay on large images (``docs/performance.md``).
 SCAN_STATE_BYTES = 40 * 1024 * 1024

@@ -27,7 +27,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import settings
+from .. import settings
+from ..spec import CODE_NAMES as _CODE_NAMES
+from ..spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS, SPEC_WIDTH,
+                    SQUARE, TANH, empty_term)
 from .fastmath import tanh as _fast_tanh
 
 __all__ = [
@@ -37,11 +40,6 @@ __all__ = [
     "forward_lockstep", "energy_lockstep", "lockstep_scratch", "lanes_for",
     "dynamic_schedule",
 ]
-
-DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
-SPEC_WIDTH = 8
-_CODE_NAMES = ("DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE",
-               "POWERS", "LOGSOFTMAX")
 
 
 # --- elementwise activations --------------------------------------------------------
@@ -578,11 +576,8 @@ def lockstep_scratch(n_lanes, *specs):
 
 # --- lane buffers aligned to cache lines -------------------------------------------------
 # A lock-step loop loads and stores whole rows of (rows, lanes) buffers, 64 bytes (8 lanes)
-# per AVX-512 instruction. NumPy's large arrays start 16 bytes into a page and numba's are
-# aligned to 32 bytes only; unaligned, every such access spans two cache lines, and the
-# kernels' speed depended on where a process's buffers happened to land (measured across
-# processes: the CNN scan at ~505 or ~590 ns per proposal, the MLP sampler at 88 or 96-128
-# ns; aligned, 500-526 and 85-90 ns). Rows stay aligned when ``n_lanes`` is a multiple of 8.
+# per AVX-512 instruction; unaligned, every access spans two cache lines (timings in
+# docs/performance.md). Rows stay aligned when ``n_lanes`` is a multiple of 8.
 
 ALIGN = 64  # bytes: a cache line, one AVX-512 vector
 
@@ -767,16 +762,6 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
         _energy_batch(spec, params, lam, X, spec2, params2, lam2, out,
                       lanes_for(spec, spec2, n_items=X.shape[0]))
     return out
-
-
-def empty_term():
-    """The "absent" second energy term: ``(spec2, params2, lam2)`` with zero rows.
-
-    Returns
-    -------
-    tuple of (ndarray int64 (0, 8), ndarray float64 (0,), ndarray float64 (0,))
-    """
-    return np.zeros((0, SPEC_WIDTH), np.int64), np.zeros(0), np.zeros(0)
 
 
 def max_width(spec):

@@ -14,7 +14,7 @@ import math
 
 from numba import njit, prange
 
-from .rng import uniform
+from ..rng import uniform
 
 __all__ = ["replica_swaps"]
 

@@ -1,5 +1,15 @@
-"""Single-pixel Metropolis for convolutional observables, with an incremental energy update.
+"""Random-scan single-coordinate Metropolis moves (``MOVE_SINGLE``), with incremental energies.
 
+Each of the ``d`` proposals of a sweep draws its coordinate ``j``, then ``y_j = x_j + step[c]
+* normal()``, the box rule and the acceptance test (:mod:`.box`). Three ways to score it:
+
+* first row DENSE: :func:`single_sweeps` keeps that layer's pre-activation per chain and
+  updates it by one column of ``W``, chains in lock-step blocks;
+* first row CONV2D: :func:`single_pixel_sweeps`, below, one chain at a time;
+* otherwise (or ``incremental=False``): a full lock-step forward per proposal.
+
+Single-pixel moves for convolutional observables
+------------------------------------------------
 A network whose spec starts with ``CONV2D`` rows (interleaved with elementwise rows) and then a
 ``DENSE`` row is evaluated incrementally: each chain keeps the activations of that prefix
 (pre- and post-activation of every conv layer and the DENSE output) and a proposal that changes
@@ -16,15 +26,14 @@ depends on the kernel sizes and channel counts but not on the image size.
 
 Activations are stored channel-last, ``(H, W, C)``, and the conv and DENSE weights are re-laid
 once per call (:func:`_transposed_weights`) so that every innermost update loop runs over
-contiguous output channels; this made the 8×8 proposal rate 3× faster than the channel-major
-first version. Every changed entry is first copied into an undo buffer with the same layout as the
-activations; a rejected proposal copies it back (bit-exact, so rejections never drift) and the
-same buffer provides the ``Δa`` of the next row. Activations are rebuilt from ``x`` at the start
-of every call, so rounding from accepted updates cannot accumulate beyond one call
-(measured: ~1e-14 relative after thousands of moves).
+contiguous output channels (``docs/performance.md``). Every changed entry is first copied
+into an undo buffer with the same layout as the activations; a rejected proposal copies it
+back (bit-exact, so rejections never drift) and the same buffer provides the ``Δa`` of the
+next row. Activations are rebuilt from ``x`` at the start of every call, so rounding from
+accepted updates cannot accumulate beyond one call.
 
 The proposal and draw order are exactly those of the full-recompute single-move kernel of
-:mod:`mme_numba.kernels.sampler` (random-scan pixel, Gaussian step, boundary rule, one uniform
+:func:`single_sweeps` (random-scan pixel, Gaussian step, boundary rule, one uniform
 for the acceptance), so both produce the same chain up to the rounding of the energies.
 A second energy term (steering fields) is updated the same way when its spec also starts with
 ``CONV2D``, and recomputed in full otherwise.
@@ -33,12 +42,106 @@ A second energy term (steering fields) is updated the same way when its spec als
 import numpy as np
 from numba import njit, prange
 
-from .network import (CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH, _apply_row,
-                      _dot, _max_width, _relu, _sigmoid, _softplus, _tanh,
-                      forward_rows)
-from .sampler import _accept, _single_site_proposal, chain_args
+from ..interpret import (_apply_row, _dense_ls, _dot, _max_width, _relu, _sigmoid, _softplus,
+                         _tanh, energy_lockstep, forward_rows)
+from .box import _accept, _single_site_proposal, block_buffers, chain_args
+from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 
-__all__ = ["supports_incremental", "incremental_prefix", "single_pixel_sweeps"]
+__all__ = ["single_sweeps", "supports_incremental", "incremental_prefix",
+           "single_pixel_sweeps"]
+
+
+# --- lock-step chains: a first DENSE row updated incrementally, or full forwards ----------
+
+@njit(cache=True)
+def _block_single(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, energy,
+                  lo, hi, step, n_sweeps, boundary, rng_state, accepted, incremental):
+    # xb (d, lanes) holds the block's states. With ``incremental`` (first row DENSE) the
+    # first layer's pre-activation z = W x + b is kept per lane and updated by
+    # z' = z + W[:, j] (y_j - x_j), O(n_hidden) instead of O(n_hidden d); z is rebuilt from
+    # x at every call, so rounding cannot accumulate beyond one call.
+    d = x.shape[1]
+    xb, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2)
+    for lane in range(n_lanes):
+        c = c0 + lane
+        for k in range(d):
+            xb[k, lane] = x[c, k] if lane < n_live else lo[k]
+    for lane in range(n_live):
+        h_old[lane] = energy[c0 + lane]
+    n_acc = np.zeros(n_lanes, np.int64)
+    j_of = np.zeros(n_lanes, np.int64)
+    old = np.empty(n_lanes)
+    new = np.empty(n_lanes)
+    n_hid = spec[0, 2] if incremental else 1
+    off = spec[0, 3]
+    z = np.empty((n_hid, n_lanes))
+    z_new = np.empty((n_hid, n_lanes))
+    dx = np.zeros(n_lanes)
+    if incremental:
+        _dense_ls(params, off, d, n_hid, spec[0, 4] == 1, xb, z)
+    has_second = spec2.shape[0] > 0
+    for _ in range(n_sweeps * d):
+        for lane in range(n_live):
+            c = c0 + lane
+            j, _, yj, ok = _single_site_proposal(rng_state, c, xb[:, lane], step[c], lo, hi,
+                                                 boundary)
+            j_of[lane] = j
+            new[lane] = yj
+            inside[lane] = ok
+        for lane in range(n_live):
+            j = j_of[lane]
+            old[lane] = xb[j, lane]
+            dx[lane] = new[lane] - old[lane]
+        if incremental:
+            for i in range(n_hid):
+                zi = z[i]
+                zn = z_new[i]
+                w = off + i * d
+                for lane in range(n_lanes):
+                    zn[lane] = zi[lane] + params[w + j_of[lane]] * dx[lane]
+            if has_second:
+                for lane in range(n_live):
+                    xb[j_of[lane], lane] = new[lane]
+            energy_lockstep(spec, params, lam, spec2, params2, lam2, z_new, 1, xb, scratch,
+                            h_new)
+        else:
+            for lane in range(n_live):
+                xb[j_of[lane], lane] = new[lane]
+            energy_lockstep(spec, params, lam, spec2, params2, lam2, xb, 0, xb, scratch,
+                            h_new)
+        for lane in range(n_live):
+            c = c0 + lane
+            j = j_of[lane]
+            if inside[lane] and _accept(rng_state, c, h_old[lane], h_new[lane]):
+                xb[j, lane] = new[lane]
+                h_old[lane] = h_new[lane]
+                n_acc[lane] += 1
+                if incremental:
+                    for i in range(n_hid):
+                        z[i, lane] = z_new[i, lane]
+            else:
+                xb[j, lane] = old[lane]
+    for lane in range(n_live):
+        c = c0 + lane
+        for k in range(d):
+            x[c, k] = xb[k, lane]
+        energy[c] = h_old[lane]
+        accepted[c] += n_acc[lane]
+
+
+@njit(parallel=True, cache=True)
+def single_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
+                  boundary, rng_state, accepted, incremental, n_lanes):
+    """``n_sweeps * d`` random-scan proposals per chain, in place, ``n_lanes`` chains per
+    lock-step block; a full forward per proposal unless ``incremental`` (first row DENSE).
+    Arguments checked by :func:`.box.chain_args`."""
+    n_chains = x.shape[0]
+    for b in prange((n_chains + n_lanes - 1) // n_lanes):
+        c0 = b * n_lanes
+        _block_single(c0, min(n_chains, c0 + n_lanes) - c0, n_lanes, spec, params, lam, spec2,
+                      params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
+                      accepted, incremental)
+
 
 
 # --- the incremental prefix of a spec -----------------------------------------------------
@@ -367,37 +470,10 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
                         n_sweeps, boundary, rng_state, accepted):
     """Random-scan single-pixel Metropolis sweeps with incremental conv updates, in place.
 
-    Same chain, draw order and arguments as
-    ``metropolis_sweeps(..., move=MOVE_SINGLE, incremental=False)`` (up to the rounding of
-    the energies, ~1e-14), at a per-proposal cost independent of the image size.
-
-    Parameters
-    ----------
-    spec, params, lam : ndarrays
-        First energy term; ``spec`` must start with a ``CONV2D`` row.
-    spec2, params2, lam2 : ndarrays
-        Second energy term (zero rows: absent). Incremental too when it starts with CONV2D.
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states (flattened channel-major images) inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H(x)`` on entry; updated in place.
-    lo, hi : array_like of float64, shape (n_features,) or scalars
-        The box, e.g. pixels in ``[0, 1]``.
-    step : array_like of float64, shape (n_chains,) or scalar
-        Gaussian proposal std per chain.
-    n_sweeps : int
-        Sweeps of ``n_features`` proposals each.
-    boundary : int
-        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1); reflection keeps chains from
-        sticking at the faces where many pixels sit.
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-        Per-chain xoshiro256** states, advanced in place.
-    accepted : ndarray of int64, shape (n_chains,)
-        Incremented by the accepted proposals.
-
-    Returns
-    -------
-    None
+    Arguments as :func:`mme_numba.kernels.sweep.sweep` (without ``move``); ``spec`` must start
+    with a ``CONV2D`` row, and ``spec2`` is updated incrementally too when it does. The same
+    chain, draw order and arguments as :func:`single_sweeps` with full forwards (up to the
+    rounding of the energies, ~1e-14), at a per-proposal cost independent of the image size.
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

@@ -7,7 +7,7 @@ boundary rule and accepts with the Metropolis rule. Each update leaves ``exp(-H)
 state), so a fixed-order composition of them does too: the standard systematic-scan sampler.
 
 Why a second single-coordinate sampler next to the random-scan one of
-:mod:`~mme_numba.kernels.sampler` / :mod:`~mme_numba.kernels.images`: with the coordinate
+:mod:`~mme_numba.kernels.moves.single`: with the coordinate
 the same for every chain at every step, a block of ``lanes`` chains can run in lock-step
 through the *incremental* update as well. Every loop below runs over lanes innermost with
 the weights broadcast, so LLVM vectorizes it, and for conv observables the energy change of a
@@ -42,9 +42,7 @@ the proposal is kept, one ``u`` for ``log(u) < H(x) - H(y)``. Every lane perform
 arithmetic of a one-lane block, so results are bit-identical for any number of lanes and
 threads. Every call starts from a full evaluation of its chains (the ``energy`` passed in is
 not read), and returns the energies it carried through the incremental updates, so rounding
-never accumulates beyond one call (tested: within 1e-10 of a fresh evaluation after
-thousands of accepted moves). Re-evaluating them at the end as well cost 6-10 % at 1-2
-sweeps per call.
+never accumulates beyond one call (tested: within 1e-10 of a fresh evaluation).
 """
 
 import math
@@ -54,15 +52,15 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .fastmath import cos_2pi as _cos_2pi
-from .fastmath import log as _log
-from .images import _plan, _transposed_weights
-from .network import (CONV2D, DENSE, TANH, _apply_row_ls, _dot_ls, _elementwise_ls,
-                      _max_width, _tanh, aligned_empty, dynamic_schedule, empty_rows,
-                      forward_lockstep)
-from .rng import uniform
-from .sampler import _propose, chain_args, load_block, store_block
-from . import settings
+from ... import settings
+from ..fastmath import cos_2pi as _cos_2pi
+from ..fastmath import log as _log
+from ..interpret import (_apply_row_ls, _dot_ls, _elementwise_ls, _max_width, _tanh,
+                         aligned_empty, dynamic_schedule, empty_rows, forward_lockstep)
+from ..rng import uniform
+from ...spec import CONV2D, DENSE, TANH
+from .box import _propose, chain_args, load_block, store_block
+from .single import _plan, _transposed_weights
 
 __all__ = ["scan_sweeps", "term_plan", "release_scratch", "TERM_FULL", "TERM_DENSE",
            "TERM_CONV"]
@@ -781,16 +779,13 @@ _scratch = threading.local()
 
 def _workspace(n_slices, shapes):
     """Float64 scratch arrays ``(n_slices,) + shape``, aligned to cache lines
-    (``network.aligned_empty``) and reused by this thread's calls.
+    (``interpret.aligned_empty``) and reused by this thread's calls.
 
-    One slice per numba thread (``numba.get_thread_id``) holds a block's kept rows:
-    megabytes (8.6 MB per 256 lanes for ``paper_cnn``). Allocated inside the kernel, a
-    worker thread's block came fresh from the OS on some calls, depending on the C
-    allocator's history: ~2000 page faults per call, 0.7x the two-thread throughput in the
-    benchmark; one slice per block instead of per thread costs ~3 % more time (a second
-    set of rows to keep in cache). Every call writes them before reading, so reuse carries
-    nothing over. One set per calling thread (the last shapes); a set with more slices
-    serves a call with fewer threads, so alternating thread counts do not reallocate.
+    One slice per numba thread (``numba.get_thread_id``) holds a block's kept rows
+    (megabytes): allocated per call they cost page faults (``docs/performance.md``). Every
+    call writes them before reading, so reuse carries nothing over. One set per calling
+    thread (the last shapes); a set with more slices serves a call with fewer threads, so
+    alternating thread counts do not reallocate.
     """
     cached = getattr(_scratch, "arrays", None)
     if cached is None or tuple(a.shape[1:] for a in cached) != shapes or \
@@ -826,43 +821,15 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
                 boundary, rng_state, accepted, incremental=True, lanes=None):
     """Systematic-scan single-coordinate Metropolis sweeps, chains in lock-step, in place.
 
-    Arguments as :func:`mme_numba.kernels.metropolis_sweeps` (without ``move``); the module
-    docstring gives the scan, the draw order and the incremental updates.
+    Arguments as :func:`mme_numba.kernels.sweep.sweep` (without ``move``; the module docstring
+    gives the scan, the draw order and the incremental updates). ``energy`` is not read: every
+    call evaluates its chains in full first, and returns the energies carried through the
+    incremental updates. ``lanes`` defaults to :func:`scan_lanes`.
 
-    Parameters
-    ----------
-    spec, params, lam, spec2, params2, lam2 : ndarrays
-        The two energy terms (``spec2`` with zero rows: absent).
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H`` of the final states, up to the rounding of one call's incremental updates. Not
-        read: every call evaluates its chains in full first.
-    lo, hi : array_like of float64, shape (n_features,) or scalars
-    step : array_like of float64, shape (n_chains,) or scalar
-        Gaussian proposal std per chain.
-    n_sweeps : int
-        Sweeps of ``n_features`` proposals each, coordinates in order.
-    boundary : int
-        ``BOUNDARY_REJECT`` (0) or ``BOUNDARY_REFLECT`` (1).
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-    accepted : ndarray of int64, shape (n_chains,)
-    incremental : bool, default True
-        ``False`` evaluates every proposal in full (same chain up to energy rounding).
-    lanes : int, optional
-        Chains per lock-step block (default :func:`scan_lanes`). Results do not depend on it.
-
-    Returns
-    -------
-    None
-
-    Notes
-    -----
-    The blocks' kept and proposed rows live in scratch arrays that the calling thread keeps
-    for its next call: one slice per numba thread, twice the kept state of a block
-    (``paper_cnn`` at 256 lanes: 8.6 MB; :func:`scan_lanes` keeps the kept state under
-    ``settings.SCAN_STATE_BYTES`` where it can). Allocating them per call cost page faults
-    and cache locality. :func:`release_scratch` frees them.
+    The blocks' kept and proposed rows live in scratch arrays that the calling thread keeps for
+    its next call: one slice per numba thread, twice the kept state of a block (``paper_cnn``
+    at 256 lanes: 8.6 MB; :func:`scan_lanes` keeps it under ``settings.SCAN_STATE_BYTES`` where
+    it can). :func:`release_scratch` frees them.
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

@@ -1,6 +1,6 @@
 """Metropolis-adjusted Langevin (MALA) on ``exp(-H(x))`` in the box ``[lo, hi]``.
 
-``H(x) = lam . O(x) + lam2 . O2(x)`` as in :mod:`mme_numba.kernels.network`; its gradient
+``H(x) = lam . O(x) + lam2 . O2(x)`` as in :mod:`mme_numba.kernels.interpret`; its gradient
 ``∂H/∂x`` comes from a compiled per-chain backward pass through the same spec (one interpreter
 for every architecture, :func:`energy_grad_one`), so each chain stays on its own thread with its
 own random stream and results do not depend on the thread count.
@@ -35,10 +35,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .network import (CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
-                      TANH, _apply_row, _check_term, _max_width, _sigmoid)
-from .rng import normal, uniform
-from .sampler import BOUNDARY_REFLECT, _propose, chain_args
+from ..interpret import _apply_row, _check_term, _max_width, _sigmoid
+from ..rng import normal, uniform
+from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
+                     TANH)
+from .box import _propose, chain_args
 
 __all__ = ["energy_grad_one", "energy_grad_batch", "log_proposal_1d", "mala_sweeps"]
 
@@ -363,30 +364,9 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
                 boundary, rng_state, accepted):
     """Advance persistent chains by ``n_sweeps`` MALA proposals each, in place.
 
-    See the module docstring for the proposal, the boundary rules and the draw order.
-
-    Parameters
-    ----------
-    spec, params, lam, spec2, params2, lam2 : ndarrays
-        The energy ``H = lam . O + lam2 . O2`` (``spec2`` with zero rows: absent).
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
-        ``H(x)`` on entry; updated in place.
-    lo, hi : array_like, shape (n_features,) or scalars
-    step : array_like, shape (n_chains,) or scalar
-        Langevin step ``eps`` per chain.
-    n_sweeps : int
-        Proposals per chain.
-    boundary : int
-        ``BOUNDARY_REFLECT`` (1, default choice for images) or ``BOUNDARY_REJECT`` (0).
-    rng_state : ndarray of uint64, shape (n_chains, 4)
-    accepted : ndarray of int64, shape (n_chains,)
-        Incremented by the accepted proposals.
-
-    Returns
-    -------
-    None
+    Arguments as :func:`mme_numba.kernels.sweep.sweep` (without ``move``); ``step`` is the
+    Langevin step ``eps`` per chain (positive). The module docstring gives the proposal, the
+    boundary rules and the draw order.
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,

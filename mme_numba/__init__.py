@@ -20,7 +20,7 @@ _SUBMODULES = {
 _NAMES = {
     "MaxEnt": "mme_numba.model",
     "MinMaxEnt": "mme_numba.model",
-    "load": "mme_numba.io",
+    "load": "mme_numba.model",
     "ModelFileError": "mme_numba.io",
 }
 

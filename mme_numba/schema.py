@@ -489,18 +489,15 @@ def _estimator_check(cls, key, value):
         est = cls(None, (0.0, 1.0), **{key: value})
     except (TypeError, ValueError) as exc:
         return str(exc)
+    from mme_numba import fitting
+
     # What the estimators check when fit starts beyond the table: the λ and θ optimizers.
-    checks = [getattr(est, name) for name in ("_make_optimizers",) if hasattr(est, name)]
-    if getattr(cls, "_trains_theta", False) and "_prepare_fit" in vars(cls):
-        # MinMaxEnt checks batch_size and theta_steps when fit starts; X is not used there.
-        checks.append(lambda: cls._prepare_fit(est, None))
-    for run in checks:
-        try:
-            run()
-        except (TypeError, ValueError) as exc:
-            return str(exc)
-        except Exception:  # a check that needs more than the value: not ours to judge
-            return None
+    try:
+        fitting.make_optimizers(est)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    except Exception:  # a check that needs more than the value: not ours to judge
+        return None
     return None
 
 

@@ -1,0 +1,51 @@
+"""Every tunable of the package, in one place; modules import their numbers from here.
+
+Changing a value here changes behaviour (and the pinned hashes of
+``tests/test_pin_orchestration.py``): each line says what the number does and why it is
+what it is.
+"""
+
+# ---------------------------------------------------------------------------- training
+#: ``sweeps="auto"``: the range of the sweep count per epoch.
+SWEEPS_MIN, SWEEPS_MAX = 10, 100
+#: Lag correlation (chain energies before vs after an epoch's sweeps) above which the count
+#: grows by SWEEPS_GROW, and below which it shrinks by SWEEPS_SHRINK.
+LAG_HIGH, LAG_LOW = 0.3, 0.1
+SWEEPS_GROW, SWEEPS_SHRINK = 1.25, 0.8
+#: ``step_size="auto"``: the first step as a fraction of the smallest box side.
+STEP_FRACTION = 0.1
+#: Burn-in runs in blocks of this many sweeps, adapting the step after each block.
+BURN_IN_BLOCK = 10
+#: Longest single kernel call of ``sample``: a KeyboardInterrupt is only seen between calls.
+SWEEP_BLOCK = 1000
+#: The step ladder: wider rungs as powers of LADDER_FACTOR times the adapted step, at most
+#: LADDER_RUNGS rungs; a wide rung accepting below LADDER_MIN_ACCEPTANCE is switched off
+#: and retried every LADDER_RETRY runs.
+LADDER_FACTOR = 4.0
+LADDER_RUNGS = 4
+LADDER_MIN_ACCEPTANCE = 0.01
+LADDER_RETRY = 100
+#: Replica exchange: hottest level of an ``int`` ladder, gain of its adaptation, longest ladder.
+BETA_MIN = 0.1
+LADDER_GAIN = 0.5
+MAX_LEVELS = 64
+#: Divergence guard: a χ² or |λ| above JUMP times the median of the last GUARD_MEMORY
+#: epochs (and above GUARD_FLOOR) is a divergence; MAX_ROLLBACKS in a row stop training.
+JUMP, GUARD_MEMORY, GUARD_FLOOR, MAX_ROLLBACKS = 30.0, 25, 1.0, 5
+#: ``epochs="auto"``: plateaus of PLATEAU_WINDOW-epoch means of the entropy, improvement
+#: below PLATEAU_TOL nats; stop after PLATEAU_PATIENCE step reductions.
+PLATEAU_WINDOW, PLATEAU_TOL, PLATEAU_PATIENCE = 50, 2e-3, 3
+#: No plateau is declared before this epoch (MaxEnt, MinMaxEnt).
+PLATEAU_MIN_EPOCHS_MAXENT, PLATEAU_MIN_EPOCHS_MINMAXENT = 50, 200
+#: Default epoch caps of ``epochs="auto"`` (MaxEnt, MinMaxEnt).
+MAX_EPOCHS_MAXENT, MAX_EPOCHS_MINMAXENT = 500, 2000
+#: Held-out early stopping: smoothing window, patience (epochs) and tolerance (nats).
+HELDOUT_SMOOTH, HELDOUT_PATIENCE, HELDOUT_TOL = 10, 100, 1e-3
+#: ``lr_theta="auto"``: epochs over which the θ step's KL budget warms up.
+THETA_WARMUP = 20
+#: Chains of the AIS run that re-anchors the tracked ln Z (``anchor_every``).
+ANCHOR_CHAINS = 256
+#: Factor applied to every step size at a rollback and at each plateau.
+RATE_CUT = 0.5
+#: A steering field whose reweighting ESS fraction falls below this is logged as dominant.
+FIELD_ESS_WARN = 0.01

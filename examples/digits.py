@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import mme_numba as mme  # noqa: E402
-from mme_numba import quality  # noqa: E402
+from mme_numba import fields, quality  # noqa: E402
 from mme_numba.backends import proposals_per_sweep  # noqa: E402
 from mme_numba.baselines.image_vae import ImageVAE  # noqa: E402
 from mme_numba.figstyle import save_figure, styled  # noqa: E402
@@ -247,8 +247,11 @@ def main(argv=None):
     t1 = time.perf_counter()
     generated = model.sample(n_chains, sweeps=args.final_sweeps)
     t_final = time.perf_counter() - t1
-    clf, _ = quality.train_classifier(X_all[i_rest], y_all[i_rest],
-                                      epochs=args.classifier_epochs, random_state=args.seed)
+    # plain cross-entropy: this classifier grades the samples, it does not steer them
+    clf = fields.train_classifier(
+        mme.nn.classifier_cnn(10, random_state=args.seed), X_all[i_rest], y_all[i_rest],
+        epochs=args.classifier_epochs, lr=2e-3, random_state=args.seed, adversarial=0.0,
+        noise=0.0, label_smoothing=0.0)
     acc = quality.classifier_accuracy(clf, X_all[i_eval], y_all[i_eval])
     report = {"args": vars(args), "t_train_s": t_train, "cpu_train_s": cpu_train,
               "t_sample_s": t_sample,

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import parallel
+from . import parallel, settings
 from .backends import proposals_per_sweep
 from .settings import (BURN_IN_BLOCK, LADDER_FACTOR, LADDER_MIN_ACCEPTANCE, LADDER_RETRY,
                        LADDER_RUNGS, LAG_HIGH, LAG_LOW, SWEEPS_GROW, SWEEPS_MAX, SWEEPS_MIN,
@@ -68,7 +68,12 @@ class Chains:
         The step ladder's turn and the switches of its wide rungs; the ``sweeps="auto"`` count.
     start_energy : float64 (n_chains,)
         Energies before the last :meth:`run` (the lag measure of ``sweeps="auto"``).
+    acceptance : float64 (n_chains,)
+        Accepted fraction per chain of the last :func:`mme_numba.core.metropolis` call.
     """
+
+    #: The ``sweeps="auto"`` count before any adaptation.
+    auto_sweeps = SWEEPS_MIN
 
     def __init__(self, x, rng_state, step, replicas=None, *, burned_in=False):
         self.x = x
@@ -81,6 +86,7 @@ class Chains:
         self.auto_sweeps = SWEEPS_MIN
         self.start_energy = None
         self.end_energy_local = None
+        self.acceptance = np.zeros(len(x))
 
     @classmethod
     def start(cls, lo, hi, n_chains, step, betas, rng):
@@ -114,6 +120,13 @@ class Chains:
         self.ladder_turn = int(state["ladder_turn"])
         self.ladder_on = np.asarray(state["ladder_on"], dtype=bool)
         self.auto_sweeps = int(state.get("auto_sweeps", SWEEPS_MIN))
+
+    @classmethod
+    def from_arrays(cls, arrays, replicas=None, *, burned_in=False):
+        """Chains from the arrays of :meth:`arrays` (checked by the caller; the replicas
+        rebuilt from theirs, the adaptation state set by :meth:`set_control_state`)."""
+        return cls(arrays["chains"], arrays["rng_state"], arrays["step"], replicas,
+                   burned_in=burned_in)
 
     def arrays(self):
         """The arrays a checkpoint stores (replicas' included)."""
@@ -251,15 +264,25 @@ class Chains:
             remaining -= block
         self.burned_in = True
 
+    def draw(self, t, n, sweeps, ladder):
+        """``n`` states: rounds of ``sweeps`` sweeps of every chain, each round's states taken.
+
+        Runs go in blocks of at most ``SWEEP_BLOCK`` sweeps (the same results): Ctrl-C between
+        blocks leaves consistent chains, every run storing chains and streams together.
+        """
+        out = np.empty((n, self.x.shape[1]))
+        k = len(self.x)
+        for start in range(0, n, k):
+            for done in range(0, sweeps, settings.SWEEP_BLOCK):
+                self.run(t, min(settings.SWEEP_BLOCK, sweeps - done), ladder)
+            out[start:start + k] = self.x[:n - start]
+        return out
+
     # ------------------------------------------------------------------ adaptation
     def adapt_step(self, acceptance, target_acceptance, lo, hi):
         """Robbins–Monro update of log step toward ``target_acceptance`` (one for all)."""
         gain = np.log(max(acceptance, 1e-3) / target_acceptance)
         self.step = np.minimum(self.step * np.exp(gain), float(np.max(hi - lo)))
-
-    def n_sweeps(self, sweeps):
-        """Sweeps per epoch for the ``sweeps`` parameter (``"auto"``: the adapted count)."""
-        return self.auto_sweeps if sweeps == "auto" else int(sweeps)
 
     def adapt_sweeps(self, before, after, auto):
         """Correlation across chains of the energies before and after an epoch's sweeps (at

@@ -99,14 +99,12 @@ def save(model, path):
 
 
 
-def load(path, classes, comm=None, observables=None):
+def load(path, comm=None, observables=None, *, classes=()):
     """Load a model written by ``model.save``; it continues exactly where it stopped.
 
     Parameters
     ----------
     path : str or os.PathLike
-    classes : dict
-        The estimator classes by name (``mme_numba.load`` passes MaxEnt and MinMaxEnt).
     comm : mpi4py communicator, optional
         Continue the run split across MPI ranks (:mod:`mme_numba.parallel`).
     observables : CompiledObservables, optional
@@ -132,8 +130,8 @@ def load(path, classes, comm=None, observables=None):
                 "numpy_rng", "history"):
         if key not in meta:
             r.fail(f"metadata has no {key!r}")
-    cls_name = r.choice(meta["class"], tuple(classes), "class")
-    cls = classes[cls_name]
+    cls_name = r.choice(meta["class"], tuple(c.__name__ for c in classes), "class")
+    cls = {c.__name__: c for c in classes}[cls_name]   # classes: mme_numba.load's
     d = r.int(meta["n_features_in"], "n_features_in", lo=1)
     epoch = r.int(meta["epoch"], "epoch", lo=0)
     burned_in = r.bool(meta["burned_in"], "burned_in")
@@ -197,11 +195,13 @@ def load(path, classes, comm=None, observables=None):
     model.n_features_in_ = d
     model.support_ = (lo, hi)
     model._rng = r.generator(meta["numpy_rng"])
-    model._chains = Chains(chains, rng_state, step, burned_in=burned_in)
+    model._chains = Chains.from_arrays({"chains": chains, "rng_state": rng_state, "step": step},
+                                       burned_in=burned_in)
     model.lambda_ = lam
     model.epoch_ = epoch
     model.history_ = list(meta["history"])
-    model._make_state()
+    fitting.make_optimizers(model)
+    fitting.make_controls(model)
     if "controls" in meta:
         controls = meta["controls"]
         _check_like(r, controls, fitting.control_state(model), "controls")

@@ -12,7 +12,8 @@ import threading
 
 import numpy as np
 
-from ._validation import check_param, check_params, parse_support
+from ._validation import check_observables, check_param, check_params, parse_support
+from .backends import get_backend
 
 
 class Estimator:
@@ -20,6 +21,18 @@ class Estimator:
 
     # Parameters whose change after the first fit could not reach the learned state.
     _fixed_once_fitted = ("observables", "support", "n_chains")
+
+    @property
+    def _backend(self):
+        """The backend object of ``backend`` (rebuilt when the parameter changes)."""
+        if getattr(self, "_backend_obj", None) is None or self._backend_obj.name != self.backend:
+            self._backend_obj = get_backend(self.backend)
+        return self._backend_obj
+
+    def _current_observables(self):
+        """The trained copy ``observables_`` once fitted; before, the map passed (read only)."""
+        obs = getattr(self, "observables_", None)
+        return check_observables(self.observables) if obs is None else obs
 
     def _param_names(self):
         names = []
@@ -63,6 +76,11 @@ class Estimator:
     def _validate_params(self):
         """Every hyperparameter against its entry in ``mme_numba._validation.PARAMS``."""
         check_params(self.get_params())
+        if getattr(self, "_trains_theta", False) and \
+                getattr(self.observables, "trainable", True) is False:
+            raise ValueError(f"MinMaxEnt trains θ, but {self.observables!r} has no grad_theta: "
+                             "its θ is fixed. Fit it with MaxEnt, or pass grad_theta= to "
+                             "observables.compiled")
 
     @property
     def _lock(self):

@@ -23,6 +23,7 @@ import logging
 
 import numpy as np
 
+from .backends import NO_FIELD
 from .nn import LogSoftmax
 from .solvers import Adam
 
@@ -267,3 +268,13 @@ def steer(model, field, strength=1.0, base=True, random_state=None):
                        "sample size of %.2g %%: the field dominates what is generated",
                        100 * steered.field_ess_)
     return steered
+
+
+def field_terms(field, strength):
+    """The kernels' second energy term ``(spec2, params2, lam2)`` of ``strength · field``
+    (``backends.NO_FIELD`` without a field)."""
+    if field is None:
+        return NO_FIELD
+    net = field.network
+    return (np.ascontiguousarray(net.describe(), dtype=np.int64),
+            np.ascontiguousarray(net.kernel_params(), dtype=np.float64), strength * field.weights())

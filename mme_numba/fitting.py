@@ -13,13 +13,17 @@ import time
 
 import numpy as np
 
-from . import parallel, solvers
+from . import parallel, settings, solvers
+from ._validation import (as_generator, check_params, check_sample_size, copy_observables,
+                          parse_support)
 from .backends import NO_FIELD
+from .chains import Chains
 from .core import data_statistics
+from .estimator import check_inside
 from .progress import SingleThreadedBlas, progress_bar
-from .settings import RATE_CUT
+from .solvers import reweighted_kl
 from .training import (DivergenceGuard, EntropyTracker, HeldOut, Plateau, ThetaStepControl,
-                       TrainingDivergedError, anchor, reweighted_kl)
+                       TrainingDivergedError, anchor)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,34 @@ def fit_rows(n_chains):
     if n_chains >= 8:
         fit[monitor_rows(n_chains)] = False
     return fit
+
+
+def start(model, X):
+    """Set up learned state at the first fit: support, chains, RNG streams, λ = 0."""
+    d = X.shape[1]
+    # fit trains its own copy: the object the user passed is never modified.
+    obs = copy_observables(model.observables)
+    obs_d = getattr(obs, "n_features", None)
+    if obs_d is None and hasattr(obs, "forward"):
+        obs.forward(X[:1])  # lets fixed maps (polynomial) learn d
+        obs_d = obs.n_features
+    if obs_d != d:
+        raise ValueError(f"observables expect {obs_d} features, X has {d}")
+    lo, hi = parse_support(model.support, d)
+    check_inside(X, lo, hi)
+    # per chain: states (and copies), RNG state, step, energy, and one epoch's activations
+    widths = int(np.sum(np.asarray(obs.describe())[:, 2]))
+    check_sample_size(int(model.n_chains), 3 * d + 16 + 2 * widths, "fit", "n_chains")
+    model._rng = as_generator(model.random_state)
+    model.observables_, model.n_features_in_, model.support_ = obs, d, (lo, hi)
+    step0 = settings.STEP_FRACTION * float(np.min(hi - lo)) if model.step_size == "auto" \
+        else float(model.step_size)
+    model._chains = Chains.start(lo, hi, int(model.n_chains), step0, model.betas, model._rng)
+    model.lambda_ = np.zeros(obs.n_observables)
+    model.epoch_ = 0
+    model.history_ = []
+    make_optimizers(model)
+    make_controls(model)
 
 
 # ---------------------------------------------------------------------- optimizers, controls
@@ -78,12 +110,12 @@ def reduce_rates(model, factor):
         model._theta_control.factor *= factor * factor   # a KL budget: quadratic in the step
 
 
-def make_controls(model, plateau_min_epochs):
+def make_controls(model):
     """Stopping rule, divergence guard and entropy tracker (reset at the first fit)."""
     lo, hi = model.support_
     model._heldout = HeldOut(model.validation_fraction, int(model.rng_state_[0, 1] >> 2))
     model._tracker = EntropyTracker(float(np.sum(np.log(hi - lo))))
-    model._plateau = Plateau(min_epochs=plateau_min_epochs)
+    model._plateau = Plateau(min_epochs=model._plateau_min_epochs)
     model._guard = DivergenceGuard()
     model._rollbacks = 0
     model._rate_factor = 1.0
@@ -91,11 +123,9 @@ def make_controls(model, plateau_min_epochs):
 
 def control_state(model):
     """The stability controls' state as plain numbers (checkpoints restore it exactly)."""
-    ch = model._chains.control_state()
     state = {"tracker": model._tracker.state(), "plateau": model._plateau.state(),
              "guard": model._guard.state(), "rollbacks": model._rollbacks,
-             "rate_factor": model._rate_factor, "ladder_turn": ch["ladder_turn"],
-             "ladder_on": ch["ladder_on"], "auto_sweeps": ch["auto_sweeps"],
+             "rate_factor": model._rate_factor, **model._chains.control_state(),
              "heldout": model._heldout.state()}
     if model._trains_theta:
         state["theta"] = model._theta_control.state()
@@ -170,7 +200,7 @@ def roll_back(model, good, reason, epoch):
     guard = model._guard
     guard.failed_epoch, guard.failures, guard.jump_retried = kept
     failures = guard.failed(epoch, reason)
-    reduce_rates(model, RATE_CUT)
+    reduce_rates(model, settings.RATE_CUT)
     logger.warning("epoch %d diverged (%s): rolled back to epoch %d and halved the step "
                    "sizes", epoch, reason, model.epoch_)
     if failures > guard.max_rollbacks:
@@ -208,7 +238,18 @@ def statistics(model, X):
 
 
 def fit(model, X, epochs, checkpoint, checkpoint_every, progress, callback):
-    """The body of ``model.fit`` (``X`` checked, ``epochs`` an int or ``"auto"``)."""
+    """The body of ``model.fit`` (arguments documented there)."""
+    model._validate_params()
+    check_params({"epochs": epochs, "checkpoint": checkpoint,
+                  "checkpoint_every": checkpoint_every, "progress": progress,
+                  "callback": callback})
+    X = model._check_X(X)
+    if getattr(model, "field_", None) is not None:
+        raise RuntimeError("a steered model is not trained: fit the base model instead")
+    if not model.is_fitted:
+        start(model, X)
+    else:  # a continued fit takes data inside the box too
+        check_inside(X, *model.support_)
     auto = isinstance(epochs, str) and epochs == "auto"
     if auto:
         epochs = model.default_max_epochs if model.max_epochs is None else int(model.max_epochs)
@@ -263,7 +304,7 @@ def fit(model, X, epochs, checkpoint, checkpoint_every, progress, callback):
             plateau = model._plateau
             if (plateau.update(record["entropy_estimate"], model.epoch_)
                     and plateau.reductions - at_start <= plateau.patience):
-                reduce_rates(model, RATE_CUT)   # at most `patience` reductions per fit call
+                reduce_rates(model, settings.RATE_CUT)   # at most `patience` reductions per fit call
             before, good = good, snapshot(model)
             if bar is not None:
                 bar.update(1)

@@ -1,16 +1,9 @@
 """MaxEnt and Min-MaxEnt models: ``p(x) ∝ exp(-λ·O(x; θ))`` on a support box.
 
-One training epoch (:func:`mme_numba.fitting.epoch`) is, in order:
-
-1. **sample**: advance the persistent chains ``sweeps`` Metropolis sweeps at the current
-   ``(λ, θ)`` (:class:`mme_numba.chains.Chains`);
-2. **λ step**: Newton or ADAM on the dual, from those samples (:mod:`mme_numba.solvers`);
-3. **θ step** (:class:`MinMaxEnt` only): one backward pass of the auxiliary loss
-   ``L(θ) = Σ_i λ_i [mean_data O_i(x; θ) − mean_k O_i(x'_k; θ)]`` (Eq. 9–10), whose gradient
-   is the entropy gradient ``dS/dθ`` of Eq. 8, then an ADAM step down it
-   (:func:`mme_numba.fitting.theta_step`).
-
-Equation numbers refer to ``docs/method.md`` (§1–§5 for the epoch above, §7 for the chains).
+The estimators hold the hyperparameters and the learned state (λ, the trained copy of the
+observables, one :class:`~mme_numba.chains.Chains`); one epoch and the loop around it are
+:mod:`mme_numba.fitting` (``docs/architecture.md`` draws the data flow; equation numbers
+refer to ``docs/method.md``).
 """
 
 import logging
@@ -18,18 +11,17 @@ import logging
 import numpy as np
 
 from . import checkpoint, fitting, settings
-from ._validation import (PARAMS, as_generator, check_observables, check_param, check_params,
-                          check_sample_size, copy_observables, parse_support)
-from .backends import NO_FIELD, get_backend
+from ._validation import PARAMS, check_param, check_sample_size
 from .chains import Chains, Target
 from .core import entropy_gradient
-from .estimator import Estimator, check_inside
-from .fields import steer
+from .estimator import Estimator
+from .fields import field_terms, steer
+from .likelihood import Likelihood
 
 logger = logging.getLogger(__name__)
 
 
-class MaxEnt(Estimator):
+class MaxEnt(Estimator, Likelihood):
     """Maximum-entropy model with fixed observables: fits the multipliers λ only.
 
     ``p(x) = exp(-λ·O(x)) / Z`` on the box ``support``, with λ such that model averages of the
@@ -146,30 +138,9 @@ class MaxEnt(Estimator):
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, max_epochs=None,
                  validation_fraction=None, anchor_every=None, backend="cpu", comm=None,
                  random_state=None):
-        self.observables = observables
-        self.support = support
-        self.n_chains = n_chains
-        self.sweeps = sweeps
-        self.burn_in = burn_in
-        self.step_size = step_size
-        self.target_acceptance = target_acceptance
-        self.adapt_epochs = adapt_epochs
-        self.move = move
-        self.boundary = boundary
-        self.betas = betas
-        self.lambda_solver = lambda_solver
-        self.lr_lambda = lr_lambda
-        self.lambda_steps = lambda_steps
-        self.min_ess = min_ess
-        self.max_lambda_step = max_lambda_step
-        self.var_floor = var_floor
-        self.max_epochs = max_epochs
-        self.validation_fraction = validation_fraction
-        self.anchor_every = anchor_every
-        self.backend = backend
-        self.comm = comm
-        self.random_state = random_state
-
+        params = dict(locals())    # __init__ stores the hyperparameters, nothing else
+        del params["self"]
+        vars(self).update(params)
 
     # ------------------------------------------------------------------ the chains
     chains_ = property(lambda self: self._chains.x,
@@ -181,37 +152,6 @@ class MaxEnt(Estimator):
     replicas_ = property(lambda self: self._chains.replicas,
                          lambda self, v: setattr(self._chains, "replicas", v))
 
-    def _initialize(self, X):
-        """Set up learned state at the first fit: support, chains, RNG streams, λ = 0."""
-        d = X.shape[1]
-        # fit trains its own copy: the object the user passed is never modified.
-        obs = copy_observables(self.observables)
-        obs_d = getattr(obs, "n_features", None)
-        if obs_d is None and hasattr(obs, "forward"):
-            obs.forward(X[:1])  # lets fixed maps (polynomial) learn d
-            obs_d = obs.n_features
-        if obs_d != d:
-            raise ValueError(f"observables expect {obs_d} features, X has {d}")
-        lo, hi = parse_support(self.support, d)
-        check_inside(X, lo, hi)
-        # per chain: states (and copies), RNG state, step, energy, and one epoch's activations
-        widths = int(np.sum(np.asarray(obs.describe())[:, 2]))
-        check_sample_size(int(self.n_chains), 3 * d + 16 + 2 * widths, "fit", "n_chains")
-        self._rng = as_generator(self.random_state)
-        self.observables_, self.n_features_in_, self.support_ = obs, d, (lo, hi)
-        step0 = settings.STEP_FRACTION * float(np.min(hi - lo)) if self.step_size == "auto" \
-            else float(self.step_size)
-        self._chains = Chains.start(lo, hi, int(self.n_chains), step0, self.betas, self._rng)
-        self.lambda_ = np.zeros(obs.n_observables)
-        self.epoch_ = 0
-        self.history_ = []
-        self._make_state()
-
-    def _make_state(self):
-        """Optimizers and training controls, fresh (first fit, or before a load restores them)."""
-        fitting.make_optimizers(self)
-        fitting.make_controls(self, self._plateau_min_epochs)
-
     @property
     def lambda_solver_(self):
         """The λ solver in use (``lambda_solver``, with ``"auto"`` resolved by the class)."""
@@ -219,21 +159,9 @@ class MaxEnt(Estimator):
             return self.lambda_solver
         return "adam" if self._trains_theta else "newton"
 
-    @property
-    def _backend(self):
-        if getattr(self, "_backend_obj", None) is None or self._backend_obj.name != self.backend:
-            self._backend_obj = get_backend(self.backend)
-        return self._backend_obj
-
     def _field(self):
         """Second energy term ``(spec2, params2, lam2)``: the steering field, if any."""
-        field = getattr(self, "field_", None)
-        if field is None:
-            return NO_FIELD
-        net = field.network
-        return (np.ascontiguousarray(net.describe(), dtype=np.int64),
-                np.ascontiguousarray(net.kernel_params(), dtype=np.float64),
-                self.field_strength_ * field.weights())
+        return field_terms(getattr(self, "field_", None), getattr(self, "field_strength_", 0.0))
 
     def with_field(self, field, strength=1.0, *, base=True, random_state=None):
         """A steered copy of this fitted model: ``H_h(x) = H(x) + h·F(x)``, no retraining.
@@ -267,25 +195,23 @@ class MaxEnt(Estimator):
         return (np.ascontiguousarray(self.observables_.describe(), dtype=np.int64),
                 np.ascontiguousarray(self.observables_.kernel_params(), dtype=np.float64))
 
+    def _target(self, lam=None):
+        """What the chains sample now (:class:`~mme_numba.chains.Target`)."""
+        spec, params = self._spec_params()
+        return Target(self._backend, spec, params, self.lambda_ if lam is None else lam,
+                      self._field(), self.move_, self.boundary, *self.support_, self.comm)
+
     def _run_chains(self, n_sweeps, lam=None):
         """Advance every chain ``n_sweeps`` sweeps at ``λ`` (default ``lambda_``)."""
         self._chains.sync_replicas(self.betas, *self.support_, self._rng)
-        spec, params = self._spec_params()
-        target = Target(self._backend, spec, params, self.lambda_ if lam is None else lam,
-                        self._field(), self.move_, self.boundary, *self.support_, self.comm)
-        return self._chains.run(target, n_sweeps, self.step_size == "auto")
+        return self._chains.run(self._target(lam), n_sweeps, self.step_size == "auto")
 
     def _burn_in(self):
-        """``burn_in`` sweeps with step-size adaptation, in blocks."""
-        remaining = int(self.burn_in)
-        while remaining > 0:
-            block = min(settings.BURN_IN_BLOCK, remaining)
-            acc = self._run_chains(block)
-            if self.step_size == "auto":
-                self._chains.adapt_step(float(acc.mean()), self.target_acceptance,
-                                        *self.support_)
-            remaining -= block
-        self._chains.burned_in = True
+        """``burn_in`` sweeps, adapting the step size (``step_size="auto"``)."""
+        self._chains.sync_replicas(self.betas, *self.support_, self._rng)
+        auto = self.step_size == "auto"
+        self._chains.burn_in(self._target(), self.burn_in, auto,
+                             self.target_acceptance if auto else None)
 
     @property
     def move_(self):
@@ -305,10 +231,9 @@ class MaxEnt(Estimator):
     @property
     def sweeps_(self):
         """Sweeps per epoch in use: ``sweeps``, or for ``"auto"`` the adapted count."""
-        chains = getattr(self, "_chains", None)
-        if chains is None:
-            return settings.SWEEPS_MIN if self.sweeps == "auto" else int(self.sweeps)
-        return chains.n_sweeps(self.sweeps)
+        if self.sweeps != "auto":
+            return int(self.sweeps)
+        return getattr(self, "_chains", Chains).auto_sweeps    # unfitted: the starting count
 
     # ------------------------------------------------------------------ training
     def fit(self, X, epochs="auto", *, checkpoint=None, checkpoint_every=10, progress=False,
@@ -349,17 +274,6 @@ class MaxEnt(Estimator):
         halved; the event is recorded in the next ``history_`` entry (``"events"``).
         """
         with self._lock:  # a second fit of this model from another thread waits for this one
-            self._validate_params()
-            check_params({"epochs": epochs, "checkpoint": checkpoint,
-                          "checkpoint_every": checkpoint_every, "progress": progress,
-                          "callback": callback})
-            X = self._check_X(X)
-            if getattr(self, "field_", None) is not None:
-                raise RuntimeError("a steered model is not trained: fit the base model instead")
-            if not self.is_fitted:
-                self._initialize(X)
-            else:  # a continued fit takes data inside the box too
-                check_inside(X, *self.support_)
             return fitting.fit(self, X, epochs, checkpoint, checkpoint_every, progress, callback)
 
     # ------------------------------------------------------------------ using the model
@@ -381,17 +295,10 @@ class MaxEnt(Estimator):
             n = int(n)
             sweeps = int(self.sweeps_ if sweeps is None else sweeps)
             check_sample_size(n, self.n_features_in_)
-            # Ctrl-C between rounds (or burn-in blocks) leaves consistent chains: every round
-            # stores chains and their random states together.
-            out = np.empty((n, self.n_features_in_))
             if not self._chains.burned_in:
                 self._burn_in()
-            k = len(self.chains_)
-            for start in range(0, n, k):
-                for done in range(0, sweeps, settings.SWEEP_BLOCK):  # Ctrl-C works between blocks
-                    self._run_chains(min(settings.SWEEP_BLOCK, sweeps - done))
-                out[start:start + k] = self.chains_[:n - start]
-            return out
+            self._chains.sync_replicas(self.betas, *self.support_, self._rng)
+            return self._chains.draw(self._target(), n, sweeps, self.step_size == "auto")
 
     def energy(self, X):
         """Energy ``H(x) = λ·O(x; θ)`` (plus any steering field), shape ``(n,)``."""
@@ -407,91 +314,6 @@ class MaxEnt(Estimator):
         with self._lock:
             return self._current_observables().forward(X)
 
-    def _current_observables(self):
-        """The trained copy ``observables_`` once fitted; before, the map passed (read only)."""
-        obs = getattr(self, "observables_", None)
-        return check_observables(self.observables) if obs is None else obs
-
-    # ------------------------------------------------------------------ likelihood
-    def log_partition(self, method="auto", *, n_chains=None, sweeps=1, cess=0.999,
-                      random_state=0, n_grid=None):
-        """``(ln Z, standard error)`` of ``Z = ∫_Ω exp(-H)`` (``docs/method.md`` §9).
-
-        Parameters
-        ----------
-        method : {"auto", "ais", "quadrature"}
-            ``"auto"``: Simpson quadrature on the support for ``d <= 2`` (its error: the
-            change from a grid of half the nodes per side), annealed importance sampling
-            otherwise (:func:`mme_numba.likelihood.anneal`: uniform start on Ω, adaptive β
-            schedule, this model's compiled Metropolis sweeps at ``β·λ``).
-        n_chains : int, optional
-            AIS chains (default 256).
-        sweeps : int
-            AIS sweeps per β step.
-        cess : float
-            Conditional ESS fraction each β step keeps (closer to 1: more, smaller steps).
-        random_state : int
-            Seed of the AIS run (the model's own chains and streams are not touched).
-        n_grid : int, optional
-            Quadrature nodes per side.
-
-        Returns
-        -------
-        (float, float)
-            The result is cached for the current parameters and arguments.
-        """
-        from . import likelihood
-
-        self._check_fitted("log_partition")
-        return likelihood.log_partition(self, **self._lz_args(method, n_chains, sweeps, cess,
-                                                              random_state, n_grid))
-
-    def score_samples(self, X, method="auto", *, n_chains=None, sweeps=1, cess=0.999,
-                      random_state=0, n_grid=None):
-        """Log density ``ln p(x) = -H(x) - ln Z`` per row, ``-inf`` outside the support.
-
-        ``ln Z`` comes from :meth:`log_partition` (same arguments, cached). Returns ``(n,)``.
-        """
-        from . import likelihood
-
-        self._check_fitted("score_samples")
-        return likelihood.score_samples(self, X, **self._lz_args(method, n_chains, sweeps, cess,
-                                                                 random_state, n_grid))
-
-    def score(self, X, method="auto", **kwargs):
-        """Mean log-likelihood of the rows of ``X`` (the negative held-out NLL, in nats)."""
-        return float(np.mean(self.score_samples(X, method, **kwargs)))
-
-    def entropy(self, method="auto", *, n_chains=None, sweeps=1, cess=0.999, random_state=0,
-                n_grid=None):
-        """``(S, standard error)``: the entropy ``S = ln Z + <H>_p`` of the model.
-
-        At moment matching this is the MaxEnt entropy the θ steps minimise and equals the
-        training cross-entropy (``docs/method.md`` §12). Quadrature for ``d <= 2``
-        (``method="auto"``), else ``ln Z`` and ``<H>_p`` from one AIS run (arguments as
-        :meth:`log_partition`).
-        """
-        from . import likelihood
-
-        self._check_fitted("entropy")
-        return likelihood.entropy(self, **self._lz_args(method, n_chains, sweeps, cess,
-                                                        random_state, n_grid))
-
-    def _lz_args(self, method, n_chains, sweeps, cess, random_state, n_grid):
-        check_params({"method": method, "ais_chains": n_chains, "ais_sweeps": sweeps,
-                      "cess": cess, "ais_random_state": random_state, "n_grid": n_grid})
-        return {"method": method, "n_grid": n_grid, "n_chains": n_chains, "sweeps": sweeps,
-                "cess": cess, "random_state": random_state}
-
-    def log_density(self, X, n_grid=None):
-        """Normalized ``ln p(x) = -H(x) - ln Z`` with ``ln Z`` by quadrature (``d <= 2``)."""
-        from . import quadrature
-
-        self._check_fitted("log_density")
-        lo, hi = self.support_
-        kwargs = {} if n_grid is None else {"n_grid": n_grid}
-        return -self.energy(X) - quadrature.log_partition(self.energy, lo, hi, **kwargs)
-
     def save(self, path):
         """Write the whole state to ``path`` (.npz + JSON metadata, atomic); see :func:`mme_numba.load`."""
         with self._lock:
@@ -500,7 +322,6 @@ class MaxEnt(Estimator):
     def __repr__(self):
         state = f"epoch_={self.epoch_}" if self.is_fitted else "not fitted"
         return f"{type(self).__name__}({self.observables!r}, support={self.support!r}, {state})"
-
 
 
 class MinMaxEnt(MaxEnt):
@@ -531,27 +352,14 @@ class MinMaxEnt(MaxEnt):
     """
 
     _trains_theta = True
-    default_max_epochs = 2000
-    _plateau_min_epochs = 200
-
-    _trains_theta = True
     default_max_epochs = settings.MAX_EPOCHS_MINMAXENT
     _plateau_min_epochs = settings.PLATEAU_MIN_EPOCHS_MINMAXENT
 
     def __init__(self, observables, support, *, lr_theta="auto", theta_kl_step=1e-2,
                  theta_steps=1, batch_size=None, **kwargs):
         super().__init__(observables, support, **kwargs)
-        self.lr_theta = lr_theta
-        self.theta_kl_step = theta_kl_step
-        self.theta_steps = theta_steps
-        self.batch_size = batch_size
-
-    def _validate_params(self):
-        super()._validate_params()
-        if getattr(self.observables, "trainable", True) is False:
-            raise ValueError(f"MinMaxEnt trains θ, but {self.observables!r} has no grad_theta: "
-                             "its θ is fixed. Fit it with MaxEnt, or pass grad_theta= to "
-                             "observables.compiled")
+        self.lr_theta, self.theta_kl_step = lr_theta, theta_kl_step
+        self.theta_steps, self.batch_size = theta_steps, batch_size
 
     def entropy_gradient(self, X, samples, lam=None, sample_logw=None):
         """Entropy gradient ``dS/dθ`` of Eq. 8 from data rows and model samples.
@@ -580,9 +388,7 @@ class MinMaxEnt(MaxEnt):
 
 
 def load(path, comm=None, observables=None):
-    return checkpoint.load(path, {"MaxEnt": MaxEnt, "MinMaxEnt": MinMaxEnt}, comm, observables)
+    return checkpoint.load(path, comm, observables, classes=(MaxEnt, MinMaxEnt))
 
 
-load.__doc__ = checkpoint.load.__doc__.replace(
-    "    classes : dict\n        The estimator classes by name (``mme_numba.load`` passes MaxEnt "
-    "and MinMaxEnt).\n", "")
+load.__doc__ = checkpoint.load.__doc__

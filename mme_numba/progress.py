@@ -27,7 +27,7 @@ class SingleThreadedBlas:
             self._limits.restore_original_limits()
 
 
-def progress_bar(total, enabled, desc):
+def progress_bar(total, enabled, desc, unit="it", leave=False):
     """A tqdm bar of ``total`` steps, or ``None`` when disabled or tqdm is missing."""
     if not enabled:
         return None
@@ -36,4 +36,4 @@ def progress_bar(total, enabled, desc):
     except ImportError:  # optional dependency
         logger.info("progress=True but tqdm is not installed; no progress bar")
         return None
-    return tqdm(total=total, desc=desc, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, leave=leave)

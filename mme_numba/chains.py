@@ -83,7 +83,6 @@ class Chains:
         self.burned_in = bool(burned_in)
         self.ladder_turn = 0
         self.ladder_on = np.ones(LADDER_RUNGS, dtype=bool)
-        self.auto_sweeps = SWEEPS_MIN
         self.start_energy = None
         self.end_energy_local = None
         self.acceptance = np.zeros(len(x))
@@ -99,9 +98,6 @@ class Chains:
         chains = cls(x, rng_state, np.full(n_chains, float(step)))
         chains.sync_replicas(betas, lo, hi, rng)
         return chains
-
-    def __len__(self):
-        return len(self.x)
 
     def copy(self):
         new = Chains(self.x.copy(), self.rng_state.copy(), self.step.copy(),

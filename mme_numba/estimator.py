@@ -97,9 +97,6 @@ class Estimator:
         state.pop("_backend_obj", None)   # holds modules; rebuilt from ``backend`` on use
         return state
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
     @property
     def is_fitted(self):
         return hasattr(self, "lambda_")

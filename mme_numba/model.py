@@ -6,8 +6,6 @@ observables, one :class:`~mme_numba.chains.Chains`); one epoch and the loop arou
 refer to ``docs/method.md``).
 """
 
-import logging
-
 import numpy as np
 
 from . import checkpoint, fitting, settings
@@ -17,8 +15,6 @@ from .core import entropy_gradient
 from .estimator import Estimator
 from .fields import field_terms, steer
 from .likelihood import Likelihood
-
-logger = logging.getLogger(__name__)
 
 
 class MaxEnt(Estimator, Likelihood):

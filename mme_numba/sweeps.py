@@ -132,13 +132,6 @@ def _read_json(path):
         return None
 
 
-def _write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-
-
 def _mpi_comm(ranks):
     """The world communicator when this process runs under MPI with several ranks.
 
@@ -184,11 +177,11 @@ def run_task(sweep, k, overwrite=False, progress=False):
     root = parallel.is_root(comm)
     if root:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(sweep.out / SWEEP_FILE, {"config": str(sweep.path), "n_tasks": sweep.n_tasks,
+        runs.write_json(sweep.out / SWEEP_FILE, {"config": str(sweep.path), "n_tasks": sweep.n_tasks,
                                              "axes": [name for name, _ in sweep.axes]})
         task = _read_json(out / TASK_FILE) or {"task": k, "attempts": 0}
         task.update(params=sweep.params(k), attempts=int(task.get("attempts", 0)) + 1)
-        _write_json(out / TASK_FILE, task)
+        runs.write_json(out / TASK_FILE, task)
     if comm is not None:
         comm.Barrier()
     model, X, seconds = runs.train_run(cfg, out, resume=not overwrite, overwrite=overwrite,
@@ -210,8 +203,8 @@ def run_task(sweep, k, overwrite=False, progress=False):
         result["attempts"] = task.get("attempts", 1)
         result["wall_s"] = float(task.get("wall_s", 0.0)) + seconds
         task["wall_s"] = result["wall_s"]
-        _write_json(out / TASK_FILE, task)
-        _write_json(out / RESULT_FILE, result)
+        runs.write_json(out / TASK_FILE, task)
+        runs.write_json(out / RESULT_FILE, result)
     return {**result, "root": root}
 
 

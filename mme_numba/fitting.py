@@ -194,11 +194,12 @@ def roll_back(model, good, reason, epoch):
     """Restore the last good state and halve the step sizes; returns the event record."""
     rollbacks = model._rollbacks
     guard = model._guard
-    kept = (guard.failed_epoch, guard.failures, guard.jump_retried)
+    keep = ("failed_epoch", "failures", "jump_retried", "debt", "streak")
+    kept = [getattr(guard, k) for k in keep]   # its memory of failures outlives the restore
     restore(model, good)
     model._rollbacks = rollbacks + 1
-    guard = model._guard
-    guard.failed_epoch, guard.failures, guard.jump_retried = kept
+    for k, v in zip(keep, kept):
+        setattr(guard, k, v)
     failures = guard.failed(epoch, reason)
     reduce_rates(model, settings.RATE_CUT)
     logger.warning("epoch %d diverged (%s): rolled back to epoch %d and halved the step "
@@ -293,7 +294,9 @@ def fit(model, X, epochs, checkpoint, checkpoint_every, progress, callback):
                 if bar is not None:
                     bar.set_postfix(rollback=f"epoch {record['epoch']}: {reason}")
                 continue
-            model._guard.accept(record)
+            recovered = model._guard.accept(record)
+            if recovered != 1.0:
+                reduce_rates(model, recovered)   # a rollback's halving undone (see accept)
             if pending:
                 record["events"], pending = pending, []
             record["rollbacks"] = model._rollbacks

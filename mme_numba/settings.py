@@ -32,6 +32,8 @@ MAX_LEVELS = 64
 #: Divergence guard: a χ² or |λ| above JUMP times the median of the last GUARD_MEMORY
 #: epochs (and above GUARD_FLOOR) is a divergence; MAX_ROLLBACKS in a row stop training.
 JUMP, GUARD_MEMORY, GUARD_FLOOR, MAX_ROLLBACKS = 30.0, 25, 1.0, 5
+#: After this many good epochs in a row one halving of the steps made by a rollback is undone.
+GUARD_RECOVER = 20
 #: ``epochs="auto"``: plateaus of PLATEAU_WINDOW-epoch means of the entropy, improvement
 #: below PLATEAU_TOL nats; stop after PLATEAU_PATIENCE step reductions.
 PLATEAU_WINDOW, PLATEAU_TOL, PLATEAU_PATIENCE = 50, 2e-3, 3

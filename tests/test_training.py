@@ -247,6 +247,36 @@ def test_a_diverged_epoch_is_rolled_back_and_recorded():
     assert model.history_[-1]["rollbacks"] == 1
 
 
+def test_the_halved_steps_of_a_rollback_come_back_after_good_epochs():
+    """A rollback halves λ's and θ's steps (the θ KL budget by 4); after ``recover`` (20)
+    good epochs in a row the halving is undone, so one bad epoch does not slow the rest of
+    the fit. Checked on the optimizers themselves, and through a checkpoint round trip."""
+    X, _ = _bimodal()
+    model = _small_model().fit(X, epochs=3)
+    adam_lr, budget = model._lambda_solver.adam.lr, model._theta_control.factor
+    model._lambda_solver = _PoisonOnce(model._lambda_solver, bad_calls={2})
+    model.fit(X, epochs=10)
+    assert model.history_[-1]["rollbacks"] == 1
+    assert model._lambda_solver.adam.lr == pytest.approx(adam_lr / 2)
+    assert model._theta_control.factor == pytest.approx(budget / 4)
+    model.fit(X, epochs=10)            # 20 good epochs since the rollback by now
+    assert model._lambda_solver.adam.lr == pytest.approx(adam_lr)
+    assert model._theta_control.factor == pytest.approx(budget)
+    model.fit(X, epochs=30)            # nothing left to undo: the steps stay where they were
+    assert model._lambda_solver.adam.lr == pytest.approx(adam_lr)
+
+
+def test_guard_recovery_survives_its_state_round_trip():
+    g = training.DivergenceGuard(recover=3)
+    g.failed(5, "lambda is not finite")
+    g.failed(6, "lambda is not finite")
+    rec = {"chi2": 0.1, "lambda_norm": 1.0}
+    assert [g.accept(rec) for _ in range(2)] == [1.0, 1.0]
+    h = training.DivergenceGuard(recover=3)
+    h.set_state(g.state())
+    assert [h.accept(rec) for _ in range(7)] == [2.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0]
+
+
 def test_persistent_divergence_stops_with_a_clear_error_and_keeps_the_last_good_state():
     X, _ = _bimodal()
     model = _small_model().fit(X, epochs=3)

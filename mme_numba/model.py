@@ -148,6 +148,15 @@ class MaxEnt(Estimator, Likelihood):
     replicas_ = property(lambda self: self._chains.replicas,
                          lambda self, v: setattr(self._chains, "replicas", v))
 
+    def __copy__(self):
+        """A shallow copy that owns its chains (a value) and its lock: sampling the copy
+        leaves this model's chains, streams and replicas as they are."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__getstate__())
+        if "_chains" in new.__dict__:
+            new._chains = self._chains.copy()
+        return new
+
     @property
     def lambda_solver_(self):
         """The λ solver in use (``lambda_solver``, with ``"auto"`` resolved by the class)."""

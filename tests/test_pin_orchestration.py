@@ -42,6 +42,7 @@ PINNED = {
     "mixture_validation": "8508dba7754b261d",
     "maxent_newton": "959c986366d24832",
     "digits_scan": "459e7e9715ad4119",
+    "mixture_rollbacks": "530c5b424322e06b",
 }
 
 
@@ -67,3 +68,32 @@ def test_default_fit_digits_cnn_scan_is_pinned():
     model.fit(X[:100], epochs=3)
     assert model.move_ == "scan"
     assert _state_hash(model) == PINNED["digits_scan"]
+
+
+class _PoisonAt:
+    """A λ solver wrapper that returns NaN at chosen calls: divergences on demand."""
+
+    def __init__(self, solver, bad_calls):
+        self.solver, self.bad, self.calls = solver, set(bad_calls), 0
+        self.adam = getattr(solver, "adam", None)
+
+    def fit(self, lam, *args):
+        self.calls += 1
+        new, info = self.solver.fit(lam, *args)
+        return (np.full_like(new, np.nan) if self.calls in self.bad else new), info
+
+
+def _rolled_back():
+    # two diverged epochs in a row (rollbacks, halved steps), then 24 good ones: the guard
+    # gives one halving back after 20 (main at the time of pinning)
+    model = _mixture()
+    model._lambda_solver = _PoisonAt(model._lambda_solver, bad_calls={2, 3})
+    model.fit(X1, epochs=24)
+    return model
+
+
+def test_rollbacks_and_their_recovery_are_pinned():
+    model = _rolled_back()
+    events = [e["event"] for r in model.history_ for e in r.get("events", [])]
+    assert events == ["rollback", "rollback"] and model.epoch_ == 30
+    assert _state_hash(model) == PINNED["mixture_rollbacks"]

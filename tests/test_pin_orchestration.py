@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import mme_numba as mme
+from cases import PoisonOnce
 
 X1 = mme.datasets.gaussian_mixture(200, means=(-2, 2), scales=(0.5, 0.5), seed=0)
 
@@ -70,24 +71,11 @@ def test_default_fit_digits_cnn_scan_is_pinned():
     assert _state_hash(model) == PINNED["digits_scan"]
 
 
-class _PoisonAt:
-    """A λ solver wrapper that returns NaN at chosen calls: divergences on demand."""
-
-    def __init__(self, solver, bad_calls):
-        self.solver, self.bad, self.calls = solver, set(bad_calls), 0
-        self.adam = getattr(solver, "adam", None)
-
-    def fit(self, lam, *args):
-        self.calls += 1
-        new, info = self.solver.fit(lam, *args)
-        return (np.full_like(new, np.nan) if self.calls in self.bad else new), info
-
-
 def _rolled_back():
     # two diverged epochs in a row (rollbacks, halved steps), then 24 good ones: the guard
     # gives one halving back after 20 (main at the time of pinning)
     model = _mixture()
-    model._lambda_solver = _PoisonAt(model._lambda_solver, bad_calls={2, 3})
+    model._lambda_solver = PoisonOnce(model._lambda_solver, bad_calls={2, 3})
     model.fit(X1, epochs=24)
     return model
 

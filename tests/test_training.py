@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mme_numba as mme
+from cases import PoisonOnce as _PoisonOnce
 from mme_numba import settings
 from mme_numba import core, quadrature, solvers, training
 
@@ -212,21 +213,6 @@ def test_maxent_auto_epochs_stop_once_the_dual_is_flat():
     lam = np.mean([r["lambda"] for r in model.history_[-50:]], axis=0)
     np.testing.assert_allclose(lam, [-mu / s2, 1 / (2 * s2)], rtol=0.05)
     assert abs(model.history_[-1]["entropy_estimate"] - 0.5 * np.log(2 * np.pi * np.e * s2)) < 0.25
-
-
-class _PoisonOnce:
-    """A λ solver wrapper that returns NaN at chosen calls: a divergence on demand."""
-
-    def __init__(self, solver, bad_calls):
-        self.solver, self.bad, self.calls = solver, set(bad_calls), 0
-        self.adam = getattr(solver, "adam", None)
-
-    def fit(self, lam, *args):
-        self.calls += 1
-        new, info = self.solver.fit(lam, *args)
-        if self.calls in self.bad:
-            new = np.full_like(new, np.nan)
-        return new, info
 
 
 def _small_model(**kw):

@@ -121,7 +121,8 @@ def load(path, comm=None, observables=None, *, classes=()):
     FileNotFoundError
         No file at ``path``.
     ModelFileError
-        The file cannot be trusted (see the module docstring); the message says why.
+        The file cannot be trusted (:mod:`mme_numba.io`, :mod:`mme_numba.checkpoint` list the
+        checks); the message says why.
     """
     r = Reader(path)
     meta, arrays = r.meta, r.arrays

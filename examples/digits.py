@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 import mme_numba as mme  # noqa: E402
-from mme_numba import quality  # noqa: E402
+from mme_numba import fields, quality  # noqa: E402
 from mme_numba.backends import proposals_per_sweep  # noqa: E402
 from mme_numba.baselines.image_vae import ImageVAE  # noqa: E402
 from mme_numba.figstyle import save_figure, styled  # noqa: E402
@@ -69,7 +69,6 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     the whole run (``travel``).
     """
     from mme_numba import diagnostics, kernels as K
-    from mme_numba.kernels import images, mala
 
     spec = model.observables_.describe()
     params = model.observables_.kernel_params()
@@ -79,14 +78,14 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
     n_chains = min(n_chains, len(model.chains_))
     x0 = model.chains_[:n_chains].copy()
     e0 = K.energy_batch(spec, params, lam, x0, *empty)
-    images.single_pixel_sweeps(spec, params, lam, *empty, x0, e0, 0.0, 1.0, step_single,
-                               warm_sweeps, K.BOUNDARY_REFLECT, K.seed_states(99, n_chains),
-                               np.zeros(n_chains, np.int64))
+    K.sweep(spec, params, lam, *empty, x0, e0, 0.0, 1.0, step_single, warm_sweeps,
+            K.MOVE_SINGLE, K.BOUNDARY_REFLECT, K.seed_states(99, n_chains),
+            np.zeros(n_chains, np.int64))
 
     def single(state, n):
         x, e, rs, acc = state
-        images.single_pixel_sweeps(spec, params, lam, *empty, x, e, 0.0, 1.0, step_single, n,
-                                   K.BOUNDARY_REFLECT, rs, acc)
+        K.sweep(spec, params, lam, *empty, x, e, 0.0, 1.0, step_single, n, K.MOVE_SINGLE,
+                K.BOUNDARY_REFLECT, rs, acc)
 
     def scan(state, n):
         x, e, rs, acc = state
@@ -95,8 +94,8 @@ def compare_moves(model, seconds=60.0, n_chains=64, target_mala=0.57, warm_sweep
 
     def langevin(state, n, eps):
         x, e, rs, acc = state
-        mala.mala_sweeps(spec, params, lam, *empty, x, e, 0.0, 1.0, eps, n,
-                         K.BOUNDARY_REFLECT, rs, acc)
+        K.sweep(spec, params, lam, *empty, x, e, 0.0, 1.0, eps, n, K.MOVE_MALA,
+                K.BOUNDARY_REFLECT, rs, acc)
 
     def fresh(seed):
         return [x0.copy(), e0.copy(), K.seed_states(seed, n_chains), np.zeros(n_chains, np.int64)]
@@ -247,8 +246,11 @@ def main(argv=None):
     t1 = time.perf_counter()
     generated = model.sample(n_chains, sweeps=args.final_sweeps)
     t_final = time.perf_counter() - t1
-    clf, _ = quality.train_classifier(X_all[i_rest], y_all[i_rest],
-                                      epochs=args.classifier_epochs, random_state=args.seed)
+    # plain cross-entropy: this classifier grades the samples, it does not steer them
+    clf = fields.train_classifier(
+        mme.nn.classifier_cnn(10, random_state=args.seed), X_all[i_rest], y_all[i_rest],
+        epochs=args.classifier_epochs, lr=2e-3, random_state=args.seed, adversarial=0.0,
+        noise=0.0, label_smoothing=0.0)
     acc = quality.classifier_accuracy(clf, X_all[i_eval], y_all[i_eval])
     report = {"args": vars(args), "t_train_s": t_train, "cpu_train_s": cpu_train,
               "t_sample_s": t_sample,

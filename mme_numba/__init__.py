@@ -15,12 +15,12 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "nn", "observables", "datasets", "kernels", "solvers", "quadrature", "diagnostics",
     "plotting", "fields", "baselines", "testing", "model", "io", "cli", "config", "core",
-    "sweeps", "likelihood",
+    "sweeps", "likelihood", "chains", "settings",
 }
 _NAMES = {
     "MaxEnt": "mme_numba.model",
     "MinMaxEnt": "mme_numba.model",
-    "load": "mme_numba.io",
+    "load": "mme_numba.model",
     "ModelFileError": "mme_numba.io",
 }
 

@@ -49,7 +49,8 @@ import numpy as np
 
 from mme_numba import schema
 from mme_numba.datafiles import InputFileError, check_readable, read_data_file
-from mme_numba.schema import Problem, validate_estimator_params
+from mme_numba.schema import (OBSERVABLES, Problem, check_sweep_table,  # noqa: F401
+                              validate_estimator_params)
 
 try:  # Python >= 3.11
     import tomllib
@@ -205,8 +206,6 @@ def load_config(path, overrides=()):
     sweep = raw.pop("sweep", None)   # the grid of mme-numba sweep (mme_numba.sweeps)
     problems = schema.validate(raw)
     if sweep is not None:
-        from mme_numba.sweeps import check_sweep_table
-
         problems += check_sweep_table(sweep)
     if problems:
         raise ConfigError(problems, file=path)
@@ -296,14 +295,6 @@ def true_logpdf(spec):
         dist = multivariate_normal(kw["mean"], kw["cov"])
         return lambda x: np.atleast_1d(dist.logpdf(np.asarray(x)))
     return None
-
-
-OBSERVABLES = {
-    "mlp": ("mme_numba.nn", "mlp"),
-    "paper_cnn": ("mme_numba.nn", "paper_cnn"),
-    "polynomial": ("mme_numba.observables", "polynomial"),
-    "squared_projections": ("mme_numba.observables", "squared_projections"),
-}
 
 
 def build_observables(spec):

@@ -23,34 +23,15 @@ One Min-MaxEnt epoch written with them::
         obs.set_theta(theta)
 """
 
-from typing import NamedTuple
-
 import numpy as np
 
 from . import solvers
-from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend, proposals_per_sweep
+from .backends import BOUNDARIES, MOVES, NO_FIELD, get_backend
+from .chains import Chains, Target
 from ._validation import PARAMS, check_param, check_params, parse_support
 
-__all__ = ["ChainState", "energy", "init_chains", "metropolis", "data_statistics",
+__all__ = ["energy", "init_chains", "metropolis", "data_statistics",
            "lambda_step", "entropy_gradient"]
-
-
-class ChainState(NamedTuple):
-    """Persistent Markov chains as a value.
-
-    Attributes
-    ----------
-    x : ndarray (n_chains, d)
-        Chain positions.
-    rng_state : ndarray uint64 (n_chains, 4)
-        Per-chain xoshiro256** states.
-    acceptance : ndarray (n_chains,)
-        Acceptance fraction of the last :func:`metropolis` call (zeros initially).
-    """
-
-    x: np.ndarray
-    rng_state: np.ndarray
-    acceptance: np.ndarray
 
 
 def _spec(obs):
@@ -77,7 +58,8 @@ def init_chains(obs, support, n_chains, seed):
 
     Returns
     -------
-    ChainState
+    Chains
+        ``x``, ``rng_state`` and ``acceptance`` (zeros) of :class:`mme_numba.chains.Chains`.
     """
     from .kernels import seed_states
 
@@ -85,8 +67,8 @@ def init_chains(obs, support, n_chains, seed):
     lo, hi = parse_support(support, obs.n_features)
     rng = np.random.default_rng(seed)
     x = lo + (hi - lo) * rng.random((int(n_chains), obs.n_features))
-    return ChainState(x, seed_states(int(rng.integers(2**63 - 1)), int(n_chains)),
-                      np.zeros(int(n_chains)))
+    return Chains(x, seed_states(int(rng.integers(2**63 - 1)), int(n_chains)),
+                  np.ones(int(n_chains)))
 
 
 def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="reflect",
@@ -95,9 +77,9 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
 
     Returns
     -------
-    ChainState
-        New positions, advanced RNG states and the acceptance fraction per chain; the input
-        ``state`` is unchanged.
+    Chains
+        New positions, advanced RNG states and ``acceptance``, the accepted fraction per
+        chain; the input ``state`` is unchanged.
     """
     check_param("sweeps", sweeps, PARAMS["sample_sweeps"])
     if sweeps is None:
@@ -105,19 +87,14 @@ def metropolis(obs, lam, state, support, step, sweeps, move="all", boundary="ref
     if move not in MOVES or boundary not in BOUNDARIES:
         raise ValueError(f"move must be in {sorted(MOVES)} and boundary in {sorted(BOUNDARIES)}")
     lo, hi = parse_support(support, obs.n_features)
-    spec, params = _spec(obs)
-    lam = np.asarray(lam, dtype=np.float64)
-    x = np.array(state.x, dtype=np.float64, order="C")
-    rng_state = np.array(state.rng_state, dtype=np.uint64, order="C")
-    n = len(x)
-    step = np.broadcast_to(np.asarray(step, dtype=np.float64), (n,)).copy()
-    be = get_backend(backend)
-    e = be.energy(spec, params, lam, x, NO_FIELD)
-    accepted = np.zeros(n, dtype=np.int64)
-    be.sweep(spec, params, lam, NO_FIELD, x, e, lo, hi, step, int(sweeps), move, boundary,
-             rng_state, accepted)
-    return ChainState(x, rng_state,
-                      accepted / float(int(sweeps) * proposals_per_sweep(move, obs.n_features)))
+    n = len(state.x)
+    new = Chains(np.array(state.x, dtype=np.float64, order="C"),
+                 np.array(state.rng_state, dtype=np.uint64, order="C"),
+                 np.broadcast_to(np.asarray(step, dtype=np.float64), (n,)).copy())
+    target = Target(get_backend(backend), *_spec(obs), np.asarray(lam, dtype=np.float64),
+                    NO_FIELD, move, boundary, lo, hi)
+    new.acceptance = new.run(target, int(sweeps), ladder=False)
+    return new
 
 
 def data_statistics(obs, X, var_floor=1e-12):

@@ -24,6 +24,8 @@ import numpy as np
 from scipy.special import ndtri
 from scipy.stats import rankdata
 
+from .solvers import chi2  # noqa: F401  (Eq. 5; part of this module's API)
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -272,29 +274,6 @@ def mixing_report(trace, acceptance=None, rhat_threshold=1.05, min_ess=400.0,
         "mixed": mixed,
         "warnings": warnings,
     }
-
-
-def chi2(residual, variance, eps=1e-12):
-    """Variance-scaled moment mismatch of Eq. 5, ``χ² = Σ_i r_i² / σ_i²``.
-
-    Parameters
-    ----------
-    residual : array_like, shape (..., m)
-        ``r = <O>_model - ō``.
-    variance : array_like, shape (m,) or (..., m)
-        Data variances ``σ_i² = Var_data(O_i)``.
-    eps : float, default 1e-12
-        Floor on ``σ_i²``: an observable constant on the data (σ_i = 0) would
-        otherwise divide by zero; with the floor, any mismatch on it dominates χ².
-
-    Returns
-    -------
-    chi2 : float or ndarray, shape (...)
-    """
-    r = np.asarray(residual, dtype=np.float64)
-    v = np.maximum(np.asarray(variance, dtype=np.float64), eps)
-    out = np.sum(r * r / v, axis=-1)
-    return float(out) if np.ndim(out) == 0 else out
 
 
 def mode_crossing_fraction(trace_x, threshold=0.0):

@@ -23,6 +23,7 @@ import logging
 
 import numpy as np
 
+from .backends import NO_FIELD
 from .nn import LogSoftmax
 from .solvers import Adam
 
@@ -218,3 +219,62 @@ def adversarial_refinement(model, discriminator, X_real, *, rounds=3, strength=1
         fake = np.concatenate([fake, new])
     steered = model.with_field(DiscriminatorField(discriminator), strength=strength)
     return steered, history
+
+
+def steer(model, field, strength=1.0, base=True, random_state=None):
+    """The body of ``model.with_field`` (arguments documented there): a steered deep copy."""
+    import copy
+
+    from ._validation import PARAMS, check_param, copy_observables
+    from .kernels import seed_states
+    from .settings import FIELD_ESS_WARN
+
+    check_param("strength", strength)
+    check_param("base", base)
+    check_param("random_state", random_state, PARAMS["field_random_state"])
+    if isinstance(random_state, np.random.Generator):
+        random_state = int(random_state.integers(2**63 - 1))
+    model._validate_params()
+    if getattr(model, "field_", None) is not None:
+        raise ValueError("this model is already steered; call with_field on the base model")
+    if not hasattr(field, "network") or not hasattr(field, "weights"):
+        raise TypeError(f"field must be a mme_numba.fields field, got {field!r}")
+    if field.network.n_features != model.n_features_in_:
+        raise ValueError(f"the field's network takes {field.network.n_features} features, "
+                         f"the model has {model.n_features_in_}")
+    # The steered copy shares nothing mutable with the model nor with the field passed:
+    # retraining either afterwards leaves it as it is.
+    field = copy.copy(field)
+    field.network = copy_observables(field.network)
+    with model._lock:
+        # a deep copy (its own lock, no backend object: __getstate__): arrays, trained
+        # net, optimizers and controls are all the copy's own
+        steered = copy.deepcopy(model)
+        seed = (int(model.rng_state_[0, 0]) ^ 0x5DEECE66D) if random_state is None \
+            else int(random_state)
+    steered.field_ = field
+    steered.field_strength_ = float(strength)
+    steered.field_base_ = bool(base)
+    if not base:
+        steered.lambda_ = np.zeros_like(model.lambda_)
+    steered.rng_state_ = seed_states(seed, len(model.chains_))
+    steered.history_ = []
+    steered._chains.burned_in = False
+    a = -steered.field_strength_ * field(steered.chains_)
+    w = np.exp(a - a.max())
+    steered.field_ess_ = min(1.0, float(w.sum() ** 2 / (len(w) * np.sum(w * w))))  # rounding
+    if steered.field_ess_ < FIELD_ESS_WARN:
+        logger.warning("the steering field reweights the model's samples to an effective "
+                       "sample size of %.2g %%: the field dominates what is generated",
+                       100 * steered.field_ess_)
+    return steered
+
+
+def field_terms(field, strength):
+    """The kernels' second energy term ``(spec2, params2, lam2)`` of ``strength · field``
+    (``backends.NO_FIELD`` without a field)."""
+    if field is None:
+        return NO_FIELD
+    net = field.network
+    return (np.ascontiguousarray(net.describe(), dtype=np.int64),
+            np.ascontiguousarray(net.kernel_params(), dtype=np.float64), strength * field.weights())

@@ -32,8 +32,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import quadrature
+from ._validation import check_params
+from .solvers import logmeanexp
+
 __all__ = ["AISResult", "anneal", "quadrature_log_partition", "log_partition",
-           "score_samples", "entropy", "log_mean_exp_error"]
+           "score_samples", "entropy", "log_mean_exp_error", "Likelihood"]
 
 
 class AISResult(NamedTuple):
@@ -87,12 +91,6 @@ class AISResult(NamedTuple):
 #: host; on separable quadratic energies ±0.04 (10-d) to ±0.05 nats (64-d), with honest bars
 #: (docs/results.md, "AIS against exact ln Z").
 _DEFAULT_CHAINS = 256
-
-
-def _logmeanexp(a):
-    a = np.asarray(a, dtype=np.float64)
-    m = a.max()
-    return float(m + np.log(np.mean(np.exp(a - m))))
 
 
 def _ess(log_w):
@@ -163,7 +161,7 @@ def _group_errors(log_w, eve, log_z_acc, n_resampled, bounds):
     relative errors combine with weights ``Ẑ_g / Σ Ẑ``. The between-groups error is the
     spread of the ``Ẑ_g``: ``sd(Ẑ_g) / (sqrt(G) mean(Ẑ_g))`` (``0`` for one group).
     """
-    log_zg = np.array([log_z_acc[g] + _logmeanexp(log_w[a:b])
+    log_zg = np.array([log_z_acc[g] + logmeanexp(log_w[a:b])
                        for g, (a, b) in enumerate(bounds)])
     share = np.exp(log_zg - log_zg.max())
     share /= share.sum()
@@ -290,7 +288,7 @@ def anneal(model, n_chains=None, sweeps=3, cess=0.999, random_state=0, max_steps
         for g, (a, b) in enumerate(bounds):
             if resample is None or beta >= 1.0 or _ess(log_w[a:b]) >= float(resample) * (b - a):
                 continue
-            log_z_acc[g] += _logmeanexp(log_w[a:b])
+            log_z_acc[g] += logmeanexp(log_w[a:b])
             idx = a + _systematic(log_w[a:b], rng)
             x[a:b], energy[a:b], eve[a:b] = x[idx], energy[idx], eve[idx]
             log_w[a:b] = 0.0           # the random streams stay with their slots
@@ -303,7 +301,7 @@ def anneal(model, n_chains=None, sweeps=3, cess=0.999, random_state=0, max_steps
         delta, boot = _group_errors(log_w, eve, log_z_acc, n_resampled, bounds)
     else:
         delta, boot = log_mean_exp_error(log_w, n_bootstrap, rng)
-    return AISResult(log_vol + _logmeanexp(full), max(delta, boot), _ess(full),
+    return AISResult(log_vol + logmeanexp(full), max(delta, boot), _ess(full),
                      np.asarray(betas), full, x, energy, delta, boot, total,
                      time.perf_counter() - t0, np.asarray(ess_path), np.asarray(acc_path))
 
@@ -314,8 +312,6 @@ def quadrature_log_partition(model, n_grid=None):
     The error is the difference from the grid with half as many intervals per side (a
     conservative bound: Simpson's error falls 16-fold when the spacing halves).
     """
-    from . import quadrature
-
     lo, hi = model.support_
     if len(lo) > 2:
         raise ValueError(f"quadrature needs d <= 2, the model has d = {len(lo)}; use "
@@ -391,8 +387,6 @@ def entropy(model, method="auto", n_grid=None, **ais):
     """
     method = _resolve(model, method)
     if method == "quadrature":
-        from . import quadrature
-
         lo, hi = model.support_
         n = int(n_grid) if n_grid is not None else (4001 if len(lo) == 1 else 401)
         _, err = quadrature_log_partition(model, n)
@@ -403,3 +397,78 @@ def entropy(model, method="auto", n_grid=None, **ais):
     mean_h = float(w @ res.energies)
     var_h = float(w @ (res.energies - mean_h) ** 2)
     return log_z + mean_h, float(np.sqrt(err ** 2 + var_h / res.ess))
+
+
+class Likelihood:
+    """The estimators' likelihood methods: ``ln Z``, ``ln p(x)``, the score and the entropy."""
+
+    def log_partition(self, method="auto", *, n_chains=None, sweeps=3, cess=0.999,
+                      random_state=0, n_grid=None):
+        """``(ln Z, standard error)`` of ``Z = ∫_Ω exp(-H)`` (``docs/method.md`` §9).
+
+        Parameters
+        ----------
+        method : {"auto", "ais", "quadrature"}
+            ``"auto"``: Simpson quadrature on the support for ``d <= 2`` (its error: the
+            change from a grid of half the nodes per side), annealed importance sampling
+            otherwise (:func:`mme_numba.likelihood.anneal`: uniform start on Ω, adaptive β
+            schedule, this model's compiled Metropolis sweeps at ``β·λ``).
+        n_chains : int, optional
+            AIS chains (default 256).
+        sweeps : int
+            AIS sweeps per β step.
+        cess : float
+            Conditional ESS fraction each β step keeps (closer to 1: more, smaller steps).
+        random_state : int
+            Seed of the AIS run (the model's own chains and streams are not touched).
+        n_grid : int, optional
+            Quadrature nodes per side.
+
+        Returns
+        -------
+        (float, float)
+            The result is cached for the current parameters and arguments.
+        """
+        self._check_fitted("log_partition")
+        return log_partition(self, **self._lz_args(method, n_chains, sweeps, cess,
+                                                   random_state, n_grid))
+
+    def score_samples(self, X, method="auto", *, n_chains=None, sweeps=3, cess=0.999,
+                      random_state=0, n_grid=None):
+        """Log density ``ln p(x) = -H(x) - ln Z`` per row, ``-inf`` outside the support.
+
+        ``ln Z`` comes from :meth:`log_partition` (same arguments, cached). Returns ``(n,)``.
+        """
+        self._check_fitted("score_samples")
+        return score_samples(self, X, **self._lz_args(method, n_chains, sweeps, cess,
+                                                      random_state, n_grid))
+
+    def score(self, X, method="auto", **kwargs):
+        """Mean log-likelihood of the rows of ``X`` (the negative held-out NLL, in nats)."""
+        return float(np.mean(self.score_samples(X, method, **kwargs)))
+
+    def entropy(self, method="auto", *, n_chains=None, sweeps=3, cess=0.999, random_state=0,
+                n_grid=None):
+        """``(S, standard error)``: the entropy ``S = ln Z + <H>_p`` of the model.
+
+        At moment matching this is the MaxEnt entropy the θ steps minimise and equals the
+        training cross-entropy (``docs/method.md`` §12). Quadrature for ``d <= 2``
+        (``method="auto"``), else ``ln Z`` and ``<H>_p`` from one AIS run (arguments as
+        :meth:`log_partition`).
+        """
+        self._check_fitted("entropy")
+        return entropy(self, **self._lz_args(method, n_chains, sweeps, cess, random_state,
+                                             n_grid))
+
+    def _lz_args(self, method, n_chains, sweeps, cess, random_state, n_grid):
+        check_params({"method": method, "ais_chains": n_chains, "ais_sweeps": sweeps,
+                      "cess": cess, "ais_random_state": random_state, "n_grid": n_grid})
+        return {"method": method, "n_grid": n_grid, "n_chains": n_chains, "sweeps": sweeps,
+                "cess": cess, "random_state": random_state}
+
+    def log_density(self, X, n_grid=None):
+        """Normalized ``ln p(x) = -H(x) - ln Z`` with ``ln Z`` by quadrature (``d <= 2``)."""
+        self._check_fitted("log_density")
+        lo, hi = self.support_
+        kwargs = {} if n_grid is None else {"n_grid": n_grid}
+        return -self.energy(X) - quadrature.log_partition(self.energy, lo, hi, **kwargs)

@@ -6,9 +6,11 @@
   distribution": a ratio far below 1 means the model copies training images (memorization),
   far above 1 means the samples are off the data manifold (noise, blur).
 * **Classifier scores** (:func:`classifier_scores`): a classifier trained on real labelled
-  digits (:func:`train_classifier`: :func:`mme_numba.nn.classifier_cnn`, i.e. two 3×3 tanh
+  digits (:func:`mme_numba.nn.classifier_cnn`, i.e. two 3×3 tanh
   convolutions 1→8→16, a 64-unit tanh layer and a log-softmax over 10 classes, trained by ADAM
-  on the mean negative log-likelihood with the NumPy backprop) reads every generated image.
+  on the mean negative log-likelihood with the NumPy backprop:
+  :func:`mme_numba.fields.train_classifier` with ``adversarial=0, noise=0,
+  label_smoothing=0``) reads every generated image.
   Mean confidence ``<max_c P(c|x)>`` measures legibility; the fraction of samples given to each
   class, and its entropy as an effective number of classes ``exp(H)`` (10 = every class equally
   often), measure mode coverage. Confidence is only meaningful next to the same score of
@@ -19,11 +21,9 @@ import logging
 
 import numpy as np
 
-from .nn import classifier_cnn
-
 logger = logging.getLogger(__name__)
 
-__all__ = ["nn_distances", "nn_distance_ratio", "train_classifier", "classifier_accuracy",
+__all__ = ["nn_distances", "nn_distance_ratio", "classifier_accuracy",
            "classifier_scores", "quality_report"]
 
 
@@ -87,49 +87,6 @@ def nn_distance_ratio(generated, train, heldout):
             "copies": float(np.mean(g < np.percentile(h, 5.0)))}
 
 
-def train_classifier(X, y, epochs=30, batch_size=64, lr=2e-3, n_classes=10,
-                     image_shape=(8, 8), random_state=0):
-    """Train :func:`mme_numba.nn.classifier_cnn` on labelled images by ADAM (NumPy backprop).
-
-    Parameters
-    ----------
-    X : array_like, shape (n, H*W)
-        Real images, pixels in ``[0, 1]``.
-    y : array_like of int, shape (n,)
-        Labels ``0 .. n_classes - 1``.
-    epochs : int
-        Passes over the shuffled data.
-    batch_size : int
-    lr : float
-        ADAM step size.
-    n_classes : int
-    image_shape : (int, int)
-    random_state : int
-        Seeds the initial weights and the shuffling.
-
-    Returns
-    -------
-    net : Sequential
-        Outputs ``log P(c | x)``, shape ``(n, n_classes)``.
-    history : list of float
-        Mean training negative log-likelihood per epoch.
-    """
-    from .fields import train_classifier as fit_log_softmax_net
-
-    X = _rows(X, "X")
-    y = np.asarray(y, dtype=np.int64)
-    if y.shape != (len(X),) or y.min() < 0 or y.max() >= n_classes:
-        raise ValueError(f"y must hold {len(X)} labels in [0, {n_classes}), got shape {y.shape}")
-    net = classifier_cnn(n_classes, image_shape=image_shape, random_state=random_state)
-    history = []
-    # plain cross-entropy: this classifier grades models, it does not steer them, and its
-    # numbers stay comparable with the runs made before steering fields trained adversarially
-    fit_log_softmax_net(net, X, y, epochs=epochs, lr=lr, batch_size=batch_size,
-                        random_state=random_state, history=history, adversarial=0.0,
-                        noise=0.0, label_smoothing=0.0)
-    return net, history
-
-
 def classifier_accuracy(net, X, y):
     """Fraction of ``X`` whose most probable class is ``y``."""
     return float(np.mean(np.argmax(net.forward(_rows(X, "X")), axis=1) == np.asarray(y)))
@@ -141,7 +98,8 @@ def classifier_scores(net, X):
     Parameters
     ----------
     net : network
-        Returns ``log P(c | x)``, shape ``(n, n_classes)`` (e.g. from :func:`train_classifier`).
+        Returns ``log P(c | x)``, shape ``(n, n_classes)`` (e.g. from
+        :func:`mme_numba.fields.train_classifier`).
     X : array_like, shape (n, d)
 
     Returns
@@ -173,7 +131,7 @@ def quality_report(generated, train, heldout, net, random_state=0):
     heldout : array_like, shape (k, d)
         Real images the model never saw.
     net : network
-        Classifier returning log-probabilities (:func:`train_classifier`).
+        Classifier returning log-probabilities (:func:`mme_numba.fields.train_classifier`).
     random_state : int
         Seeds the uniform-noise reference.
 

@@ -289,8 +289,16 @@ _DATA_COMMON = [
 ]
 
 
+#: ``[observables] kind`` -> the (module, function) that builds it.
+OBSERVABLES = {
+    "mlp": ("mme_numba.nn", "mlp"),
+    "paper_cnn": ("mme_numba.nn", "paper_cnn"),
+    "polynomial": ("mme_numba.observables", "polynomial"),
+    "squared_projections": ("mme_numba.observables", "squared_projections"),
+}
+
+
 def _observable_kinds():
-    from mme_numba.config import OBSERVABLES
     from importlib import import_module
 
     out = {}
@@ -489,18 +497,15 @@ def _estimator_check(cls, key, value):
         est = cls(None, (0.0, 1.0), **{key: value})
     except (TypeError, ValueError) as exc:
         return str(exc)
+    from mme_numba import fitting
+
     # What the estimators check when fit starts beyond the table: the λ and θ optimizers.
-    checks = [getattr(est, name) for name in ("_make_optimizers",) if hasattr(est, name)]
-    if getattr(cls, "_trains_theta", False) and "_prepare_fit" in vars(cls):
-        # MinMaxEnt checks batch_size and theta_steps when fit starts; X is not used there.
-        checks.append(lambda: cls._prepare_fit(est, None))
-    for run in checks:
-        try:
-            run()
-        except (TypeError, ValueError) as exc:
-            return str(exc)
-        except Exception:  # a check that needs more than the value: not ours to judge
-            return None
+    try:
+        fitting.make_optimizers(est)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    except Exception:  # a check that needs more than the value: not ours to judge
+        return None
     return None
 
 
@@ -697,3 +702,40 @@ if __name__ == "__main__":  # pragma: no cover
         print("updated" if update_doc(sys.argv[1]) else "up to date", sys.argv[1])
     else:
         sys.stdout.write(markdown())
+
+
+# ----------------------------------------------------------------------------- [sweep]
+#: ``[sweep]`` keys that are options, not grid axes.
+OPTIONS = ("ranks",)
+#: Shorthands for grid axes.
+ALIASES = {"seed": "model.random_state"}
+
+
+def check_sweep_table(table):
+    """Problems of a ``[sweep]`` table (list of :class:`mme_numba.schema.Problem`)."""
+    problems = []
+    if not isinstance(table, dict):
+        return [Problem("sweep is not a table", expected="a [sweep] table")]
+    axes = 0
+    for key, values in table.items():
+        if key in OPTIONS:
+            if isinstance(values, bool) or not isinstance(values, int) or values < 1:
+                problems.append(Problem(f"{values!r} is not a number of ranks", "sweep", key,
+                                        "an integer >= 1"))
+            continue
+        dotted = ALIASES.get(key, key)
+        parts = dotted.split(".")
+        if len(parts) != 2 or parts[0] not in TABLES or not parts[1]:
+            problems.append(Problem("not a grid axis", "sweep", key,
+                                    '"table.key" with table one of ' + ", ".join(TABLES)
+                                    + ", or " + ", ".join(repr(a) for a in (*ALIASES, *OPTIONS))))
+            continue
+        if not isinstance(values, list) or not values:
+            problems.append(Problem(f"{values!r} is not a list of values", "sweep", key,
+                                    "a non-empty list, e.g. [0, 1]"))
+            continue
+        axes += 1
+    if not axes and not problems:
+        problems.append(Problem("no grid axis", "sweep", None,
+                                'at least one "table.key" = [values] (or seed = [...])'))
+    return problems

@@ -1,14 +1,16 @@
-"""Tunables of the package, in one place, one section per layer.
+"""Every tunable of the package, in one place, one section per layer; modules import their
+numbers from here.
 
 Kernels: none of these changes results: a lock-step kernel computes every chain (or row) with
-exactly the arithmetic of the one-at-a-time kernel, whatever the number of lanes, so they
-only trade speed for memory. Measured with ``benchmarks/run.py`` (``docs/performance.md``).
+exactly the arithmetic of a one-lane block, whatever the number of lanes, so they only trade
+speed for memory. Measured with ``benchmarks/run.py`` (``docs/performance.md``).
+
+Training: changing a value changes behaviour (and the pinned hashes of
+``tests/test_pin_orchestration.py``): each line says what the number does and why it is what
+it is.
 """
 
-__all__ = ["LANES_MIN", "LANES_MAX", "TILE_BYTES", "PARALLEL_CHUNK", "SCAN_LANES",
-           "SCAN_STATE_BYTES"]
-
-# --- kernels ---------------------------------------------------------------------------
+# ----------------------------------------------------------------------------- kernels
 
 #: Fewest and most inputs (chains or rows) evaluated in lock-step by one thread. Lanes are
 #: the innermost loop index, so LLVM vectorizes across them; a multiple of 8 fills
@@ -35,3 +37,50 @@ SCAN_LANES = 256
 #: stay within: a block with more state halves its lanes until it fits, down to 64. It only
 #: bounds memory: more lanes barely pay on large images (``docs/performance.md``).
 SCAN_STATE_BYTES = 40 * 1024 * 1024
+
+# ---------------------------------------------------------------------------- training
+#: ``sweeps="auto"``: the range of the sweep count per epoch.
+SWEEPS_MIN, SWEEPS_MAX = 10, 100
+#: Lag correlation (chain energies before vs after an epoch's sweeps) above which the count
+#: grows by SWEEPS_GROW, and below which it shrinks by SWEEPS_SHRINK.
+LAG_HIGH, LAG_LOW = 0.3, 0.1
+SWEEPS_GROW, SWEEPS_SHRINK = 1.25, 0.8
+#: ``step_size="auto"``: the first step as a fraction of the smallest box side.
+STEP_FRACTION = 0.1
+#: Burn-in runs in blocks of this many sweeps, adapting the step after each block.
+BURN_IN_BLOCK = 10
+#: Longest single kernel call of ``sample``: a KeyboardInterrupt is only seen between calls.
+SWEEP_BLOCK = 1000
+#: The step ladder: wider rungs as powers of LADDER_FACTOR times the adapted step, at most
+#: LADDER_RUNGS rungs; a wide rung accepting below LADDER_MIN_ACCEPTANCE is switched off
+#: and retried every LADDER_RETRY runs.
+LADDER_FACTOR = 4.0
+LADDER_RUNGS = 4
+LADDER_MIN_ACCEPTANCE = 0.01
+LADDER_RETRY = 100
+#: Replica exchange: hottest level of an ``int`` ladder, gain of its adaptation, longest ladder.
+BETA_MIN = 0.1
+LADDER_GAIN = 0.5
+MAX_LEVELS = 64
+#: Divergence guard: a χ² or |λ| above JUMP times the median of the last GUARD_MEMORY
+#: epochs (and above GUARD_FLOOR) is a divergence; MAX_ROLLBACKS in a row stop training.
+JUMP, GUARD_MEMORY, GUARD_FLOOR, MAX_ROLLBACKS = 30.0, 25, 1.0, 5
+#: After this many good epochs in a row one halving of the steps made by a rollback is undone.
+GUARD_RECOVER = 20
+#: ``epochs="auto"``: plateaus of PLATEAU_WINDOW-epoch means of the entropy, improvement
+#: below PLATEAU_TOL nats; stop after PLATEAU_PATIENCE step reductions.
+PLATEAU_WINDOW, PLATEAU_TOL, PLATEAU_PATIENCE = 50, 2e-3, 3
+#: No plateau is declared before this epoch (MaxEnt, MinMaxEnt).
+PLATEAU_MIN_EPOCHS_MAXENT, PLATEAU_MIN_EPOCHS_MINMAXENT = 50, 200
+#: Default epoch caps of ``epochs="auto"`` (MaxEnt, MinMaxEnt).
+MAX_EPOCHS_MAXENT, MAX_EPOCHS_MINMAXENT = 500, 2000
+#: Held-out early stopping: smoothing window, patience (epochs) and tolerance (nats).
+HELDOUT_SMOOTH, HELDOUT_PATIENCE, HELDOUT_TOL = 10, 100, 1e-3
+#: ``lr_theta="auto"``: epochs over which the θ step's KL budget warms up.
+THETA_WARMUP = 20
+#: Chains of the AIS run that re-anchors the tracked ln Z (``anchor_every``).
+ANCHOR_CHAINS = 256
+#: Factor applied to every step size at a rollback and at each plateau.
+RATE_CUT = 0.5
+#: A steering field whose reweighting ESS fraction falls below this is logged as dominant.
+FIELD_ESS_WARN = 0.01

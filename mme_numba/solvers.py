@@ -22,7 +22,8 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = ["Adam", "AdamSolver", "NewtonSolver", "make_lambda_solver", "weighted_moments",
-           "dual_change", "chi2", "chi2_gradient", "log_weights"]
+           "dual_change", "chi2", "chi2_gradient", "log_weights", "logmeanexp",
+           "reweighted_kl"]
 
 
 class Adam:
@@ -68,6 +69,21 @@ class Adam:
             self.t = int(arrays[f"{prefix}_t"])
 
 
+def reweighted_kl(delta_energy, logw=None):
+    """``KL(p ‖ p')`` for ``p' ∝ p·exp(-ΔH)`` from samples of ``p``: ``<ΔH> + ln <exp(-ΔH)>``.
+
+    Exact in expectation over samples of ``p`` and never negative (Jensen). ``logw``
+    reweights the samples when they were drawn from a neighbour of ``p``.
+    """
+    dh = np.asarray(delta_energy, dtype=np.float64)
+    if logw is None:
+        mean = float(dh.mean())
+    else:
+        w = np.exp(logw - logw.max())
+        mean = float(w @ dh / w.sum())
+    return max(mean + logmeanexp(-dh, logw), 0.0)
+
+
 def log_weights(O, delta):
     """Log reweighting factors ``-δ·O_k`` for samples drawn at ``λ0`` evaluated at ``λ0 + δ``."""
     return -(O @ delta)
@@ -97,9 +113,16 @@ def weighted_moments(O, logw=None):
     return mean, cov, float(ess)
 
 
-def _logmeanexp(a):
+def logmeanexp(a, logw=None):
+    """``ln Σ w_k exp(a_k)`` with normalised weights ``w ∝ exp(logw)`` (uniform if ``None``)."""
+    a = np.asarray(a, dtype=np.float64)
+    if logw is None:
+        amax = a.max()
+        return float(amax + np.log(np.mean(np.exp(a - amax))))
+    lw = logw - logw.max()
+    w = np.exp(lw) / np.exp(lw).sum()
     amax = a.max()
-    return amax + np.log(np.mean(np.exp(a - amax)))
+    return float(amax + np.log(np.sum(w * np.exp(a - amax))))
 
 
 def dual_change(O, delta, obar, logw=None):
@@ -110,13 +133,31 @@ def dual_change(O, delta, obar, logw=None):
     """
     a = log_weights(O, delta)
     if logw is None:
-        return float(_logmeanexp(a) + delta @ obar)
-    return float(_logmeanexp(a + logw) - _logmeanexp(logw) + delta @ obar)
+        return float(logmeanexp(a) + delta @ obar)
+    return float(logmeanexp(a + logw) - logmeanexp(logw) + delta @ obar)
 
 
-def chi2(residual, variance):
-    """Variance-scaled cost of Eq. 5, ``Σ_i r_i² / σ_i²``."""
-    return float(np.sum(residual * residual / variance))
+def chi2(residual, variance, eps=1e-12):
+    """Variance-scaled moment mismatch of Eq. 5, ``χ² = Σ_i r_i² / σ_i²``.
+
+    Parameters
+    ----------
+    residual : array_like, shape (..., m)
+        ``r = <O>_model - ō``.
+    variance : array_like, shape (m,) or (..., m)
+        Data variances ``σ_i² = Var_data(O_i)``.
+    eps : float, default 1e-12
+        Floor on ``σ_i²``: an observable constant on the data (σ_i = 0) would
+        otherwise divide by zero; with the floor, any mismatch on it dominates χ².
+
+    Returns
+    -------
+    chi2 : float or ndarray, shape (...)
+    """
+    r = np.asarray(residual, dtype=np.float64)
+    v = np.maximum(np.asarray(variance, dtype=np.float64), eps)
+    out = np.sum(r * r / v, axis=-1)
+    return float(out) if np.ndim(out) == 0 else out
 
 
 def chi2_gradient(residual, cov, variance):
@@ -137,8 +178,6 @@ class _LambdaSolver:
     max_kl = 0.1
 
     def _within_kl(self, step, O, logw):
-        from .training import reweighted_kl
-
         kl = reweighted_kl(O @ step, logw)      # ΔH = δ·O on the samples
         if np.isfinite(kl) and kl > self.max_kl:
             return step * np.sqrt(self.max_kl / kl)
@@ -175,7 +214,8 @@ class _LambdaSolver:
         lam0 = lam.copy()
         lam = lam.copy()
         mean, cov, _ = weighted_moments(O)
-        info = {"chi2": chi2((mean - obar)[active], var[active]), "ess_fraction": 1.0, "steps": 0}
+        info = {"chi2": chi2((mean - obar)[active], var[active], eps=0.0), "ess_fraction": 1.0,
+                "steps": 0}
         if not np.any(active):  # every observable frozen: nothing to fit
             return lam, info
         logw = None

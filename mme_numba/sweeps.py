@@ -31,6 +31,8 @@ import math
 import os
 from pathlib import Path
 
+from .schema import ALIASES, OPTIONS, check_sweep_table
+
 __all__ = ["Sweep", "load_sweep", "check_sweep_table", "run_task", "gather", "TASK_ENV",
            "SWEEP_FILE", "TASK_FILE", "RESULT_FILE"]
 
@@ -41,42 +43,6 @@ TASK_ENV = "SLURM_ARRAY_TASK_ID"
 SWEEP_FILE = "sweep.json"
 TASK_FILE = "task.json"
 RESULT_FILE = "result.json"
-#: ``[sweep]`` keys that are options, not grid axes.
-OPTIONS = ("ranks",)
-#: Shorthands for grid axes.
-ALIASES = {"seed": "model.random_state"}
-
-
-def check_sweep_table(table):
-    """Problems of a ``[sweep]`` table (list of :class:`mme_numba.schema.Problem`)."""
-    from .schema import TABLES, Problem
-
-    problems = []
-    if not isinstance(table, dict):
-        return [Problem("sweep is not a table", expected="a [sweep] table")]
-    axes = 0
-    for key, values in table.items():
-        if key in OPTIONS:
-            if isinstance(values, bool) or not isinstance(values, int) or values < 1:
-                problems.append(Problem(f"{values!r} is not a number of ranks", "sweep", key,
-                                        "an integer >= 1"))
-            continue
-        dotted = ALIASES.get(key, key)
-        parts = dotted.split(".")
-        if len(parts) != 2 or parts[0] not in TABLES or not parts[1]:
-            problems.append(Problem("not a grid axis", "sweep", key,
-                                    '"table.key" with table one of ' + ", ".join(TABLES)
-                                    + ", or " + ", ".join(repr(a) for a in (*ALIASES, *OPTIONS))))
-            continue
-        if not isinstance(values, list) or not values:
-            problems.append(Problem(f"{values!r} is not a list of values", "sweep", key,
-                                    "a non-empty list, e.g. [0, 1]"))
-            continue
-        axes += 1
-    if not axes and not problems:
-        problems.append(Problem("no grid axis", "sweep", None,
-                                'at least one "table.key" = [values] (or seed = [...])'))
-    return problems
 
 
 class Sweep:
@@ -166,13 +132,6 @@ def _read_json(path):
         return None
 
 
-def _write_json(path, obj):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
-
-
 def _mpi_comm(ranks):
     """The world communicator when this process runs under MPI with several ranks.
 
@@ -202,7 +161,7 @@ def run_task(sweep, k, overwrite=False, progress=False):
         process is rank 0 (the one that writes and reports).
     """
     from . import parallel
-    from .cli import _quality, _true_logpdf, train_run
+    from . import runs
 
     out = sweep.task_dir(k)
     cfg = sweep.task_config(k)
@@ -218,14 +177,14 @@ def run_task(sweep, k, overwrite=False, progress=False):
     root = parallel.is_root(comm)
     if root:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(sweep.out / SWEEP_FILE, {"config": str(sweep.path), "n_tasks": sweep.n_tasks,
+        runs.write_json(sweep.out / SWEEP_FILE, {"config": str(sweep.path), "n_tasks": sweep.n_tasks,
                                              "axes": [name for name, _ in sweep.axes]})
         task = _read_json(out / TASK_FILE) or {"task": k, "attempts": 0}
         task.update(params=sweep.params(k), attempts=int(task.get("attempts", 0)) + 1)
-        _write_json(out / TASK_FILE, task)
+        runs.write_json(out / TASK_FILE, task)
     if comm is not None:
         comm.Barrier()
-    model, X, seconds = train_run(cfg, out, resume=not overwrite, overwrite=overwrite,
+    model, X, seconds = runs.train_run(cfg, out, resume=not overwrite, overwrite=overwrite,
                                   progress=progress, comm=comm)
     last = model.history_[-1] if model.history_ else {}
     result = {"task": k, **sweep.params(k), "epochs": int(model.epoch_),
@@ -233,7 +192,8 @@ def run_task(sweep, k, overwrite=False, progress=False):
               "wall_s": seconds, "ranks": 1 if comm is None else comm.Get_size()}
     if model.n_features_in_ <= 2:
         lo, hi = model.support_
-        quality = _quality(model, X, _true_logpdf(cfg["data"], lo, hi), with_true_entropy=False)
+        quality = runs.quality(model, X, runs.true_logpdf_of(cfg["data"], lo, hi),
+                               with_true_entropy=False)
         result["entropy"] = quality.get("entropy")
         result["kl"] = quality.get("kl")
     else:
@@ -243,8 +203,8 @@ def run_task(sweep, k, overwrite=False, progress=False):
         result["attempts"] = task.get("attempts", 1)
         result["wall_s"] = float(task.get("wall_s", 0.0)) + seconds
         task["wall_s"] = result["wall_s"]
-        _write_json(out / TASK_FILE, task)
-        _write_json(out / RESULT_FILE, result)
+        runs.write_json(out / TASK_FILE, task)
+        runs.write_json(out / RESULT_FILE, result)
     return {**result, "root": root}
 
 

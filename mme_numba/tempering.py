@@ -8,22 +8,16 @@ levels cross barriers that single moves at ``β = 1`` do not, and the swaps carr
 crossings down to the chains the model is fitted on and sampled from (``docs/method.md`` §7).
 
 ``betas`` is ``None`` (no tempering), an int ``K ≥ 2`` (a ladder of ``K`` levels, geometric
-from 1 to :data:`BETA_MIN`, whose inner levels are then moved during training so that every
+from 1 to ``settings.BETA_MIN``, whose inner levels are then moved during training so that every
 neighbouring pair swaps equally often), or an explicit decreasing array starting at 1.0 (kept
 as given).
 """
 
 import numpy as np
 
+from .settings import BETA_MIN, LADDER_GAIN, MAX_LEVELS
+
 __all__ = ["BETA_MIN", "LADDER_GAIN", "resolve_ladder", "adapt_ladder", "Replicas"]
-
-#: Hottest level of an ``int`` ladder: ``exp(−0.1 H)`` (ten times the temperature).
-BETA_MIN = 0.1
-#: Gain of the ladder's per-epoch update of its log-spacings by swap-rate differences.
-LADDER_GAIN = 0.5
-#: Longest ladder accepted as an int.
-MAX_LEVELS = 64
-
 
 def resolve_ladder(betas):
     """``(ladder, adaptive)`` for a ``betas`` parameter; ``(None, False)`` without tempering.

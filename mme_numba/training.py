@@ -24,39 +24,15 @@ estimator to restore the last good state.
 
 import numpy as np
 
+from . import settings as S
+from .solvers import logmeanexp, reweighted_kl
+
 __all__ = ["ThetaStepControl", "EntropyTracker", "Plateau", "DivergenceGuard", "HeldOut",
            "TrainingDivergedError", "reweighted_kl", "logmeanexp", "bennett_log_ratio"]
 
 
 class TrainingDivergedError(RuntimeError):
     """Training diverged repeatedly; the model holds its last good state."""
-
-
-def logmeanexp(a, logw=None):
-    """``ln Σ w_k exp(a_k)`` with normalised weights ``w ∝ exp(logw)`` (uniform if ``None``)."""
-    a = np.asarray(a, dtype=np.float64)
-    if logw is None:
-        amax = a.max()
-        return float(amax + np.log(np.mean(np.exp(a - amax))))
-    lw = logw - logw.max()
-    w = np.exp(lw) / np.exp(lw).sum()
-    amax = a.max()
-    return float(amax + np.log(np.sum(w * np.exp(a - amax))))
-
-
-def reweighted_kl(delta_energy, logw=None):
-    """``KL(p ‖ p')`` for ``p' ∝ p·exp(-ΔH)`` from samples of ``p``: ``<ΔH> + ln <exp(-ΔH)>``.
-
-    Exact in expectation over samples of ``p`` and never negative (Jensen). ``logw``
-    reweights the samples when they were drawn from a neighbour of ``p``.
-    """
-    dh = np.asarray(delta_energy, dtype=np.float64)
-    if logw is None:
-        mean = float(dh.mean())
-    else:
-        w = np.exp(logw - logw.max())
-        mean = float(w @ dh / w.sum())
-    return max(mean + logmeanexp(-dh, logw), 0.0)
 
 
 class ThetaStepControl:
@@ -70,7 +46,7 @@ class ThetaStepControl:
         Epochs over which the budget rises linearly from ``kl_step / 10``.
     """
 
-    def __init__(self, kl_step, warmup=20):
+    def __init__(self, kl_step, warmup=S.THETA_WARMUP):
         self.kl_step = float(kl_step)
         self.warmup = int(warmup)
         self.scale = 1e-3      # ADAM-direction multiplier tried next (in θ units)
@@ -192,7 +168,8 @@ class Plateau:
         No plateau is declared before this many epochs.
     """
 
-    def __init__(self, window=50, tol=2e-3, patience=3, min_epochs=200):
+    def __init__(self, window=S.PLATEAU_WINDOW, tol=S.PLATEAU_TOL, patience=S.PLATEAU_PATIENCE,
+                 min_epochs=S.PLATEAU_MIN_EPOCHS_MINMAXENT):
         self.window, self.tol = int(window), float(tol)
         self.patience, self.min_epochs = int(patience), int(min_epochs)
         self.values = []
@@ -250,7 +227,8 @@ class DivergenceGuard:
         undone (see :meth:`accept`).
     """
 
-    def __init__(self, jump=30.0, memory=25, floor=1.0, max_rollbacks=5, recover=20):
+    def __init__(self, jump=S.JUMP, memory=S.GUARD_MEMORY, floor=S.GUARD_FLOOR,
+                 max_rollbacks=S.MAX_ROLLBACKS, recover=S.GUARD_RECOVER):
         self.jump, self.memory, self.floor = float(jump), int(memory), float(floor)
         self.max_rollbacks, self.recover = int(max_rollbacks), int(recover)
         self.debt = 0                # halvings made by rollbacks and not yet undone
@@ -328,10 +306,6 @@ class DivergenceGuard:
         self.streak = int(state.get("streak", 0))
 
 
-#: Chains of the AIS run that re-anchors the tracked ln Z (``anchor_every``).
-ANCHOR_CHAINS = 256
-
-
 def anchor(model, tracker, seed):
     """Set ``tracker.log_z`` to an AIS estimate for the model's current parameters.
 
@@ -341,7 +315,7 @@ def anchor(model, tracker, seed):
     """
     from .likelihood import anneal
 
-    res = anneal(model, n_chains=ANCHOR_CHAINS, random_state=int(seed), n_bootstrap=0)
+    res = anneal(model, n_chains=S.ANCHOR_CHAINS, random_state=int(seed), n_bootstrap=0)
     shift = res.log_z - tracker.log_z
     tracker.log_z = res.log_z
     return float(shift)
@@ -370,7 +344,8 @@ class HeldOut:
     tol : float
     """
 
-    def __init__(self, fraction, seed, smooth=10, patience=100, tol=1e-3):
+    def __init__(self, fraction, seed, smooth=S.HELDOUT_SMOOTH, patience=S.HELDOUT_PATIENCE,
+                 tol=S.HELDOUT_TOL):
         self.fraction = None if fraction is None else float(fraction)
         self.seed = int(seed)
         self.smooth, self.patience, self.tol = int(smooth), int(patience), float(tol)

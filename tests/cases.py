@@ -1,4 +1,5 @@
-"""Networks and chain states shared by the image-kernel tests (test_images, test_scan)."""
+"""Networks, chain states and solver wrappers shared by several test files (test_images,
+test_scan; PoisonOnce: test_training, test_pin_orchestration)."""
 
 import numpy as np
 
@@ -35,3 +36,18 @@ def conv_only_square():
     net.set_theta(net.theta + 0.2)
     spec = np.vstack([net.describe(), [[K.SQUARE, 24, 24, 0, 0, 0, 0, 0]]])
     return spec, net.kernel_params(), np.random.default_rng(0).normal(size=24)
+
+
+class PoisonOnce:
+    """A λ solver wrapper that returns NaN at chosen calls: a divergence on demand."""
+
+    def __init__(self, solver, bad_calls):
+        self.solver, self.bad, self.calls = solver, set(bad_calls), 0
+        self.adam = getattr(solver, "adam", None)
+
+    def fit(self, lam, *args):
+        self.calls += 1
+        new, info = self.solver.fit(lam, *args)
+        if self.calls in self.bad:
+            new = np.full_like(new, np.nan)
+        return new, info

@@ -434,7 +434,7 @@ def test_compile_notice_once_and_not_when_cached(trained, workdir, tmp_path):
 
 
 def test_steer_keeps_its_classifier_with_the_run(tmp_path, monkeypatch):
-    from mme_numba.cli import CLASSIFIER_FILE, classifier_cache
+    from mme_numba.runs import CLASSIFIER_FILE, classifier_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     run = tmp_path / "run"
@@ -474,14 +474,14 @@ epochs = 2
 
 def test_the_judge_in_evaluate_takes_the_digits_the_model_did_not_see_as_its_yardstick():
     pytest.importorskip("sklearn")
-    from mme_numba import cli as climod
+    from mme_numba import runs
 
     X, _ = mme.datasets.digits(200, seed=0)
-    train, heldout = climod._digit_split(X)
+    train, heldout = runs.digit_split(X)
     assert len(heldout) == 1797 - 200
     assert not ({r.tobytes() for r in heldout} & {r.tobytes() for r in X})
-    assert climod._digit_split(np.random.default_rng(0).random((50, 64))) is None
-    r = climod._judge(np.random.default_rng(1).random((64, 64)), X)
+    assert runs.digit_split(np.random.default_rng(0).random((50, 64))) is None
+    r = runs.judge(np.random.default_rng(1).random((64, 64)), X)
     assert r["nn_ratio"] > 2 and r["top_class_probability"] < 0.5
 
 

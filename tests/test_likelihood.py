@@ -10,6 +10,7 @@ import pytest
 from scipy import integrate
 
 import mme_numba as mme
+from mme_numba import fitting
 from mme_numba import likelihood
 
 
@@ -18,7 +19,7 @@ def quadratic_model(d, seed=1, lo=-3.0, hi=4.0, move="scan"):
     rng = np.random.default_rng(seed)
     model = mme.MaxEnt(mme.observables.polynomial(2), support=(lo, hi), move=move,
                        n_chains=512, random_state=0)
-    model._initialize(rng.uniform(-1, 1, (4, d)))     # fitted state without training
+    fitting.start(model, rng.uniform(-1, 1, (4, d)))     # fitted state without training
     a, b = rng.uniform(-1, 1, d), rng.uniform(0.2, 2.0, d)
     model.lambda_ = np.ravel(np.column_stack([a, b]))  # feature-major: (x_j, x_j²)
     exact = sum(np.log(integrate.quad(lambda t: np.exp(-aj * t - bj * t * t), lo, hi)[0])
@@ -163,7 +164,7 @@ def test_anchoring_puts_the_tracked_log_z_on_the_ais_value():
     assert shifts == [1, 21]
     check = mme.MaxEnt(mme.observables.polynomial(2), support=(-4, 4), n_chains=256,
                        random_state=0)
-    check._initialize(X)
+    fitting.start(check, X)
     check.lambda_ = np.asarray(model.history_[-2]["lambda"])   # λ at the start of epoch 21
     exact, _ = check.log_partition(method="quadrature")
     assert model.history_[-1]["log_z"] == pytest.approx(exact, abs=0.05)

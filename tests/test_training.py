@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import mme_numba as mme
+from cases import PoisonOnce as _PoisonOnce
+from mme_numba import settings
 from mme_numba import core, quadrature, solvers, training
 
 LO, HI = -6.0, 6.0
@@ -213,21 +215,6 @@ def test_maxent_auto_epochs_stop_once_the_dual_is_flat():
     assert abs(model.history_[-1]["entropy_estimate"] - 0.5 * np.log(2 * np.pi * np.e * s2)) < 0.25
 
 
-class _PoisonOnce:
-    """A λ solver wrapper that returns NaN at chosen calls: a divergence on demand."""
-
-    def __init__(self, solver, bad_calls):
-        self.solver, self.bad, self.calls = solver, set(bad_calls), 0
-        self.adam = getattr(solver, "adam", None)
-
-    def fit(self, lam, *args):
-        self.calls += 1
-        new, info = self.solver.fit(lam, *args)
-        if self.calls in self.bad:
-            new = np.full_like(new, np.nan)
-        return new, info
-
-
 def _small_model(**kw):
     return mme.MinMaxEnt(mme.nn.mlp([1, 8, 2], random_state=0), support=(LO, HI), n_chains=128,
                          sweeps=2, burn_in=20, random_state=0, **kw)
@@ -343,23 +330,27 @@ def test_auto_sweeps_grow_while_chains_lag_and_stay_put_when_they_mix():
     m = mme.MaxEnt(mme.observables.polynomial(2), support=(-5, 5), n_chains=64, burn_in=2,
                    random_state=0).fit(np.random.default_rng(0).normal(size=(100, 1)), epochs=2)
     assert m.sweeps == "auto" and m.sweeps_ == 10
+
+    def adapt(before, after):       # what an epoch does with the energies it measured
+        return m._chains.adapt_sweeps(before, after, m.sweeps == "auto")
+
     rng = np.random.default_rng(1)
     h = rng.normal(size=500)
     lagging = h + 0.3 * rng.normal(size=500)             # correlation ~0.96
-    assert m._adapt_sweeps(h, lagging) > 0.9 and m.sweeps_ == 13
-    m._adapt_sweeps(h, lagging)
+    assert adapt(h, lagging) > 0.9 and m.sweeps_ == 13
+    adapt(h, lagging)
     assert m.sweeps_ == 17
-    assert abs(m._adapt_sweeps(h, rng.normal(size=500))) < 0.1 and m.sweeps_ == 13
+    assert abs(adapt(h, rng.normal(size=500))) < 0.1 and m.sweeps_ == 13
     for _ in range(30):
-        m._adapt_sweeps(h, lagging)
-    assert m.sweeps_ == m.SWEEPS_MAX
+        adapt(h, lagging)
+    assert m.sweeps_ == settings.SWEEPS_MAX
     for _ in range(30):
-        m._adapt_sweeps(h, rng.normal(size=500))
-    assert m.sweeps_ == m.SWEEPS_MIN
+        adapt(h, rng.normal(size=500))
+    assert m.sweeps_ == settings.SWEEPS_MIN
     m.set_params(sweeps=7)                                # a fixed count is left alone
-    m._adapt_sweeps(h, lagging)
+    adapt(h, lagging)
     assert m.sweeps_ == 7
-    assert m._adapt_sweeps(np.zeros(10), h[:10]) is None  # λ = 0: no energy spread yet
+    assert adapt(np.zeros(10), h[:10]) is None  # λ = 0: no energy spread yet
 
 
 def test_auto_sweeps_follow_the_lag_in_a_fit_and_survive_a_checkpoint(tmp_path):

@@ -175,15 +175,15 @@ def test_fit_and_sample_refuse_arrays_that_would_not_fit_in_memory(monkeypatch, 
 
 
 def test_long_sampling_rounds_run_in_blocks_with_the_same_result():
-    from mme_numba import model as M
+    from mme_numba import settings as M
 
     a = _model().fit(X, epochs=1)
     b = _model().fit(X, epochs=1)
     xa = a.sample(5, sweeps=7)
-    old = M._SWEEP_BLOCK
-    M._SWEEP_BLOCK = 3            # rounds of 7 sweeps as blocks of 3, 3, 1
+    old = M.SWEEP_BLOCK
+    M.SWEEP_BLOCK = 3            # rounds of 7 sweeps as blocks of 3, 3, 1
     try:
         xb = b.sample(5, sweeps=7)
     finally:
-        M._SWEEP_BLOCK = old
+        M.SWEEP_BLOCK = old
     np.testing.assert_allclose(xb, xa, rtol=0, atol=1e-12)

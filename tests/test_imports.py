@@ -116,8 +116,6 @@ def test_the_lower_layers_have_no_import_cycle():
     assert cycle is None, " -> ".join(cycle)
 
 
-@pytest.mark.xfail(strict=True, reason="io <-> model, config <-> schema, config <-> sweeps "
-                   "<-> cli: the orchestration part of issue 16 removes them")
 def test_the_package_has_no_import_cycle():
     cycle = find_cycle(_without_package_inits(import_graph()))
     assert cycle is None, " -> ".join(cycle)

@@ -19,6 +19,11 @@ from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 
 SLOW_MARK = "<!-- slow -->"
 
+# The sweeps' per-host lanes measurement (mme_numba/kernels/tune.py) caches its result in a
+# user cache directory; a test run keeps its own (subprocesses inherit it), so it neither
+# writes into the home directory nor depends on what an earlier run measured there.
+os.environ.setdefault("MME_NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="mme_numba_cache_"))
+
 
 def _enter_tmpdir(namespace):
     namespace["__cwd__"] = os.getcwd()

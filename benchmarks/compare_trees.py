@@ -2,9 +2,11 @@
 
     git worktree add /tmp/before <commit>
     python benchmarks/compare_trees.py /tmp/before . --rounds 5
+    python benchmarks/compare_trees.py . . --before-env MME_NUMBA_TUNE=0   # one tree, two settings
 
 Each round runs one fresh process per tree, alternating, pinned to core 0 with
-``NUMBA_NUM_THREADS=1`` (single-thread A/B ratios are the steady ones on a shared host). A
+``NUMBA_NUM_THREADS=1`` (single-thread A/B ratios are the steady ones on a shared host;
+``--threads N`` runs unpinned with N threads). A
 process imports ``mme_numba`` from its tree and times, best of 11 calls after a warm-up call,
 the sweeps on the MLP (all-coordinate and random-scan single-coordinate moves, 1024 chains)
 and on the paper CNN (systematic scan, 512 chains) of ``benchmarks/problems.py``, and the
@@ -63,10 +65,11 @@ print(json.dumps({"mlp all-coordinate": sweeps(m, K.MOVE_ALL, 300),
 """
 
 
-def measure(tree):
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+def measure(tree, threads=1, extra_env=()):
+    env = dict(os.environ, NUMBA_NUM_THREADS=str(threads))
+    env.update(kv.split("=", 1) for kv in extra_env)
     cmd = [sys.executable, "-c", _MEASURE, os.path.abspath(tree)]
-    if shutil.which("taskset"):
+    if threads == 1 and shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
     out = subprocess.run(cmd, env=env, cwd="/", capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -77,6 +80,11 @@ def main(argv=None):
     ap.add_argument("before")
     ap.add_argument("after")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="NUMBA_NUM_THREADS of the measured processes (pinned to core 0 if 1)")
+    ap.add_argument("--before-env", action="append", default=[], metavar="KEY=VALUE",
+                    help="environment of the first tree's processes (repeatable)")
+    ap.add_argument("--after-env", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
     sys.path.insert(0, HERE)
     from hostinfo import host
@@ -84,7 +92,8 @@ def main(argv=None):
     runs = {"before": [], "after": []}
     for r in range(args.rounds):
         for name in ("before", "after"):
-            runs[name].append(measure(getattr(args, name)))
+            runs[name].append(measure(getattr(args, name), args.threads,
+                                      getattr(args, name + "_env")))
             print(r, name, json.dumps(runs[name][-1]), flush=True)
     print("host:", json.dumps(host()))
     print(f"{'kernel':20s} {'before':>12s} {'after':>12s} {'after/before':>13s}  per round")

@@ -29,16 +29,14 @@ def host():
     """``{"cpu", "isa", "cores", "numba_threads", "python", "numba", "llvm", "numpy"}`` of this
     machine and process (``isa``: the vector-unit flags, :data:`ISA_FLAGS`; ``llvm``: the LLVM
     that numba compiles with)."""
-    lines = _cpuinfo()
-    cpu = next((line.split(":", 1)[1].strip() for line in lines
-                if line.startswith("model name")), platform.processor() or platform.machine())
-    ids = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in lines
-                                                if line.startswith(("cpu family", "model\t")))}
-    if ids:  # the CPU generation, where the model name does not say it ("AMD EPYC")
-        cpu += f" (family {ids.get('cpu family', '?')}, model {ids.get('model', '?')})"
     import llvmlite.binding
     import numba
     import numpy
+
+    from mme_numba.kernels.tune import cpu_model  # with the generation ("AMD EPYC" does not say)
+
+    lines = _cpuinfo()
+    cpu = cpu_model()
 
     return {"cpu": cpu, "isa": isa(lines), "cores": os.cpu_count(),
             "numba_threads": os.environ.get("NUMBA_NUM_THREADS", "default"),

@@ -18,6 +18,11 @@ it is.
 LANES_MIN = 8
 LANES_MAX = 64
 
+#: ``kernels/tune.py`` measures the best lanes cap of the sweeps on each host at first use;
+#: a cap other than LANES_MAX is taken only when it was at least this much faster (a noisy
+#: measurement keeps the default). On a Zen 3 host 128 lanes ran 1.06-1.14x faster than 64.
+TUNE_MIN_GAIN = 1.05
+
 #: Bytes of one lock-step activation buffer ``(width, lanes)`` float64 to aim for, so that
 #: the two ping-pong buffers stay in a core's L2 cache; wide networks get fewer lanes (the
 #: paper's digit CNN, width 1024: 32 lanes).

@@ -609,8 +609,9 @@ def empty_slabs(n_slabs, n_rows, n_lanes):
     return _aligned_flat(n_slabs * n_rows * n_lanes).reshape((n_slabs, n_rows, n_lanes))
 
 
-def lanes_for(*specs, n_items=None):
-    """Number of lock-step lanes for networks ``specs``: ``settings.LANES_MIN .. LANES_MAX``.
+def lanes_for(*specs, n_items=None, most=None):
+    """Number of lock-step lanes for networks ``specs``: ``settings.LANES_MIN .. most``
+    (default ``settings.LANES_MAX``; the sweeps pass the per-host :func:`.tune.lanes_max`).
 
     Wider networks get fewer lanes so that an activation buffer ``(width, lanes)`` stays
     near ``settings.TILE_BYTES``; ``n_items`` inputs are split into at least 4 blocks per
@@ -622,7 +623,8 @@ def lanes_for(*specs, n_items=None):
     if n_items is not None:
         per_block = -(-max(int(n_items), 1) // (4 * numba.get_num_threads()))
         lanes = min(lanes, -(-per_block // 8) * 8)
-    lanes = max(settings.LANES_MIN, min(settings.LANES_MAX, lanes))
+    most = settings.LANES_MAX if most is None else int(most)
+    lanes = max(settings.LANES_MIN, min(most, lanes))
     return int(lanes - lanes % 8) if lanes >= 8 else int(lanes)
 
 

@@ -20,6 +20,7 @@ The second energy term (``spec2, params2, lam2``, zero rows when absent) and the
 """
 
 from ..spec import CONV2D, DENSE, MOVE_ALL, MOVE_MALA, MOVE_SCAN, MOVE_SINGLE
+from . import tune
 from .interpret import dynamic_schedule, lanes_for
 from .moves.all_coords import all_sweeps
 from .moves.box import chain_args, check_move
@@ -67,7 +68,8 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
         Update a first DENSE or CONV2D prefix incrementally (default). ``False`` forces full
         forwards (the same chain up to rounding; tests compare one path with the other).
     lanes : int, optional
-        Chains advanced in lock-step by one thread (default: ``lanes_for`` the networks).
+        Chains advanced in lock-step by one thread (default: ``lanes_for`` the networks,
+        at most the per-host :func:`.tune.lanes_max`).
         Results are bit-identical for every value; it only changes speed.
 
     Returns
@@ -93,7 +95,10 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
     n_chains = x.shape[0]
     if n_chains == 0 or n_sweeps == 0:
         return
-    lanes = lanes_for(spec, spec2, n_items=n_chains) if lanes is None else int(lanes)
+    if lanes is None:
+        most = tune.lanes_max("all" if move == MOVE_ALL else "single")
+        lanes = lanes_for(spec, spec2, n_items=n_chains, most=most)
+    lanes = int(lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be a positive integer, got {lanes}")
     args = (spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,

@@ -37,7 +37,7 @@ __all__ = [
     "DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
     "LOGSOFTMAX", "SPEC_WIDTH", "forward_one", "observables_batch", "energy_batch",
     "max_width", "validate_spec", "empty_term", "forward_rows", "energy_one",
-    "forward_lockstep", "energy_lockstep", "lockstep_scratch", "lanes_for",
+    "forward_lockstep", "energy_lockstep", "lockstep_scratch", "lanes_for", "check_terms",
     "dynamic_schedule",
 ]
 
@@ -713,6 +713,17 @@ def _check_term(spec, params, lam, n_features, names):
     return spec, params, lam
 
 
+def check_terms(spec, params, lam, spec2, params2, lam2, n_features):
+    """Both energy terms checked against ``n_features`` (:func:`_check_term`); the first
+    must have at least one row. Returns the six normalized arrays."""
+    spec, params, lam = _check_term(spec, params, lam, n_features, ("spec", "params", "lam"))
+    spec2, params2, lam2 = _check_term(spec2, params2, lam2, n_features,
+                                       ("spec2", "params2", "lam2"))
+    if spec.shape[0] == 0:
+        raise ValueError("spec must have at least one row")
+    return spec, params, lam, spec2, params2, lam2
+
+
 def observables_batch(spec, params, X):
     """Observables ``O(x; θ)`` of every row of ``X`` (parallel over rows).
 
@@ -754,11 +765,8 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     ndarray of float64, shape (n_samples,)
     """
     X = _as_f64(X, "X", 2)
-    spec, params, lam = _check_term(spec, params, lam, X.shape[1], ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, X.shape[1],
-                                       ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
+    spec, params, lam, spec2, params2, lam2 = check_terms(spec, params, lam, spec2, params2,
+                                                          lam2, X.shape[1])
     out = np.empty(X.shape[0])
     with dynamic_schedule():
         _energy_batch(spec, params, lam, X, spec2, params2, lam2, out,

@@ -129,12 +129,16 @@ def _mlp_problem(n_chains, seed=0):
     return spec, params, np.array([1.3, -0.7]), x
 
 
+def _check_kind(kind):
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
 def measure_lanes(kind="all", candidates=CANDIDATES, rounds=5, target_s=0.01):
     """Seconds per proposal of the ``kind`` sweep (``"all"``: all-coordinate, ``"single"``:
     random-scan single-coordinate) of the MLP at each lanes cap, best of ``rounds``
     interleaved calls after one warm-up call each: ``{lanes: seconds}``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    _check_kind(kind)
     threads = numba.get_num_threads()
     n = 4 * threads * max(candidates)           # every cap gets four blocks per thread
     spec, params, lam, x0 = _mlp_problem(n)
@@ -183,8 +187,7 @@ def lanes_max(kind="all"):
     """The most chains per lock-step block of the ``kind`` sweeps (``"all"`` or
     ``"single"``) on this host and thread count: measured at first use and cached (module
     docstring), or ``settings.LANES_MAX`` with ``MME_NUMBA_TUNE=0``."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    _check_kind(kind)
     if not _enabled():
         return settings.LANES_MAX
     key = host_key()

@@ -7,7 +7,7 @@ state.
 import numpy as np
 from numba import cuda
 
-from ..interpret import _check_term, max_width
+from ..interpret import _as_f64, _check_term, check_terms, max_width
 from ..moves.box import _check_inplace, chain_args
 from ..moves.single import incremental_prefix
 from .chains import _draw_kernel, _energy_kernel, _observables_kernel, _pixel_kernel
@@ -162,13 +162,6 @@ class Resident:
         return self.empty(("scratch", name), shape + (n_threads,))
 
 
-def _as_f64(a, name, ndim):
-    a = np.ascontiguousarray(a, dtype=np.float64)
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
-    return a
-
-
 def _terms(res, spec, params, lam, spec2=None, params2=None, lam2=None):
     names = ("spec", "params", "lam", "spec2", "params2", "lam2")
     return tuple(res.get(n, a) for n, a in zip(names, (spec, params, lam, spec2, params2, lam2))
@@ -238,11 +231,8 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2, resident=None):
     ndarray of float64, shape (n_samples,)
     """
     X = _as_f64(X, "X", 2)
-    spec, params, lam = _check_term(spec, params, lam, X.shape[1], ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, X.shape[1],
-                                       ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
+    spec, params, lam, spec2, params2, lam2 = check_terms(spec, params, lam, spec2, params2,
+                                                          lam2, X.shape[1])
     n = X.shape[0]
     out = np.empty(n)
     if n == 0:

@@ -38,7 +38,7 @@ from numba import njit
 
 from ..fastmath import cos_2pi as _cos_2pi
 from ..fastmath import log as _log
-from ..interpret import _check_term, _max_width, empty_rows, empty_slabs
+from ..interpret import _max_width, check_terms, empty_rows, empty_slabs
 from ..rng import normal, uniform
 from ...spec import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
 
@@ -188,10 +188,8 @@ def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
     _check_inplace(energy, "energy", np.float64, (n_chains,))
     _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
     _check_inplace(accepted, "accepted", np.int64, (n_chains,))
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
+    spec, params, lam, spec2, params2, lam2 = check_terms(spec, params, lam, spec2, params2,
+                                                          lam2, d)
     lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
     hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
     if not np.all(lo < hi):

@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..interpret import _apply_row, _check_term, _max_width, _sigmoid
+from ..interpret import _apply_row, _max_width, _sigmoid, check_terms
 from ..rng import normal, uniform
 from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE,
                      TANH)
@@ -325,14 +325,6 @@ def _mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, ste
 
 # --- Python entry points --------------------------------------------------------------------
 
-def _checked(spec, params, lam, spec2, params2, lam2, d):
-    spec, params, lam = _check_term(spec, params, lam, d, ("spec", "params", "lam"))
-    spec2, params2, lam2 = _check_term(spec2, params2, lam2, d, ("spec2", "params2", "lam2"))
-    if spec.shape[0] == 0:
-        raise ValueError("spec must have at least one row")
-    return spec, params, lam, spec2, params2, lam2
-
-
 def energy_grad_batch(spec, params, lam, X, spec2, params2, lam2):
     """Energies and their input gradients ``∂H/∂x`` for every row of ``X`` (parallel).
 
@@ -352,7 +344,7 @@ def energy_grad_batch(spec, params, lam, X, spec2, params2, lam2):
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D, got shape {X.shape}")
-    terms = _checked(spec, params, lam, spec2, params2, lam2, X.shape[1])
+    terms = check_terms(spec, params, lam, spec2, params2, lam2, X.shape[1])
     energy = np.empty(X.shape[0])
     grad = np.empty_like(X)
     if X.shape[0]:

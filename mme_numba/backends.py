@@ -1,12 +1,14 @@
 """Compute backends: where energies, observables and Metropolis sweeps run.
 
-A backend exposes three operations on arrays, the same on every device, so the model code
+A backend exposes four operations on arrays, the same on every device, so the model code
 above it is backend-agnostic:
 
 - ``observe(spec, params, X) -> (n, m)``
 - ``energy(spec, params, lam, X, field) -> (n,)``
 - ``sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
   rng_state, accepted)``: in-place Metropolis sweeps of the persistent chains.
+- ``swap(x, energy, betas, rng_state, parity, accepted)``: one round of replica-exchange
+  swaps between neighbouring inverse temperatures, in place.
 
 Moves (:data:`MOVES`, the one list the models validate against):
 
@@ -73,6 +75,14 @@ class CPUBackend:
             return
         self._k.sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                       int(n_sweeps), MOVES[move], BOUNDARIES[boundary], rng_state, accepted)
+
+    def swap(self, x, energy, betas, rng_state, parity, accepted):
+        """One round of replica-exchange swaps between neighbouring levels, in place
+        (:func:`mme_numba.kernels.moves.swap.replica_swaps`)."""
+        from .kernels.moves.swap import check_swap_args, replica_swaps
+
+        betas = check_swap_args(x, energy, betas, rng_state, parity, accepted)
+        replica_swaps(x, energy, betas, rng_state, int(parity), accepted)
 
 
 # --- compiled user observables (mme_numba.observables.compiled): one spec row, own kernels

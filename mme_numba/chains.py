@@ -175,8 +175,6 @@ class Chains:
 
     def _tempered_sweep(self, t, ladder, accepted, proposed):
         """One sweep of every level, then one round of swaps (even or odd pairs in turn)."""
-        from .kernels.moves.swap import replica_swaps
-
         rep = self.replicas
         acc = self._run_levels(t, 1, ladder)
         lo, hi, lam = t.lo, t.hi, t.lam
@@ -201,7 +199,7 @@ class Chains:
             x[r], H[r], new_rng[r - 1] = xr, e / beta, rng_r
         swap_rng = np.ascontiguousarray(rep.swap_rng[a:b])
         local = np.zeros((b - a, K - 1), dtype=np.int64)
-        replica_swaps(x, H, rep.betas, swap_rng, rep.turn % 2, local)
+        t.backend.swap(x, H, rep.betas, swap_rng, rep.turn % 2, local)
         proposed[rep.turn % 2::2] += len(self.x)
         levels = [self.gather(x[r], t.comm) for r in range(K)]
         # one statement: Ctrl-C cannot leave the chains and their streams out of step

@@ -142,6 +142,11 @@ class CUDABackend:
                       int(n_sweeps), _MOVES[move], _BOUNDARIES[boundary], rng_state, accepted,
                       resident=self._resident)
 
+    def swap(self, x, energy, betas, rng_state, parity, accepted):
+        """Replica-exchange swaps on the GPU, in place on the host arrays; the same decisions
+        and streams as :meth:`mme_numba.backends.CPUBackend.swap`."""
+        self._k.replica_swaps(x, energy, betas, rng_state, int(parity), accepted)
+
 
 def _refuse_compiled(spec):
     if is_compiled(spec):

@@ -656,3 +656,66 @@ def test_a_training_epoch_keeps_the_chains_on_the_device():
         print("epoch uploads", uploads, "downloads", downloads, "allocations", allocs)
         assert len(allocs) <= 1, allocs  # the chains' new energies
     assert m.epoch_ == 4
+
+
+@pytest.mark.parametrize("parity", [0, 1])
+def test_replica_swaps_match_the_cpu_kernel(parity):
+    """Same swap decisions, states, energies, streams and counts as the CPU kernel, on a
+    ladder where about half the swaps are accepted (and every pair of levels is exercised)."""
+    from mme_numba.kernels.moves.swap import replica_swaps
+
+    rng = np.random.default_rng(parity)
+    L, n, d = 5, 37, 3
+    x0 = rng.normal(size=(L, n, d))
+    e0 = rng.normal(scale=3.0, size=(L, n))
+    betas = np.array([1.0, 0.7, 0.45, 0.25, 0.1])
+    runs = []
+    for kernel in (replica_swaps, KC.replica_swaps):
+        x, e = x0.copy(), e0.copy()
+        state = K.seed_states(11, n)
+        acc = np.zeros((n, L - 1), np.int64)
+        for turn in range(3):
+            kernel(x, e, betas, state, (parity + turn) % 2, acc)
+        runs.append((x, e, state, acc))
+    (xc, ec, sc, ac), (xg, eg, sg, ag) = runs
+    np.testing.assert_array_equal(sg, sc)
+    np.testing.assert_array_equal(ag, ac)
+    np.testing.assert_array_equal(xg, xc)     # swaps move values: no arithmetic, exact
+    np.testing.assert_array_equal(eg, ec)
+    assert 0 < ac.sum() < 3 * n * (L - 1) // 2
+
+
+def test_replica_swaps_argument_checks_are_the_cpu_ones():
+    x, e = np.zeros((3, 4, 2)), np.zeros((3, 4))
+    state, acc = K.seed_states(0, 4), np.zeros((4, 2), np.int64)
+    with pytest.raises(ValueError, match="betas must have shape"):
+        KC.replica_swaps(x, e, np.ones(2), state, 0, acc)
+    with pytest.raises(ValueError, match="accepted must be"):
+        KC.replica_swaps(x, e, np.ones(3), state, 0, np.zeros((4, 3), np.int64))
+    with pytest.raises(ValueError, match="parity must be 0 or 1"):
+        KC.replica_swaps(x, e, np.ones(3), state, 2, acc)
+
+
+def test_tempered_training_on_cuda_equals_tempered_training_on_cpu():
+    """``betas=`` on the CUDA backend: sweeps of every level and the swaps run on the device,
+    and two epochs give the CPU's chains, replicas, ladder and streams."""
+    import mme_numba as mme
+
+    X = np.random.default_rng(1).normal(size=(30, 1))
+    models = []
+    for backend in ("cpu", "cuda"):
+        m = mme.MaxEnt(mme.observables.polynomial(2), support=(-4.0, 4.0), n_chains=6,
+                       sweeps=2, burn_in=4, step_size=0.5, betas=[1.0, 0.5, 0.2],
+                       random_state=3)
+        if backend == "cuda":
+            m.backend, m._backend_obj = "cuda", CUDABackend()
+        models.append(m.fit(X, epochs=2))
+    cpu, gpu = models
+    assert gpu._backend_obj.name == "cuda"
+    np.testing.assert_array_equal(gpu.rng_state_, cpu.rng_state_)
+    assert_same(gpu.chains_, cpu.chains_, tol=TRAIN_TOL)
+    assert_same(gpu.lambda_, cpu.lambda_, tol=TRAIN_TOL)
+    rc, rg = cpu.replicas_, gpu.replicas_
+    np.testing.assert_array_equal(rg.swap_rng, rc.swap_rng)
+    assert_same(rg.x, rc.x, tol=TRAIN_TOL)
+    np.testing.assert_array_equal(rg.swap_acceptance, rc.swap_acceptance)

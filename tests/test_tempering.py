@@ -182,3 +182,19 @@ def test_betas_can_be_switched_on_for_sampling_a_fitted_model():
     m.set_params(betas=None)
     m.sample(16)
     assert m.replicas_ is None
+
+
+def test_backend_swap_checks_its_arguments_and_names_the_bad_one():
+    from mme_numba.backends import CPUBackend
+
+    x, e = np.zeros((3, 4, 2)), np.zeros((3, 4))
+    state, acc = seed_states(0, 4), np.zeros((4, 2), np.int64)
+    b = CPUBackend()
+    with pytest.raises(ValueError, match="betas must have shape"):
+        b.swap(x, e, np.ones(2), state, 0, acc)
+    with pytest.raises(ValueError, match="energy must be"):
+        b.swap(x, np.zeros((3, 5)), np.ones(3), state, 0, acc)
+    with pytest.raises(ValueError, match="parity must be 0 or 1"):
+        b.swap(x, e, np.ones(3), state, 2, acc)
+    b.swap(x, e, np.array([1.0, 0.5, 0.2]), state, 1, acc)   # equal energies: always swapped
+    assert acc[:, 1].tolist() == [1, 1, 1, 1] and acc[:, 0].tolist() == [0, 0, 0, 0]

@@ -40,14 +40,16 @@ Modules
 -------
 ``device`` (RNG, the spec interpreter, boundary rule and acceptance test), ``chains``
 (Metropolis chains, incremental single-pixel chains and the batch kernels), ``mala``
-(backward pass and MALA chains), ``launch`` (the host side: argument checks, those of the
+(backward pass and MALA chains), ``swap`` (replica exchange), ``launch`` (the host side: argument checks, those of the
 CPU entry points; launch geometry, scratch and copies) and ``sweep``, the one chooser of a
 move's kernel, twin of :mod:`mme_numba.kernels.sweep`.
 """
 
 from .launch import (SCRATCH_BYTES, THREADS_PER_BLOCK, Resident, draw, energy_batch,
                      mala_sweeps, observables_batch, single_pixel_sweeps)
+from .swap import replica_swaps
 from .sweep import metropolis_sweeps, sweep
 
 __all__ = ["observables_batch", "energy_batch", "sweep", "metropolis_sweeps", "mala_sweeps",
-           "single_pixel_sweeps", "draw", "Resident", "SCRATCH_BYTES", "THREADS_PER_BLOCK"]
+           "single_pixel_sweeps", "replica_swaps", "draw", "Resident", "SCRATCH_BYTES",
+           "THREADS_PER_BLOCK"]

@@ -12,11 +12,32 @@ swaps are the same for any thread count; the sweeps between them are the ordinar
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from ..rng import uniform
+from .box import _check_inplace
 
-__all__ = ["replica_swaps"]
+__all__ = ["replica_swaps", "check_swap_args"]
+
+
+def check_swap_args(x, energy, betas, rng_state, parity, accepted):
+    """Raise ``ValueError`` naming the argument unless the arguments of :func:`replica_swaps`
+    (and of its CUDA twin) have the documented dtypes and shapes; returns ``betas`` as a
+    contiguous float64 array."""
+    if np.ndim(x) != 3:
+        raise ValueError(f"x must have shape (K, n_chains, d), got {np.shape(x)}")
+    K, n, d = np.shape(x)
+    _check_inplace(x, "x", np.float64, (K, n, d))
+    _check_inplace(energy, "energy", np.float64, (K, n))
+    _check_inplace(rng_state, "rng_state", np.uint64, (n, 4))
+    _check_inplace(accepted, "accepted", np.int64, (n, max(K - 1, 0)))
+    betas = np.ascontiguousarray(betas, dtype=np.float64)
+    if betas.shape != (K,):
+        raise ValueError(f"betas must have shape ({K},), got {betas.shape}")
+    if parity not in (0, 1):
+        raise ValueError(f"parity must be 0 or 1, got {parity!r}")
+    return betas
 
 
 @njit(parallel=True, cache=True)

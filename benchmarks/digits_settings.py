@@ -1,6 +1,7 @@
 """One digits fit with the defaults plus chosen settings, graded by the independent judge.
 
     python benchmarks/digits_settings.py --epochs 100 --seed 0 --set lambda_solver=newton
+    python benchmarks/digits_settings.py --epochs 200 --hidden 64 --set n_chains=256
 
 Training images: 200 of the 1797 shipped digits drawn with ``default_rng(0)``; the other 1597
 are the judge's held-out real images. Prints the training curve every 10 epochs (χ², entropy
@@ -23,14 +24,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hidden", type=int, default=None,
+                    help="paper_cnn(16, hidden=N): a dense layer before the observables")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     settings = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     X, _ = mme.datasets.digits()
     idx = np.random.default_rng(0).choice(len(X), 200, replace=False)
     train, held = X[idx], np.delete(X, idx, axis=0)
-    model = mme.MinMaxEnt(mme.nn.paper_cnn(16, random_state=args.seed), support=(0, 1),
-                          random_state=args.seed, **settings)
+    net = mme.nn.paper_cnn(16, random_state=args.seed, hidden=args.hidden)
+    model = mme.MinMaxEnt(net, support=(0, 1), random_state=args.seed, **settings)
     t0 = time.perf_counter()
 
     def curve(m, r):
@@ -43,8 +46,8 @@ def main():
 
     model.fit(train, epochs=args.epochs, callback=curve)
     report = digit_judge().report(model.sample(1024, sweeps=20), train, held)
-    print(json.dumps({"settings": settings, "epochs": args.epochs, "seed": args.seed,
-                      "wall_s": round(time.perf_counter() - t0), **report}), flush=True)
+    print(json.dumps({"settings": settings, "hidden": args.hidden, "epochs": args.epochs,
+                      "seed": args.seed, "wall_s": round(time.perf_counter() - t0), **report}), flush=True)
 
 
 if __name__ == "__main__":

@@ -189,3 +189,31 @@ def test_conv_only_network_without_dense_head():
     np.testing.assert_array_equal(inc[3], full[3])
     np.testing.assert_allclose(inc[0], full[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(inc[1], full[1], rtol=0, atol=1e-10)
+
+
+def test_paper_cnn_hidden_layer_sees_the_whole_image():
+    """``hidden=h`` puts Dense(c2·H·W → h) and the activation before the output layer; the
+    incremental prefix still ends at that first dense row, and the energy is then no longer a
+    sum of window terms: changing two far-apart pixels together differs from the sum of the
+    single changes (it is exactly that sum without the hidden layer)."""
+    x = np.random.default_rng(0).uniform(size=(1, 64))
+    lam = np.linspace(-1.0, 1.0, 4)
+
+    def interaction(net):
+        spec, params = net.describe(), net.kernel_params()
+
+        def e(z):
+            return K.energy_batch(spec, params, lam, z, *EMPTY)[0]
+        a, b, ab = x.copy(), x.copy(), x.copy()
+        a[0, 0] += 0.5
+        b[0, 63] += 0.5
+        ab[0, [0, 63]] += 0.5
+        return e(ab) - e(a) - e(b) + e(x)
+
+    flat, deep = paper_cnn(4, random_state=1), paper_cnn(4, hidden=8, random_state=1)
+    assert deep.n_params == flat.n_params - (1024 * 4 + 4) + (1024 * 8 + 8) + (8 * 4 + 4)
+    assert I.incremental_prefix(deep.describe()) == 5
+    assert abs(interaction(flat)) < 1e-12
+    assert abs(interaction(deep)) > 1e-6
+    with pytest.raises(ValueError, match="hidden must be a positive integer"):
+        paper_cnn(4, hidden=0)

@@ -10,6 +10,7 @@ from .layers import (
     Layer,
     LogSoftmax,
     _Elementwise,
+    _positive_int,
     activation as _activation,
     layer_from_config,
 )
@@ -313,7 +314,7 @@ def _conv_stack(image_shape, channels, kernel_size, activation):
 
 
 def paper_cnn(n_outputs=16, image_shape=(8, 8), channels=(8, 16), kernel_size=3,
-              activation="tanh", random_state=0):
+              activation="tanh", random_state=0, hidden=None):
     """The paper's convolutional observables for single-channel images.
 
     Architecture (defaults for 8×8 digits in brackets)::
@@ -324,6 +325,12 @@ def paper_cnn(n_outputs=16, image_shape=(8, 8), channels=(8, 16), kernel_size=3,
         Dense(c2*H*W [1024] -> n_outputs [16])          (linear)
 
     With the defaults θ has 80 + 1168 + 16400 = 17648 entries.
+
+    The energy ``λ·O(x)`` of this network is linear in the flattened conv features, so it is
+    a sum of terms that each see one 5×5 window (two 3×3 convolutions): a local random
+    field. ``hidden=h`` inserts ``Dense(c2*H*W -> h)`` and the activation before the output
+    layer, so that every observable can depend on the whole image at once
+    (``docs/results.md``, digits).
 
     Parameters
     ----------
@@ -338,6 +345,9 @@ def paper_cnn(n_outputs=16, image_shape=(8, 8), channels=(8, 16), kernel_size=3,
     activation : str, default "tanh"
         Any name :func:`activation` accepts.
     random_state : int or numpy.random.Generator, default 0
+    hidden : int, optional
+        Width of a hidden dense layer between the convolutions and the output layer
+        (default: none, the paper's architecture).
 
     Returns
     -------
@@ -345,6 +355,10 @@ def paper_cnn(n_outputs=16, image_shape=(8, 8), channels=(8, 16), kernel_size=3,
         Maps ``(n, H*W) -> (n, n_outputs)``.
     """
     layers, flat = _conv_stack(image_shape, channels, kernel_size, activation)
+    if hidden is not None:
+        hidden = _positive_int(hidden, "hidden")
+        layers += [Dense(flat, hidden), _activation(activation)]
+        flat = hidden
     layers.append(Dense(flat, n_outputs))
     return Sequential(layers, random_state=random_state)
 

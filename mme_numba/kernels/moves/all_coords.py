@@ -25,7 +25,7 @@ def _block_all(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, 
     # The block's states, steps and random streams are copied lane-major, so the draw
     # loop below (xoshiro, uniforms, Box-Muller through fastmath) vectorizes across lanes.
     d = x.shape[1]
-    y, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2)
+    y, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2, x.dtype)
     xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # (lanes, 4) view: st[lane] is one xoshiro state
     for lane in range(n_lanes):
@@ -38,7 +38,8 @@ def _block_all(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, 
     cos_t = np.empty(n_lanes)
     for _ in range(n_sweeps):
         for k in range(d):
-            # _gaussian, one simple loop per step so that each vectorizes
+            # _gaussian, one simple loop per step so that each vectorizes; the draws are
+            # float64 for float32 chains too (the same streams), the proposal rounded once
             for lane in range(n_live):
                 u1 = uniform(st, lane)
                 u2 = uniform(st, lane)

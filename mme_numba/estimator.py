@@ -81,7 +81,7 @@ class Estimator:
         """Every hyperparameter against its entry in ``mme_numba._validation.PARAMS``."""
         check_params(self.get_params())
         if kernel_dtype(getattr(self, "dtype", "float64")) == np.float32:
-            from .spec import is_compiled
+            from .observables.user import CompiledObservables
 
             if self.move == "mala":
                 raise ValueError("move='mala' runs in float64 only: use dtype='float64' or "
@@ -89,7 +89,7 @@ class Estimator:
             if self.backend != "cpu":
                 raise ValueError("dtype='float32' runs on the CPU backend only (the CUDA "
                                  "kernels are float64): use backend='cpu' or dtype='float64'")
-            if is_compiled(np.asarray(self._current_observables().describe())):
+            if isinstance(self._current_observables(), CompiledObservables):
                 raise ValueError("compiled observables (observables.compiled) run in float64 "
                                  "only: use dtype='float64'")
         if getattr(self, "_trains_theta", False) and \

@@ -234,7 +234,7 @@ def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
     n_chains, d = x_shape
     dtype = np.float32 if getattr(x, "dtype", None) == np.float32 else np.float64
     if dtype == np.float32 and not allow_float32:
-        raise ValueError("x is float32, but this sampler runs in float64 only (float32 chains: "
+        raise ValueError("x must be float64 for this sampler, got float32 (float32 chains: "
                          "moves 'all', 'single' and 'scan' on the CPU backend)")
     _check_inplace(x, "x", dtype, (n_chains, d))
     _check_inplace(energy, "energy", dtype, (n_chains,))

@@ -100,7 +100,8 @@ class CPUBackend:
         (:func:`mme_numba.kernels.moves.swap.replica_swaps`)."""
         from .kernels.moves.swap import check_swap_args, replica_swaps
 
-        betas = check_swap_args(x, energy, betas, rng_state, parity, accepted)
+        betas = check_swap_args(x, energy, betas, rng_state, parity, accepted,
+                                allow_float32=True)
         replica_swaps(x, energy, betas, rng_state, int(parity), accepted)
 
 

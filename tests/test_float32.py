@@ -225,3 +225,10 @@ def test_numpy_types_are_accepted_and_the_default_is_float64():
     assert default.get_params()["dtype"] == "float64" and default.chains_.dtype == np.float64
     # same streams: the float32 model's λ is the float64 one up to float32 rounding effects
     assert np.allclose(model.lambda_, default.lambda_, rtol=0.05, atol=0.05)
+
+
+def test_replica_exchange_runs_in_float32():
+    model = mme.MaxEnt(mme.observables.polynomial(4), support=(-6.0, 6.0), n_chains=64,
+                       burn_in=10, betas=3, random_state=0, dtype="float32").fit(X1, epochs=3)
+    assert model.chains_.dtype == np.float32 and model.replicas_.x.dtype == np.float32
+    assert np.all(np.isfinite(model.lambda_)) and np.all(np.abs(model.chains_) <= 6.0)

@@ -105,7 +105,7 @@ def _close(workers):
         w.close()
 
 
-def throughput(rounds, max_threads):
+def throughput(rounds, max_threads, only=None):
     """Interleaved repetitions; returns ``({label: [measurements]}, {name: why skipped})``.
 
     Two phases. First every contender on one thread (numba's workers started with one
@@ -119,7 +119,8 @@ def throughput(rounds, max_threads):
     def one_thread(name):
         return dict(ONE_THREAD_ENV)
 
-    names = [n for n in CONTENDERS if n != "mlp/mme-passive"]
+    names = [n for n in CONTENDERS if n != "mlp/mme-passive"
+             and (only is None or n in only)]
     workers, skipped = _start(names, one_thread)
     results = {}
     try:
@@ -136,6 +137,8 @@ def throughput(rounds, max_threads):
         # One contender at a time: an idle worker of another contender keeps its OpenMP pool
         # spinning for a while after each call and would take a core from this one.
         for name in ("mlp/mme", "mlp/mme-passive", "cnn/mme-scan", *PEERS):
+            if only is not None and name not in only:
+                continue
             if "/jax-" in name:
                 ends = [f"{name}@1", f"{name}@{max_threads}"]
                 workers, more = _start(ends, lambda n: (dict(ONE_THREAD_ENV) if n == ends[0]
@@ -186,12 +189,13 @@ def summarize(results):
             s["gflops_cpu"] = s["rate_cpu"] * s["flops"] / 1e9
             s["percent_of_peak"] = 100 * s["gflops_cpu"] / peak if peak else None
     ratios = {}
-    for problem, ours in (("mlp", ["mlp/mme", "mlp/mme-one-chain"]),
-                          ("cnn", ["cnn/mme-scan", "cnn/mme-incremental",
+    for problem, ours in (("mlp", ["mlp/mme", "mlp/mme-f32", "mlp/mme-one-chain"]),
+                          ("cnn", ["cnn/mme-scan", "cnn/mme-scan-f32", "cnn/mme-incremental",
                                    "cnn/mme-lockstep"])):
         for a in ours:
-            # every sampler against PyTorch; the headline one (the first) against JAX too
-            peers = ("torch", "jax") if a == ours[0] else ("torch",)
+            # every sampler against PyTorch; the headline ones (float64 and float32)
+            # against JAX too
+            peers = ("torch", "jax") if a in ours[:2] else ("torch",)
             for b in (f"{problem}/{peer}-{dtype}" for peer in peers for dtype in ("f64", "f32")):
                 value = ratio(a, b)
                 if value is not None:
@@ -199,7 +203,8 @@ def summarize(results):
                 value = ratio(a, b, "rate_wall")
                 if value is not None:
                     ratios[f"{a} / {b} (wall)"] = value
-    for a, b in (("mlp/mme", "mlp/mme-one-chain"), ("cnn/mme-scan", "cnn/mme-incremental")):
+    for a, b in (("mlp/mme", "mlp/mme-one-chain"), ("cnn/mme-scan", "cnn/mme-incremental"),
+                 ("mlp/mme-f32", "mlp/mme"), ("cnn/mme-scan-f32", "cnn/mme-scan")):
         value = ratio(a, b)
         if value is not None:
             ratios[f"{a} / {b}"] = value
@@ -325,6 +330,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="3 rounds, 50 training epochs, no compile test: a smoke run")
     parser.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"))
+    parser.add_argument("--only", default=None,
+                        help="comma-separated contenders (workers.CONTENDERS) to run, e.g. "
+                             "mlp/mme,mlp/mme-f32,mlp/jax-f32,peak,peak-f32")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.train_epochs, args.no_compile = 3, 50, True
@@ -332,7 +340,10 @@ def main(argv=None):
     meta = {"command": "python benchmarks/run.py " + " ".join(argv or sys.argv[1:]),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "rounds": args.rounds, **_machine()}
-    results, skipped = throughput(args.rounds, args.threads)
+    only = None if args.only is None else set(args.only.split(","))
+    if only is not None and only - set(CONTENDERS):
+        parser.error(f"unknown contenders: {sorted(only - set(CONTENDERS))}")
+    results, skipped = throughput(args.rounds, args.threads, only)
     summary, ratios = summarize(results)
     trains = [] if args.no_train else train(args.train_epochs, [
         (f"{args.threads} threads, default environment",

@@ -11,7 +11,8 @@ them alike.
 
 Contenders (``CONTENDERS``): ``mlp/*`` sample the MLP problem with all-coordinate moves,
 ``cnn/*`` the CNN problem with single-pixel moves (random scan; ``cnn/mme-scan``: systematic
-scan); ``*/torch-*`` and ``*/jax-*`` are the batched peers (``torch_ref.py``, ``jax_ref.py``);
+scan); ``*-f32``: mme_numba's float32 kernels (``dtype="float32"``: float32 chains, energies
+and parameters); ``*/torch-*`` and ``*/jax-*`` are the batched peers (``torch_ref.py``, ``jax_ref.py``);
 ``peak`` and ``peak-f32`` multiply two large float64 / float32 matrices with NumPy's BLAS
 (the machine's attainable FLOP/s, dgemm and sgemm).
 
@@ -34,6 +35,7 @@ import problems  # noqa: E402
 CONTENDERS = {
     # name: (problem, implementation, options)
     "mlp/mme": ("mlp", "mme", {}),
+    "mlp/mme-f32": ("mlp", "mme", {"dtype": "float32"}),
     "mlp/mme-one-chain": ("mlp", "mme", {"lanes": 1}),
     "mlp/mme-passive": ("mlp", "mme", {}),   # run.py starts it with OMP_WAIT_POLICY=passive
     "mlp/torch-f64": ("mlp", "torch", {"dtype": "float64"}),
@@ -41,6 +43,7 @@ CONTENDERS = {
     "cnn/mme-incremental": ("cnn", "images", {}),
     "cnn/mme-lockstep": ("cnn", "mme", {}),
     "cnn/mme-scan": ("cnn", "scan", {}),   # systematic scan, lock-step incremental
+    "cnn/mme-scan-f32": ("cnn", "scan", {"dtype": "float32"}),
     "cnn/torch-f64": ("cnn", "torch", {"dtype": "float64"}),
     "cnn/torch-f32": ("cnn", "torch", {"dtype": "float32"}),
     "mlp/jax-f64": ("mlp", "jax", {"dtype": "float64"}),
@@ -70,9 +73,11 @@ def _mme_runner(prob, impl, options):
 
     p = prob
     n, d = p["x0"].shape
-    x = p["x0"].copy()
+    options = dict(options)
+    dtype = np.dtype(options.pop("dtype", "float64")).type
+    x = p["x0"].astype(dtype)          # float32 chains run the float32 kernels
     term2 = K.empty_term()
-    energy = K.energy_batch(p["spec"], p["params"], p["lam"], x, *term2)
+    energy = K.energy_batch(p["spec"], p["params"], p["lam"], x, *term2, dtype=dtype)
     state = K.seed_states(0, n)
     accepted = np.zeros(n, np.int64)
     step = np.full(n, p["step"])

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES
+from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES, kernel_dtype
 
 _NO_SPECIALS = ()
 _MISSING = object()
@@ -31,7 +31,7 @@ class Param:
     """How one parameter is checked.
 
     kind : "int", "float", "bool", "choice", "seed", "callable", "path", "comm",
-        "observables", "support" or "any".
+        "observables", "support", "dtype" or "any".
     lo, hi : inclusive bounds (``None``: unbounded); ``lo_open``/``hi_open`` make them strict.
     choices : the allowed names of a ``"choice"`` parameter.
     specials : other values accepted as they are (``None``, ``"auto"``), compared by equality
@@ -89,6 +89,7 @@ PARAMS = {
     "validation_fraction": _float(0, 0.5, None, lo_open=True),
     "anchor_every": _int(1, None, None),
     "backend": _choice(*BACKEND_NAMES),
+    "dtype": Param("dtype"),  # "float64", "float32", np.float64 or np.float32 (spec.DTYPES)
     "comm": Param("comm"),
     "random_state": Param("seed"),
     # constructor (MinMaxEnt)
@@ -223,6 +224,8 @@ def check_param(name, value, spec=None):
         check_observables(value)
     elif kind == "support":
         parse_support(value, None)
+    elif kind == "dtype":
+        kernel_dtype(value, name)
     elif kind == "betas":
         from .tempering import resolve_ladder
 

@@ -28,11 +28,16 @@ its twin :mod:`mme_numba.kernels.cuda.sweep`; this module only picks the device.
 
 ``field`` is ``(spec2, params2, lam2)``, a second energy term ``lam2·O2(x)`` used by steering
 fields; :data:`NO_FIELD` switches it off.
+
+The CPU backend has a ``dtype``, the arithmetic of ``observe`` and ``energy`` (float64, or
+float32 for ``dtype="float32"`` models); both return float64 arrays either way, so what is
+built on them (the λ solver, reweighting, χ², the θ step) stays float64. ``sweep`` follows
+the dtype of the chains it is given (:func:`mme_numba.kernels.sweep.sweep`).
 """
 
 import numpy as np
 
-from .spec import BOUNDARIES, MOVES, NO_FIELD, is_compiled
+from .spec import BOUNDARIES, MOVES, NO_FIELD, is_compiled, kernel_dtype
 
 __all__ = ["CPUBackend", "get_backend", "NO_FIELD", "MOVES", "BOUNDARIES",
            "proposals_per_sweep"]
@@ -49,26 +54,40 @@ class CPUBackend:
 
     name = "cpu"
 
-    def __init__(self):
+    def __init__(self, dtype=np.float64):
         from . import kernels
 
         self._k = kernels
+        self.dtype = kernel_dtype(dtype)
+
+    def _float64_only(self, spec):
+        if self.dtype != np.float64 and is_compiled(spec):
+            raise ValueError("compiled observables (observables.compiled) run in float64 "
+                             "only: use dtype='float64'")
 
     def observe(self, spec, params, X):
+        self._float64_only(spec)
         if is_compiled(spec):
             return _compiled_observe(spec, params, X)
+        if self.dtype != np.float64:   # computed in float32, handed on as float64
+            return self._k.observables_batch(spec, params, X, self.dtype).astype(np.float64)
         return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64))
 
     def energy(self, spec, params, lam, X, field=NO_FIELD):
+        self._float64_only(spec)
         spec2, params2, lam2 = field
         if is_compiled(spec):
             return _compiled_energy(spec, params, lam, X, field)
+        if self.dtype != np.float64:
+            return self._k.energy_batch(spec, params, lam, X, spec2, params2, lam2,
+                                        self.dtype).astype(np.float64)
         return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
                                     spec2, params2, lam2)
 
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):
         spec2, params2, lam2 = field
+        self._float64_only(spec)
         if is_compiled(spec):
             _compiled_sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move,
                             boundary, rng_state, accepted)
@@ -81,7 +100,8 @@ class CPUBackend:
         (:func:`mme_numba.kernels.moves.swap.replica_swaps`)."""
         from .kernels.moves.swap import check_swap_args, replica_swaps
 
-        betas = check_swap_args(x, energy, betas, rng_state, parity, accepted)
+        betas = check_swap_args(x, energy, betas, rng_state, parity, accepted,
+                                allow_float32=True)
         replica_swaps(x, energy, betas, rng_state, int(parity), accepted)
 
 
@@ -134,10 +154,15 @@ def _compiled_sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps,
              int(n_sweeps), MOVES[move], BOUNDARIES[boundary], rng_state, accepted)
 
 
-def get_backend(name):
-    """The backend called ``name``: ``"cpu"`` or ``"cuda"`` (imported only when asked for)."""
+def get_backend(name, dtype=np.float64):
+    """The backend called ``name``: ``"cpu"`` or ``"cuda"`` (imported only when asked for),
+    with ``dtype`` arithmetic (``"float32"``: CPU only)."""
+    dtype = kernel_dtype(dtype)
     if name == "cpu":
-        return CPUBackend()
+        return CPUBackend(dtype)
+    if name == "cuda" and dtype != np.float64:
+        raise ValueError("dtype='float32' runs on the CPU backend only (the CUDA kernels are "
+                         "float64): use backend='cpu' or dtype='float64'")
     if name == "cuda":
         from .gpu import CUDABackend
 

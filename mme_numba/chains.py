@@ -21,7 +21,23 @@ from .settings import (BURN_IN_BLOCK, LADDER_FACTOR, LADDER_MIN_ACCEPTANCE, LADD
                        SWEEPS_SHRINK)
 from .tempering import Replicas, adapt_ladder, resolve_ladder
 
-__all__ = ["Chains", "Target"]
+__all__ = ["Chains", "Target", "as_dtype"]
+
+
+def as_dtype(x, lo, hi, dtype):
+    """``x`` as a C-contiguous array of ``dtype`` inside the kernels' box for that type.
+
+    The same array when it already has ``dtype``. Otherwise (float64 chains of a model now
+    sampled in float32, or a checkpoint's float64 copy) rounded to ``dtype`` and clipped to
+    the float32 box inside ``[lo, hi]`` (``kernels.moves.box.float_box``), which moves a state
+    by at most one float32 rounding.
+    """
+    if x.dtype == dtype:
+        return np.ascontiguousarray(x)
+    from .kernels.moves.box import float_box
+
+    flo, fhi = float_box(lo, hi, dtype)
+    return np.ascontiguousarray(np.clip(x.astype(dtype), flo.astype(dtype), fhi.astype(dtype)))
 
 
 class Target(NamedTuple):
@@ -43,6 +59,11 @@ class Target(NamedTuple):
     hi: np.ndarray
     comm: object = None
 
+    @property
+    def dtype(self):
+        """The chains' dtype while sampling: the backend's arithmetic (float64 or float32)."""
+        return getattr(self.backend, "dtype", np.float64)
+
     def energy(self, x, lam=None, params=None, field=None):
         """Energies of the rows ``x`` (optionally at other ``λ``, ``θ`` or field)."""
         return self.backend.energy(self.spec, self.params if params is None else params,
@@ -55,8 +76,9 @@ class Chains:
 
     Attributes
     ----------
-    x : float64 (n_chains, d)
-        Positions of the chains at ``β = 1``.
+    x : float64 or float32 (n_chains, d)
+        Positions of the chains at ``β = 1``; a run leaves them in the dtype of its
+        :class:`Target` (:func:`as_dtype`).
     rng_state : uint64 (n_chains, 4)
         Their Metropolis random streams.
     step : float64 (n_chains,)
@@ -181,7 +203,7 @@ class Chains:
         spec2, params2, lam2 = t.field
         a, b = self.split(t.comm)
         K = len(rep.betas)
-        x = np.empty((K, b - a, self.x.shape[1]))
+        x = np.empty((K, b - a, self.x.shape[1]), self.x.dtype)
         H = np.empty((K, b - a))
         x[0] = self.x[a:b]
         H[0] = self.end_energy_local       # the sweep carried it: no second energy pass
@@ -190,9 +212,9 @@ class Chains:
         for r in range(1, K):
             beta = float(rep.betas[r])
             field = (spec2, params2, beta * lam2)
-            xr = np.ascontiguousarray(rep.x[r - 1, a:b])
+            xr = as_dtype(rep.x[r - 1, a:b], lo, hi, t.dtype)
             rng_r = np.ascontiguousarray(rep.rng[r - 1, a:b])
-            e = t.energy(xr, lam=beta * lam, field=field)
+            e = np.ascontiguousarray(t.energy(xr, lam=beta * lam, field=field), dtype=xr.dtype)
             steps = np.ascontiguousarray(np.minimum(self.step[a:b] / np.sqrt(beta), cap))
             t.backend.sweep(t.spec, t.params, beta * lam, field, xr, e, lo, hi, steps, 1,
                             t.move, t.boundary, rng_r, np.zeros(b - a, np.int64))
@@ -223,9 +245,9 @@ class Chains:
                                                 self.ladder_rungs(t.lo, t.hi))]
         local, start = [], None
         for sweeps, rung in segments:
-            x = np.ascontiguousarray(self.x[a:b])
+            x = as_dtype(self.x[a:b], t.lo, t.hi, t.dtype)
             rng_state = np.ascontiguousarray(self.rng_state[a:b])
-            energy = t.energy(x)
+            energy = np.ascontiguousarray(t.energy(x), dtype=x.dtype)
             if start is None:
                 start = energy.copy()   # before the run: the lag measure of sweeps="auto"
             accepted = np.zeros(b - a, dtype=np.int64)
@@ -264,7 +286,7 @@ class Chains:
         Runs go in blocks of at most ``SWEEP_BLOCK`` sweeps (the same results): Ctrl-C between
         blocks leaves consistent chains, every run storing chains and streams together.
         """
-        out = np.empty((n, self.x.shape[1]))
+        out = np.empty((n, self.x.shape[1]), t.dtype)     # the chains' dtype
         k = len(self.x)
         for start in range(0, n, k):
             for done in range(0, sweeps, settings.SWEEP_BLOCK):

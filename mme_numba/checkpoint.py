@@ -14,7 +14,8 @@ import numpy as np
 
 from . import fitting
 from ._validation import check_param, copy_observables
-from .chains import Chains
+from .spec import kernel_dtype
+from .chains import Chains, as_dtype
 from .io import ModelFileError, Reader, write
 from .tempering import Replicas, resolve_ladder
 
@@ -37,6 +38,8 @@ def _json_params(model):
             value = value.item()
         elif isinstance(value, (tuple, np.ndarray)):
             value = np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value)
+        if key == "dtype":
+            value = np.dtype(kernel_dtype(value)).name    # "float64" or "float32"
         if key == "support":
             value = [np.asarray(v, dtype=float).tolist() for v in value]
         params[key] = value
@@ -95,6 +98,10 @@ def save(model, path):
         arrays.update(adam.get_state("adam_lambda"))
     if hasattr(model, "_theta_adam"):
         arrays.update(model._theta_adam.get_state("adam_theta"))
+    # float32 chains are stored as float64 (exact): one file format for both dtypes, and
+    # load() rounds them back to the model's dtype without a change of value
+    arrays = {k: (v.astype(np.float64) if getattr(v, "dtype", None) == np.float32 else v)
+              for k, v in arrays.items()}
     write(path, meta, arrays)
 
 
@@ -196,6 +203,8 @@ def load(path, comm=None, observables=None, *, classes=()):
     model.n_features_in_ = d
     model.support_ = (lo, hi)
     model._rng = r.generator(meta["numpy_rng"])
+    if kernel_dtype(params.get("dtype", "float64")) == np.float32:
+        chains = as_dtype(chains, lo, hi, np.float32)    # exact for a float32 model's chains
     model._chains = Chains.from_arrays({"chains": chains, "rng_state": rng_state, "step": step},
                                        burned_in=burned_in)
     model.lambda_ = lam

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validation import check_observables, check_param, check_params, parse_support
 from .backends import get_backend
+from .spec import kernel_dtype
 
 
 class Estimator:
@@ -21,12 +22,15 @@ class Estimator:
 
     # Parameters whose change after the first fit could not reach the learned state.
     _fixed_once_fitted = ("observables", "support", "n_chains")
+    # (``dtype`` may change: the chains are rounded to the new type at their next run)
 
     @property
     def _backend(self):
-        """The backend object of ``backend`` (rebuilt when the parameter changes)."""
-        if getattr(self, "_backend_obj", None) is None or self._backend_obj.name != self.backend:
-            self._backend_obj = get_backend(self.backend)
+        """The backend object of ``backend`` and ``dtype`` (rebuilt when either changes)."""
+        dtype = kernel_dtype(getattr(self, "dtype", "float64"))
+        obj = getattr(self, "_backend_obj", None)
+        if obj is None or obj.name != self.backend or getattr(obj, "dtype", np.float64) != dtype:
+            self._backend_obj = get_backend(self.backend, dtype)
         return self._backend_obj
 
     def _current_observables(self):
@@ -76,6 +80,18 @@ class Estimator:
     def _validate_params(self):
         """Every hyperparameter against its entry in ``mme_numba._validation.PARAMS``."""
         check_params(self.get_params())
+        if kernel_dtype(getattr(self, "dtype", "float64")) == np.float32:
+            from .observables.user import CompiledObservables
+
+            if self.move == "mala":
+                raise ValueError("move='mala' runs in float64 only: use dtype='float64' or "
+                                 "another move ('all', 'single', 'scan')")
+            if self.backend != "cpu":
+                raise ValueError("dtype='float32' runs on the CPU backend only (the CUDA "
+                                 "kernels are float64): use backend='cpu' or dtype='float64'")
+            if isinstance(self._current_observables(), CompiledObservables):
+                raise ValueError("compiled observables (observables.compiled) run in float64 "
+                                 "only: use dtype='float64'")
         if getattr(self, "_trains_theta", False) and \
                 getattr(self.observables, "trainable", True) is False:
             raise ValueError(f"MinMaxEnt trains θ, but {self.observables!r} has no grad_theta: "

@@ -253,6 +253,11 @@ def anneal(model, n_chains=None, sweeps=3, cess=0.999, random_state=0, max_steps
     cap = float(np.max(hi - lo))
 
     x = lo + (hi - lo) * rng.random((n, d))
+    dtype = getattr(backend, "dtype", np.float64)
+    if dtype != np.float64:     # float32 chains (dtype="float32" models)
+        from .chains import as_dtype
+
+        x = as_dtype(x, lo, hi, dtype)
     rng_state = seed_states(int(rng.integers(2**63 - 1)), n)
     log_vol = float(np.sum(np.log(hi - lo)))
     log_w = np.zeros(n)
@@ -276,7 +281,7 @@ def anneal(model, n_chains=None, sweeps=3, cess=0.999, random_state=0, max_steps
         beta = new
         betas.append(beta)
         lam_b, field_b = lam * beta, (spec2, params2, lam2 * beta)
-        e_beta = energy * beta
+        e_beta = np.ascontiguousarray(energy * beta, dtype=x.dtype)
         accepted = np.zeros(n, dtype=np.int64)
         backend.sweep(spec, params, lam_b, field_b, x, e_beta, lo, hi, step, int(sweeps),
                       move, boundary, rng_state, accepted)

@@ -103,6 +103,20 @@ class MaxEnt(Estimator, Likelihood):
     backend : {"cpu", "cuda"}
         Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
         (same random streams and accept decisions; ``docs/gpu.md``).
+    dtype : {"float64", "float32"} or np.float64, np.float32
+        Arithmetic of the sampler and of the energies and observables the kernels evaluate.
+        ``"float32"``: float32 chains and kernels (twice the values per vector instruction),
+        with the network parameters and λ rounded to float32 for them; the λ solver, χ², the
+        reweighting and the θ gradient stay float64. CPU backend, moves ``"all"``,
+        ``"single"``, ``"scan"``.
+
+        With ``"float32"`` :attr:`chains_` and :meth:`sample` are float32; energies and
+        observables are computed in float32 and handed on as float64 arrays; the random
+        streams and the normal deviates are the float64 ones (a proposal is rounded once to
+        float32), and the acceptance test subtracts the energies in float64. θ itself, its
+        NumPy gradient and :meth:`observe` (NumPy) are float64. ``"mala"``, compiled
+        observables and ``backend="cuda"`` are float64 only and refused with float32. The
+        dtype may change after fitting: the chains are rounded to it at their next run.
     comm : mpi4py communicator, optional
         Split the chains across MPI ranks (:mod:`mme_numba.parallel`); results are
         bit-identical to a single process. Only rank 0 writes checkpoints.
@@ -132,8 +146,8 @@ class MaxEnt(Estimator, Likelihood):
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="auto",
                  boundary="reflect", betas=None, lambda_solver="auto", lr_lambda=0.05, lambda_steps=1,
                  min_ess=0.5, max_lambda_step=1.0, var_floor=1e-12, max_epochs=None,
-                 validation_fraction=None, anchor_every=None, backend="cpu", comm=None,
-                 random_state=None):
+                 validation_fraction=None, anchor_every=None, backend="cpu", dtype="float64",
+                 comm=None, random_state=None):
         params = dict(locals())    # __init__ stores the hyperparameters, nothing else
         del params["self"]
         vars(self).update(params)
@@ -291,6 +305,7 @@ class MaxEnt(Estimator, Likelihood):
         Returns
         -------
         ndarray, shape (n, n_features)
+            Of the chains' dtype (float32 for ``dtype="float32"``).
         """
         self._check_fitted("sample")
         check_param("n", n)

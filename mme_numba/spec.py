@@ -11,7 +11,7 @@ import numpy as np
 __all__ = ["DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
            "LOGSOFTMAX", "COMPILED", "CODE_NAMES", "SPEC_WIDTH", "MOVE_ALL", "MOVE_SINGLE",
            "MOVE_MALA", "MOVE_SCAN", "MOVES", "BOUNDARY_REJECT", "BOUNDARY_REFLECT",
-           "BOUNDARIES", "NO_FIELD", "empty_term", "is_compiled"]
+           "BOUNDARIES", "NO_FIELD", "empty_term", "is_compiled", "DTYPES", "kernel_dtype"]
 
 # --- network op codes (the first entry of a spec row)
 DENSE, CONV2D, TANH, SOFTPLUS, SIGMOID, RELU, SQUARE, POWERS, LOGSOFTMAX = range(9)
@@ -44,3 +44,23 @@ def empty_term():
 
 #: The absent field ``(spec2, params2, lam2)``: the energy is ``lam . O(x)`` alone.
 NO_FIELD = empty_term()
+
+
+#: The floating-point types the kernels compile for (``dtype=`` of the estimators).
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def kernel_dtype(dtype, name="dtype"):
+    """``np.float64`` or ``np.float32`` from a name (``"float32"``) or a NumPy type; a clear
+    ``ValueError`` for anything else."""
+    for key, value in DTYPES.items():
+        if isinstance(dtype, str) and dtype == key:
+            return value
+        if not isinstance(dtype, (str, bool)) and dtype is not None:
+            try:
+                if np.dtype(dtype) == np.dtype(value):
+                    return value
+            except TypeError:
+                break
+    raise ValueError(f"{name} must be 'float64' or 'float32' (or np.float64, np.float32), "
+                     f"got {dtype!r}")

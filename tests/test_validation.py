@@ -130,7 +130,7 @@ def test_with_field_refuses_a_model_whose_parameters_were_broken_behind_set_para
 def test_the_validator_signature_matches_the_table():
     for name, spec in V.PARAMS.items():
         assert spec.kind in ("int", "float", "bool", "choice", "seed", "callable", "path",
-                             "comm", "observables", "support", "betas"), name
+                             "comm", "observables", "support", "betas", "dtype"), name
     assert inspect.signature(V.check_param).parameters.keys() == {"name", "value", "spec"}
 
 

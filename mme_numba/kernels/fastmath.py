@@ -30,11 +30,12 @@ model a float division checks for zero and may raise, which blocks vectorization
 
 import math
 
+import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-__all__ = ["tanh", "log", "cos_2pi"]
+__all__ = ["tanh", "tanh32", "tanh_any", "log", "cos_2pi"]
 
 _CONTRACT = {"contract"}
 
@@ -100,6 +101,73 @@ def tanh(z):
     q_plus_p = q + p
     v = ((two_k - 1.0) * q_plus_p + (p + p)) / (two_k * q_plus_p + (q - p))
     return math.copysign(v, z)
+
+
+# --- float32 ---------------------------------------------------------------------------
+# The same formula in float32 arithmetic, so that a loop over float32 lanes runs 8 values
+# per AVX2 instruction (16 per AVX-512) instead of converting to float64 and back. Cephes'
+# expf polynomial gives e^r = 1 + P(r) on [-ln2/2, ln2/2] with P(r) = r + r^2 S(r), and
+#
+#     tanh a = ((2^k - 1) + 2^k P) / (2^k (1 + P) + 1),
+#
+# whose numerator is P itself for k = 0 (small a keeps its relative accuracy). Within
+# 3e-7 relative of tanh (about 3 ulp of float32; tests/test_float32.py).
+
+_F32 = np.float32
+_E32 = tuple(_F32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3,
+                                4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+_LOG2E_32 = _F32(1.44269504088896341)
+_LN2_HI_32 = _F32(0.693359375)               # 9 significant bits: k * _LN2_HI_32 is exact
+_LN2_LO_32 = _F32(-2.12194440e-4)
+_ROUND_32 = _F32(12582912.0)                 # 1.5 * 2**23: x + _ROUND_32 rounds x
+_T_MAX_32 = _F32(20.0)                       # tanh 10 rounds to 1 in float32
+_ONE_32 = _F32(1.0)
+
+
+@intrinsic
+def _pow2_of_rounded_f32(typingctx, shifted):
+    """``2^k`` from ``shifted = k + 1.5·2^23`` (float32, ``0 <= k < 128``), by bits."""
+    sig = types.float32(types.float32)
+
+    def codegen(context, builder, signature, args):
+        i32 = ir.IntType(32)
+        bits = builder.bitcast(args[0], i32)
+        k = builder.sub(bits, ir.Constant(i32, 0x4B400000))      # bit pattern of 1.5 * 2**23
+        e = builder.add(builder.shl(k, ir.Constant(i32, 23)), ir.Constant(i32, 0x3F800000))
+        return builder.bitcast(e, ir.FloatType())
+
+    return sig, codegen
+
+
+@njit(cache=True, error_model="numpy", fastmath=_CONTRACT)
+def tanh32(z):
+    """Hyperbolic tangent of a float32, in float32 arithmetic, to 3e-7 relative.
+
+    Branch-free like :func:`tanh`, so that float32 loops over it vectorize; ``±0`` and NaN
+    pass through, ``±inf`` gives ``±1``.
+    """
+    a = abs(z)
+    t = min(a + a, _T_MAX_32)
+    shifted = t * _LOG2E_32 + _ROUND_32
+    k = shifted - _ROUND_32
+    r = (t - k * _LN2_HI_32) - k * _LN2_LO_32
+    p = r + r * r * (((((_E32[0] * r + _E32[1]) * r + _E32[2]) * r + _E32[3]) * r
+                      + _E32[4]) * r + _E32[5])
+    two_k = _pow2_of_rounded_f32(shifted)
+    v = ((two_k - _ONE_32) + two_k * p) / (two_k * (_ONE_32 + p) + _ONE_32)
+    return math.copysign(v, z)
+
+
+def tanh_any(z):
+    """:func:`tanh32` for a float32 argument, :func:`tanh` otherwise (compiled code only)."""
+    raise NotImplementedError("tanh_any is only callable from compiled code")
+
+
+@overload(tanh_any, jit_options={"error_model": "numpy"})
+def _tanh_any(z):
+    if isinstance(z, types.Float) and z.bitwidth == 32:
+        return lambda z: tanh32(z)
+    return lambda z: tanh(z)
 
 
 # Cephes log: log(1 + f) = f - f^2/2 + f^3 P(f) / Q(f) for 1/sqrt(2) <= 1 + f < sqrt(2).

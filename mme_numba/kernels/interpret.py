@@ -29,16 +29,17 @@ from numba import njit, prange
 
 from .. import settings
 from ..spec import CODE_NAMES as _CODE_NAMES
+from ..spec import DTYPES, kernel_dtype
 from ..spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS, SPEC_WIDTH,
                     SQUARE, TANH, empty_term)
-from .fastmath import tanh as _fast_tanh
+from .fastmath import tanh_any as _fast_tanh
 
 __all__ = [
     "DENSE", "CONV2D", "TANH", "SOFTPLUS", "SIGMOID", "RELU", "SQUARE", "POWERS",
     "LOGSOFTMAX", "SPEC_WIDTH", "forward_one", "observables_batch", "energy_batch",
     "max_width", "validate_spec", "empty_term", "forward_rows", "energy_one",
     "forward_lockstep", "energy_lockstep", "lockstep_scratch", "lanes_for", "check_terms",
-    "dynamic_schedule",
+    "dynamic_schedule", "DTYPES", "kernel_dtype",
 ]
 
 
@@ -49,6 +50,7 @@ __all__ = [
 @njit(cache=True, error_model="numpy")
 def _tanh(z):
     # Exact (5e-16 relative) and vectorizable; libm tanh was most of the sampler's time.
+    # A float32 argument gets fastmath.tanh32, float32 arithmetic throughout (3e-7).
     return _fast_tanh(z)
 
 
@@ -368,7 +370,7 @@ def _conv2d_ls(params, off, c_in, h, w, k, c_out, src, dst):
     kk = k * k
     b_off = off + c_out * c_in * kk
     hw = h * w
-    bias = np.empty(4)
+    bias = np.empty(4, params.dtype)
     co = 0
     while co < c_out:
         n_co = min(4, c_out - co)
@@ -564,14 +566,14 @@ def energy_lockstep(spec, params, lam, spec2, params2, lam2, x, first_row, x2, s
             h[lane] += h2[lane]
 
 
-def lockstep_scratch(n_lanes, *specs):
-    """Scratch for :func:`energy_lockstep`: float64 ``(5, width, n_lanes)``.
+def lockstep_scratch(n_lanes, *specs, dtype=np.float64):
+    """Scratch for :func:`energy_lockstep`: ``(5, width, n_lanes)`` of ``dtype``.
 
     ``width`` is the widest activation of ``specs`` (at least 3, for the per-lane
     temporaries in the last slot).
     """
     width = max([3] + [max_width(s) for s in specs])
-    return aligned_empty((5, width, n_lanes))
+    return aligned_empty((5, width, n_lanes), dtype)
 
 
 # --- lane buffers aligned to cache lines -------------------------------------------------
@@ -582,44 +584,47 @@ def lockstep_scratch(n_lanes, *specs):
 ALIGN = 64  # bytes: a cache line, one AVX-512 vector
 
 
-def aligned_empty(shape):
-    """``np.empty(shape)`` (float64) whose data starts on an ``ALIGN``-byte boundary."""
+def aligned_empty(shape, dtype=np.float64):
+    """``np.empty(shape, dtype)`` whose data starts on an ``ALIGN``-byte boundary."""
     n = int(np.prod(shape))
-    buf = np.empty(n + ALIGN // 8)
-    k = (-buf.ctypes.data % ALIGN) // 8
+    size = np.dtype(dtype).itemsize
+    buf = np.empty(n + ALIGN // size, dtype)
+    k = (-buf.ctypes.data % ALIGN) // size
     return buf[k:k + n].reshape(shape)
 
 
 @njit(cache=True)
-def _aligned_flat(n):
-    buf = np.empty(n + ALIGN // 8)
-    k = (-buf.ctypes.data % ALIGN) // 8
+def _aligned_flat(n, dtype):
+    # ALIGN // 4 spare entries: enough for float32 (and more than float64 needs)
+    buf = np.empty(n + ALIGN // 4, dtype)
+    k = (-buf.ctypes.data % ALIGN) // buf.itemsize
     return buf[k:k + n]
 
 
 @njit(cache=True)
-def empty_rows(n_rows, n_lanes):
-    """:func:`aligned_empty` ``(n_rows, n_lanes)`` inside a kernel."""
-    return _aligned_flat(n_rows * n_lanes).reshape((n_rows, n_lanes))
+def empty_rows(n_rows, n_lanes, dtype=np.float64):
+    """:func:`aligned_empty` ``(n_rows, n_lanes)`` inside a kernel (``dtype``: the
+    chains', e.g. ``x.dtype``)."""
+    return _aligned_flat(n_rows * n_lanes, dtype).reshape((n_rows, n_lanes))
 
 
 @njit(cache=True)
-def empty_slabs(n_slabs, n_rows, n_lanes):
+def empty_slabs(n_slabs, n_rows, n_lanes, dtype=np.float64):
     """:func:`aligned_empty` ``(n_slabs, n_rows, n_lanes)`` inside a kernel."""
-    return _aligned_flat(n_slabs * n_rows * n_lanes).reshape((n_slabs, n_rows, n_lanes))
+    return _aligned_flat(n_slabs * n_rows * n_lanes, dtype).reshape((n_slabs, n_rows, n_lanes))
 
 
-def lanes_for(*specs, n_items=None, most=None):
+def lanes_for(*specs, n_items=None, most=None, itemsize=8):
     """Number of lock-step lanes for networks ``specs``: ``settings.LANES_MIN .. most``
     (default ``settings.LANES_MAX``; the sweeps pass the per-host :func:`.tune.lanes_max`).
 
-    Wider networks get fewer lanes so that an activation buffer ``(width, lanes)`` stays
-    near ``settings.TILE_BYTES``; ``n_items`` inputs are split into at least 4 blocks per
-    thread where the lanes can be that few (rounded up to a multiple of 8). Results never
-    depend on the number of lanes.
+    Wider networks get fewer lanes so that an activation buffer ``(width, lanes)`` of
+    ``itemsize``-byte values stays near ``settings.TILE_BYTES``; ``n_items`` inputs are split
+    into at least 4 blocks per thread where the lanes can be that few (rounded up to a
+    multiple of 8). Results never depend on the number of lanes.
     """
     width = max([1] + [max_width(s) for s in specs if s.shape[0]])
-    lanes = settings.TILE_BYTES // (8 * width)
+    lanes = settings.TILE_BYTES // (int(itemsize) * width)
     if n_items is not None:
         per_block = -(-max(int(n_items), 1) // (4 * numba.get_num_threads()))
         lanes = min(lanes, -(-per_block // 8) * 8)
@@ -645,8 +650,8 @@ def _observables_batch(spec, params, X, out, n_lanes):
     width = max(3, _max_width(spec))
     n_blocks = (n + n_lanes - 1) // n_lanes
     for b in prange(n_blocks):
-        xs = empty_rows(d, n_lanes)
-        scratch = empty_slabs(3, width, n_lanes)
+        xs = empty_rows(d, n_lanes, X.dtype)
+        scratch = empty_slabs(3, width, n_lanes, X.dtype)
         start = b * n_lanes
         stop = min(n, start + n_lanes)
         _load_lanes(X, start, stop, xs)
@@ -662,9 +667,9 @@ def _energy_batch(spec, params, lam, X, spec2, params2, lam2, out, n_lanes):
     width = max(3, _max_width(spec), _max_width(spec2))
     n_blocks = (n + n_lanes - 1) // n_lanes
     for b in prange(n_blocks):
-        xs = empty_rows(d, n_lanes)
-        scratch = empty_slabs(5, width, n_lanes)
-        h = np.empty(n_lanes)
+        xs = empty_rows(d, n_lanes, X.dtype)
+        scratch = empty_slabs(5, width, n_lanes, X.dtype)
+        h = np.empty(n_lanes, X.dtype)
         start = b * n_lanes
         stop = min(n, start + n_lanes)
         _load_lanes(X, start, stop, xs)
@@ -689,8 +694,8 @@ def dynamic_schedule():
         numba.set_parallel_chunksize(old)
 
 
-def _as_f64(a, name, ndim):
-    a = np.ascontiguousarray(a, dtype=np.float64)
+def _as_f64(a, name, ndim, dtype=np.float64):
+    a = np.ascontiguousarray(a, dtype=dtype)
     if a.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {a.shape}")
     return a
@@ -700,31 +705,33 @@ def _n_outputs(spec, n_features):
     return int(spec[-1, 2]) if spec.shape[0] else int(n_features)
 
 
-def _check_term(spec, params, lam, n_features, names):
+def _check_term(spec, params, lam, n_features, names, dtype=np.float64):
     spec = validate_spec(spec, np.shape(params)[0] if np.ndim(params) == 1 else -1)
-    params = _as_f64(params, names[1], 1)
+    params = _as_f64(params, names[1], 1, dtype)
     if spec.shape[0] and spec[0, 1] != n_features:
         raise ValueError(f"{names[0]} expects {spec[0, 1]} input features, got {n_features}")
     if lam is not None:
-        lam = _as_f64(lam, names[2], 1)
+        lam = _as_f64(lam, names[2], 1, dtype)
         if spec.shape[0] and lam.shape[0] != spec[-1, 2]:
             raise ValueError(f"{names[2]} has {lam.shape[0]} entries but {names[0]} "
                              f"outputs {spec[-1, 2]}")
     return spec, params, lam
 
 
-def check_terms(spec, params, lam, spec2, params2, lam2, n_features):
+def check_terms(spec, params, lam, spec2, params2, lam2, n_features, dtype=np.float64):
     """Both energy terms checked against ``n_features`` (:func:`_check_term`); the first
-    must have at least one row. Returns the six normalized arrays."""
-    spec, params, lam = _check_term(spec, params, lam, n_features, ("spec", "params", "lam"))
+    must have at least one row. Returns the six normalized arrays, the parameters and
+    multipliers as ``dtype`` (rounded once for float32 kernels)."""
+    spec, params, lam = _check_term(spec, params, lam, n_features, ("spec", "params", "lam"),
+                                    dtype)
     spec2, params2, lam2 = _check_term(spec2, params2, lam2, n_features,
-                                       ("spec2", "params2", "lam2"))
+                                       ("spec2", "params2", "lam2"), dtype)
     if spec.shape[0] == 0:
         raise ValueError("spec must have at least one row")
     return spec, params, lam, spec2, params2, lam2
 
 
-def observables_batch(spec, params, X):
+def observables_batch(spec, params, X, dtype=np.float64):
     """Observables ``O(x; θ)`` of every row of ``X`` (parallel over rows).
 
     Parameters
@@ -732,22 +739,28 @@ def observables_batch(spec, params, X):
     spec : ndarray of int64, shape (n_rows, 8)
     params : ndarray of float64, shape (n_params,)
     X : ndarray of float64, shape (n_samples, n_features)
+    dtype : np.float64 or np.float32
+        The arithmetic: ``X`` and ``params`` are rounded to it once and the network runs in
+        it (``kernel_dtype`` names the choices).
 
     Returns
     -------
-    ndarray of float64, shape (n_samples, n_observables)
+    ndarray of ``dtype``, shape (n_samples, n_observables)
     """
-    X = _as_f64(X, "X", 2)
-    spec, params, _ = _check_term(spec, params, None, X.shape[1], ("spec", "params", None))
+    dtype = kernel_dtype(dtype)
+    X = _as_f64(X, "X", 2, dtype)
+    spec, params, _ = _check_term(spec, params, None, X.shape[1], ("spec", "params", None),
+                                  dtype)
     if spec.shape[0] == 0:
         return X.copy()
-    out = np.empty((X.shape[0], _n_outputs(spec, X.shape[1])))
+    out = np.empty((X.shape[0], _n_outputs(spec, X.shape[1])), dtype)
     with dynamic_schedule():
-        _observables_batch(spec, params, X, out, lanes_for(spec, n_items=X.shape[0]))
+        _observables_batch(spec, params, X, out,
+                           lanes_for(spec, n_items=X.shape[0], itemsize=X.itemsize))
     return out
 
 
-def energy_batch(spec, params, lam, X, spec2, params2, lam2):
+def energy_batch(spec, params, lam, X, spec2, params2, lam2, dtype=np.float64):
     """Energies ``H(x) = lam . O(x) + lam2 . O2(x)`` of every row of ``X`` (parallel over rows).
 
     Parameters
@@ -759,18 +772,21 @@ def energy_batch(spec, params, lam, X, spec2, params2, lam2):
     spec2, params2, lam2 : ndarrays
         Second energy term, same layout; ``spec2`` with zero rows means "absent"
         (see :func:`empty_term`).
+    dtype : np.float64 or np.float32
+        The arithmetic, as for :func:`observables_batch` (``lam`` rounded to it too).
 
     Returns
     -------
-    ndarray of float64, shape (n_samples,)
+    ndarray of ``dtype``, shape (n_samples,)
     """
-    X = _as_f64(X, "X", 2)
+    dtype = kernel_dtype(dtype)
+    X = _as_f64(X, "X", 2, dtype)
     spec, params, lam, spec2, params2, lam2 = check_terms(spec, params, lam, spec2, params2,
-                                                          lam2, X.shape[1])
-    out = np.empty(X.shape[0])
+                                                          lam2, X.shape[1], dtype)
+    out = np.empty(X.shape[0], dtype)
     with dynamic_schedule():
         _energy_batch(spec, params, lam, X, spec2, params2, lam2, out,
-                      lanes_for(spec, spec2, n_items=X.shape[0]))
+                      lanes_for(spec, spec2, n_items=X.shape[0], itemsize=X.itemsize))
     return out
 
 

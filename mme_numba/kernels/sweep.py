@@ -16,8 +16,12 @@ MOVE_MALA      any                     :func:`.moves.mala.mala_sweeps`
 =============  ======================  ====================================================
 
 The second energy term (``spec2, params2, lam2``, zero rows when absent) and the boundary
-(``BOUNDARY_REJECT``/``BOUNDARY_REFLECT``) are arguments of every kernel, not a choice.
+(``BOUNDARY_REJECT``/``BOUNDARY_REFLECT``) are arguments of every kernel, not a choice. So is
+the arithmetic: float32 chains (``x`` and ``energy`` float32) run the float32 specialisations
+of the same kernels (:func:`.moves.box.chain_args`), except MALA, which is float64 only.
 """
+
+import numpy as np
 
 from ..spec import CONV2D, DENSE, MOVE_ALL, MOVE_MALA, MOVE_SCAN, MOVE_SINGLE
 from . import tune
@@ -45,9 +49,10 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
         float64 ``(n_observables,)``.
     spec2, params2, lam2 : ndarrays
         Second energy term; ``spec2`` with zero rows means absent (``empty_term()``).
-    x : ndarray of float64, shape (n_chains, n_features)
-        Chain states, inside the box; updated in place.
-    energy : ndarray of float64, shape (n_chains,)
+    x : ndarray of float64 or float32, shape (n_chains, n_features)
+        Chain states, inside the box; updated in place. float32 chains are sampled in float32
+        arithmetic (parameters and multipliers rounded to float32; not ``MOVE_MALA``).
+    energy : ndarray of x.dtype, shape (n_chains,)
         Must equal ``H(x)`` on entry (``energy_batch``); updated in place.
     lo, hi : array_like of float64, shape (n_features,) or scalars
         The box.
@@ -77,6 +82,9 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
     None
     """
     if move == MOVE_MALA:
+        if getattr(x, "dtype", None) == np.float32:
+            raise ValueError("MOVE_MALA runs in float64 only: pass float64 chains (a model: "
+                             "dtype='float64'), or use MOVE_ALL, MOVE_SINGLE or MOVE_SCAN")
         mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                     n_sweeps, boundary, rng_state, accepted)
         return
@@ -87,7 +95,7 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
         return
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
-        rng_state, accepted)
+        rng_state, accepted, allow_float32=True)
     if move == MOVE_SINGLE and incremental and spec[0, 0] == CONV2D:
         single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                             n_sweeps, boundary, rng_state, accepted)
@@ -97,7 +105,7 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
         return
     if lanes is None:
         most = tune.lanes_max("all" if move == MOVE_ALL else "single")
-        lanes = lanes_for(spec, spec2, n_items=n_chains, most=most)
+        lanes = lanes_for(spec, spec2, n_items=n_chains, most=most, itemsize=x.itemsize)
     lanes = int(lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be a positive integer, got {lanes}")

@@ -14,7 +14,7 @@ from ..fastmath import cos_2pi as _cos_2pi
 from ..fastmath import log as _log
 from ..interpret import energy_lockstep
 from ..rng import uniform
-from .box import _accept, _propose, block_buffers, load_block, store_block
+from .box import _propose, block_buffers, load_block, store_block
 
 __all__ = ["all_sweeps"]
 
@@ -25,7 +25,7 @@ def _block_all(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, 
     # The block's states, steps and random streams are copied lane-major, so the draw
     # loop below (xoshiro, uniforms, Box-Muller through fastmath) vectorizes across lanes.
     d = x.shape[1]
-    y, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2)
+    y, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2, x.dtype)
     xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # (lanes, 4) view: st[lane] is one xoshiro state
     for lane in range(n_lanes):
@@ -36,9 +36,12 @@ def _block_all(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, 
     n_acc = np.zeros(n_lanes, np.int64)
     log_r = np.empty(n_lanes)
     cos_t = np.empty(n_lanes)
+    log_u = np.ones(n_lanes)
+    acc = np.zeros(n_lanes, np.bool_)
     for _ in range(n_sweeps):
         for k in range(d):
-            # _gaussian, one simple loop per step so that each vectorizes
+            # _gaussian, one simple loop per step so that each vectorizes; the draws are
+            # float64 for float32 chains too (the same streams), the proposal rounded once
             for lane in range(n_live):
                 u1 = uniform(st, lane)
                 u2 = uniform(st, lane)
@@ -61,12 +64,24 @@ def _block_all(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, x, 
                 ok_all = ok_all and ok
             inside[lane] = ok_all
         energy_lockstep(spec, params, lam, spec2, params2, lam2, y, 0, y, scratch, h_new)
+        # the acceptance test of box._accept, one simple loop per step so that each
+        # vectorizes: uniforms for the kept proposals only, their logs, then the decisions
+        # (float32 energies promoted to float64 first) and masked stores
         for lane in range(n_live):
-            if inside[lane] and _accept(st, lane, h_old[lane], h_new[lane]):
-                for k in range(d):
-                    xb[k, lane] = y[k, lane]
-                h_old[lane] = h_new[lane]
-                n_acc[lane] += 1
+            if inside[lane]:
+                log_u[lane] = uniform(st, lane)
+        for lane in range(n_live):
+            log_u[lane] = _log(log_u[lane])
+        for lane in range(n_live):
+            ok = inside[lane] and log_u[lane] < np.float64(h_old[lane]) - np.float64(h_new[lane])
+            acc[lane] = ok
+            h_old[lane] = h_new[lane] if ok else h_old[lane]
+            n_acc[lane] += 1 if ok else 0
+        for k in range(d):
+            xk = xb[k]
+            yk = y[k]
+            for lane in range(n_live):
+                xk[lane] = yk[lane] if acc[lane] else xk[lane]
     store_block(c0, n_live, xb, streams, h_old, n_acc, x, rng_state, energy, accepted)
 
 

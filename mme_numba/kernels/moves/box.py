@@ -21,6 +21,11 @@ Proposal and draw order (replayed exactly by ``tests/naive.py``):
   acceptance uniform. ``BOUNDARY_REFLECT``: each coordinate outside is folded back at the
   walls until inside.
 * Acceptance: ``log(u) < H(x) - H(y)`` (the Metropolis rule in log space).
+* float32 chains (``x`` float32, :func:`chain_args`): the draws, ``u`` and the normal
+  deviates are the float64 numbers above (the same streams); a proposal ``x + step * ξ`` is
+  formed in float64 and rounded once to float32; the energies are float32 and the
+  acceptance test promotes both to float64 before subtracting them, so the only float32
+  error in a decision is the energies' own rounding.
 * ``normal()`` is Box–Muller, cosine branch: ``sqrt(-2 log(1 - u1)) * cos(2 pi u2)`` from two
   uniforms. All-coordinate moves evaluate it, and ``log`` in the acceptance test, with
   :mod:`~mme_numba.kernels.fastmath` (the C library's values to within 4e-16, without a
@@ -34,7 +39,8 @@ coordinates' own units: sample in rescaled coordinates for per-feature widths.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ..fastmath import cos_2pi as _cos_2pi
 from ..fastmath import log as _log
@@ -42,7 +48,8 @@ from ..interpret import _max_width, check_terms, empty_rows, empty_slabs
 from ..rng import normal, uniform
 from ...spec import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
 
-__all__ = ["chain_args", "check_move", "block_buffers", "load_block", "store_block"]
+__all__ = ["chain_args", "check_move", "block_buffers", "load_block", "store_block",
+           "float_box"]
 
 
 @njit(cache=True)
@@ -77,6 +84,18 @@ def _propose(y, lo, hi, boundary):
     return _reflect(y, lo, hi), True
 
 
+def _rounded_like(ref, v):
+    """``v`` rounded to the type of ``ref`` when that is float32, else ``v`` (compiled only)."""
+    raise NotImplementedError("compiled code only")
+
+
+@overload(_rounded_like)
+def _rounded_like_impl(ref, v):
+    if isinstance(ref, types.Float) and ref.bitwidth == 32:
+        return lambda ref, v: np.float32(v)
+    return lambda ref, v: v
+
+
 @njit(cache=True, inline="always")
 def _single_site_proposal(state, c, x_row, step, lo, hi, boundary):
     """One single-coordinate proposal: a coordinate, then a Gaussian step, then the box rule.
@@ -88,14 +107,17 @@ def _single_site_proposal(state, c, x_row, step, lo, hi, boundary):
     d = lo.shape[0]
     j = min(int(uniform(state, c) * d), d - 1)
     old = x_row[j]
-    yj, inside = _propose(old + step * normal(state, c), lo[j], hi[j], boundary)
+    # float32 chains: the float64 proposal rounded once, then the box rule (as the others do)
+    yj, inside = _propose(_rounded_like(old, old + step * normal(state, c)), lo[j], hi[j],
+                          boundary)
     return j, old, yj, inside
 
 
 @njit(cache=True)
 def _accept(state, c, h_old, h_new):
-    # fastmath.log: the C library's log to the last bit, minus the call
-    return _log(uniform(state, c)) < h_old - h_new
+    # fastmath.log: the C library's log to the last bit, minus the call; float32 energies
+    # are promoted first (exact), so their difference is not rounded again
+    return _log(uniform(state, c)) < np.float64(h_old) - np.float64(h_new)
 
 
 @njit(cache=True, error_model="numpy")
@@ -121,11 +143,12 @@ def _normal_all(state, c):
 # bits do not depend on the block size. Lanes past the last chain hold ``lo``, draw nothing.
 
 @njit(cache=True)
-def block_buffers(d, n_lanes, spec, spec2):
-    """A block's ``(d, lanes)`` rows, network scratch, old and new energies, inside flags."""
-    scratch = empty_slabs(5, max(3, _max_width(spec), _max_width(spec2)), n_lanes)
-    return (empty_rows(d, n_lanes), scratch, np.empty(n_lanes), np.empty(n_lanes),
-            np.zeros(n_lanes, np.bool_))
+def block_buffers(d, n_lanes, spec, spec2, dtype):
+    """A block's ``(d, lanes)`` rows, network scratch, old and new energies (all of the
+    chains' ``dtype``), inside flags."""
+    scratch = empty_slabs(5, max(3, _max_width(spec), _max_width(spec2)), n_lanes, dtype)
+    return (empty_rows(d, n_lanes, dtype), scratch, np.empty(n_lanes, dtype),
+            np.empty(n_lanes, dtype), np.zeros(n_lanes, np.bool_))
 
 
 @njit(cache=True)
@@ -134,7 +157,7 @@ def load_block(c0, n_live, n_lanes, x, lo, step, rng_state):
     ``(4, lanes)`` (``streams.T[lane]`` is one state) and steps; lanes past ``n_live`` hold
     the box corner ``lo`` and a zero step."""
     d = x.shape[1]
-    xb = empty_rows(d, n_lanes)
+    xb = empty_rows(d, n_lanes, x.dtype)
     streams = np.zeros((4, n_lanes), np.uint64)
     step_b = np.zeros(n_lanes)
     for lane in range(n_lanes):
@@ -176,24 +199,57 @@ def check_move(move):
                          f"got {move!r}")
 
 
+def float_box(lo, hi, dtype):
+    """The box the kernels use for chains of ``dtype``, as float64 arrays.
+
+    float64: ``[lo, hi]`` itself. float32: the largest box of float32 numbers inside it
+    (``lo`` rounded up, ``hi`` rounded down to float32), so that a float32 state inside it
+    is inside ``[lo, hi]`` too and the box rule's float64 comparisons are exact.
+    """
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    if np.dtype(dtype) == np.float64:
+        return lo, hi
+    lo32 = lo.astype(np.float32)
+    hi32 = hi.astype(np.float32)
+    lo32 = np.where(lo32 < lo, np.nextafter(lo32, np.float32(np.inf)), lo32)
+    hi32 = np.where(hi32 > hi, np.nextafter(hi32, np.float32(-np.inf)), hi32)
+    return lo32.astype(np.float64), hi32.astype(np.float64)
+
+
 def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                boundary, rng_state, accepted):
+                boundary, rng_state, accepted, allow_float32=False):
     """Argument checks shared by every sampler (CPU and CUDA); returns the normalized
-    ``(spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps)``."""
+    ``(spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps)``.
+
+    The chains' dtype decides the arithmetic: ``x`` float64 or, where the caller passes
+    ``allow_float32`` (the all-coordinate, random-scan and systematic-scan CPU kernels; not
+    MALA nor the CUDA kernels), float32, with ``energy`` of the same dtype; the parameters and multipliers are rounded to it, and for float32 the box
+    is narrowed to float32 numbers (:func:`float_box`). ``lo``, ``hi`` and ``step`` stay
+    float64.
+    """
     x_shape = np.shape(x)
     if len(x_shape) != 2:
         raise ValueError(f"x must be 2-D (n_chains, n_features), got shape {x_shape}")
     n_chains, d = x_shape
-    _check_inplace(x, "x", np.float64, (n_chains, d))
-    _check_inplace(energy, "energy", np.float64, (n_chains,))
+    dtype = np.float32 if getattr(x, "dtype", None) == np.float32 else np.float64
+    if dtype == np.float32 and not allow_float32:
+        raise ValueError("x must be float64 for this sampler, got float32 (float32 chains: "
+                         "moves 'all', 'single' and 'scan' on the CPU backend)")
+    _check_inplace(x, "x", dtype, (n_chains, d))
+    _check_inplace(energy, "energy", dtype, (n_chains,))
     _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))
     _check_inplace(accepted, "accepted", np.int64, (n_chains,))
     spec, params, lam, spec2, params2, lam2 = check_terms(spec, params, lam, spec2, params2,
-                                                          lam2, d)
+                                                          lam2, d, dtype)
     lo = np.ascontiguousarray(np.broadcast_to(np.asarray(lo, np.float64), (d,)))
     hi = np.ascontiguousarray(np.broadcast_to(np.asarray(hi, np.float64), (d,)))
     if not np.all(lo < hi):
         raise ValueError("the box needs lo < hi in every coordinate")
+    if dtype == np.float32:
+        lo, hi = float_box(lo, hi, dtype)
+        if not np.all(lo < hi):
+            raise ValueError("the box holds no float32 interval in some coordinate")
     step = np.ascontiguousarray(np.broadcast_to(np.asarray(step, np.float64), (n_chains,)))
     if boundary not in (BOUNDARY_REJECT, BOUNDARY_REFLECT):
         raise ValueError(f"boundary must be BOUNDARY_REJECT (0) or BOUNDARY_REFLECT (1), "

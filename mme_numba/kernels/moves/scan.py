@@ -96,7 +96,8 @@ def term_plan(spec, params, lam, incremental=True):
     v : ndarray
         The folded energy vector, channel-last (empty unless ``fold``).
     """
-    empty = np.zeros(0)
+    dtype = np.asarray(params).dtype      # the chains' (float64 or float32)
+    empty = np.zeros(0, dtype)
     none = (TERM_FULL, 0, False, empty, np.zeros(1, np.int64), empty)
     spec = np.asarray(spec)
     if spec.shape[0] == 0 or not incremental:
@@ -112,17 +113,18 @@ def term_plan(spec, params, lam, incremental=True):
     tw, toff = _transposed_weights(spec, params)
     lam = np.asarray(lam, np.float64)
     if n_inc == n_rows and closes:
-        # lam . (W a + b) with W (n_out, C, H, W): v = W^T lam, re-laid (H, W, C)
+        # lam . (W a + b) with W (n_out, C, H, W): v = W^T lam, re-laid (H, W, C); for float32
+        # chains summed in float64 and rounded once
         code, n_in, n_out, off = (int(s) for s in spec[n_inc - 1, :4])
         c, h, w = (int(g) for g in geo[n_inc - 2])
-        W = params[off:off + n_out * n_in].reshape(n_out, c, h, w)
+        W = np.asarray(params[off:off + n_out * n_in], np.float64).reshape(n_out, c, h, w)
         v = np.tensordot(lam, W, axes=1).transpose(1, 2, 0).ravel()
-        return TERM_CONV, n_inc - 1, True, tw, toff, np.ascontiguousarray(v)
+        return TERM_CONV, n_inc - 1, True, tw, toff, np.ascontiguousarray(v, dtype)
     if n_inc == n_rows:
         # conv-only: O is the last row's output, channel-major
         c, h, w = (int(g) for g in geo[n_inc - 1])
         v = lam.reshape(c, h, w).transpose(1, 2, 0).ravel()
-        return TERM_CONV, n_inc, True, tw, toff, np.ascontiguousarray(v)
+        return TERM_CONV, n_inc, True, tw, toff, np.ascontiguousarray(v, dtype)
     if closes:
         return TERM_CONV, n_inc, False, tw, toff, empty
     return none
@@ -675,15 +677,15 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     d = x.shape[1]
     xb, streams, step_b = load_block(c0, n_live, n_lanes, x, lo, step, rng_state)
     st = streams.T                      # st[lane] is one xoshiro state
-    wa = empty_rows(width, n_lanes)
-    wb = empty_rows(width, n_lanes)
-    tmp = empty_rows(2, n_lanes)
+    wa = empty_rows(width, n_lanes, x.dtype)
+    wb = empty_rows(width, n_lanes, x.dtype)
+    tmp = empty_rows(2, n_lanes, x.dtype)
     rect = np.zeros((max(n_pre, 1), 4), np.int64)
     rect2 = np.zeros((max(n_pre2, 1), 4), np.int64)
-    e1 = np.empty(n_lanes)
-    e2 = np.empty(n_lanes)
-    e1n = np.empty(n_lanes)
-    e2n = np.empty(n_lanes)
+    e1 = np.empty(n_lanes, x.dtype)
+    e2 = np.empty(n_lanes, x.dtype)
+    e1n = np.empty(n_lanes, x.dtype)
+    e2n = np.empty(n_lanes, x.dtype)
     _, aoff, geo = _plan(spec)      # once per block, not per proposal
     _, aoff2, geo2 = _plan(spec2)
     _term_rebuild(kind, n_pre, fold, spec, params, lam, tw, toff, v, aoff, geo, xb, A, wa, wb,
@@ -691,11 +693,11 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
     _term_rebuild(kind2, n_pre2, fold2, spec2, params2, lam2, tw2, toff2, v2, aoff2, geo2, xb,
                   A2, wa, wb, tmp, work[1], e2)
     full = kind == TERM_FULL or (spec2.shape[0] > 0 and kind2 == TERM_FULL)
-    log_r = np.empty(n_lanes)
+    log_r = np.empty(n_lanes)          # the draws stay float64 for float32 chains
     cos_t = np.empty(n_lanes)
-    y = np.empty(n_lanes)
-    old = np.empty(n_lanes)
-    delta = np.zeros(n_lanes)
+    y = np.empty(n_lanes, x.dtype)     # the proposal, rounded once to the chains' dtype
+    old = np.empty(n_lanes, x.dtype)
+    delta = np.zeros(n_lanes, x.dtype)
     inside = np.zeros(n_lanes, np.bool_)
     acc = np.zeros(n_lanes, np.bool_)
     u = np.ones(n_lanes)
@@ -737,8 +739,10 @@ def _scan_block(c0, n_live, x, energy, lo, hi, step, n_sweeps, boundary, rng_sta
                     u[lane] = uniform(st, lane)
             any_acc = False
             for lane in range(n_lanes):
-                ok = inside[lane] and _log(u[lane]) < (e1[lane] + e2[lane]) - (e1n[lane]
-                                                                               + e2n[lane])
+                # float32 energies: each term promoted to float64 first (exact)
+                ok = inside[lane] and _log(u[lane]) < (
+                    (np.float64(e1[lane]) + np.float64(e2[lane]))
+                    - (np.float64(e1n[lane]) + np.float64(e2n[lane])))
                 acc[lane] = ok
                 any_acc = any_acc or ok
             for lane in range(n_lanes):
@@ -777,9 +781,9 @@ def _scan_sweeps(x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepte
 _scratch = threading.local()
 
 
-def _workspace(n_slices, shapes):
-    """Float64 scratch arrays ``(n_slices,) + shape``, aligned to cache lines
-    (``interpret.aligned_empty``) and reused by this thread's calls.
+def _workspace(n_slices, shapes, dtype=np.float64):
+    """Scratch arrays ``(n_slices,) + shape`` of ``dtype`` (the chains'), aligned to cache
+    lines (``interpret.aligned_empty``) and reused by this thread's calls.
 
     One slice per numba thread (``numba.get_thread_id``) holds a block's kept rows
     (megabytes): allocated per call they cost page faults (``docs/performance.md``). Every
@@ -789,9 +793,9 @@ def _workspace(n_slices, shapes):
     """
     cached = getattr(_scratch, "arrays", None)
     if cached is None or tuple(a.shape[1:] for a in cached) != shapes or \
-            cached[0].shape[0] < n_slices:
+            cached[0].shape[0] < n_slices or cached[0].dtype != dtype:
         _scratch.arrays = None  # release the old set first
-        cached = _scratch.arrays = tuple(aligned_empty((n_slices,) + s) for s in shapes)
+        cached = _scratch.arrays = tuple(aligned_empty((n_slices,) + s, dtype) for s in shapes)
     return cached
 
 
@@ -803,15 +807,15 @@ def release_scratch():
     _scratch.arrays = None
 
 
-def scan_lanes(n_chains, rows=0):
+def scan_lanes(n_chains, rows=0, itemsize=8):
     """Lanes per block for :func:`scan_sweeps` (a multiple of 8).
 
-    ``settings.SCAN_LANES``, halved while a block's kept state (``rows`` floats per lane)
-    would pass ``settings.SCAN_STATE_BYTES`` (but not below 64 for that reason), and fewer
-    when there are too few chains for one block per thread.
+    ``settings.SCAN_LANES``, halved while a block's kept state (``rows`` floats of
+    ``itemsize`` bytes per lane) would pass ``settings.SCAN_STATE_BYTES`` (but not below 64
+    for that reason), and fewer when there are too few chains for one block per thread.
     """
     most = settings.SCAN_LANES
-    while most > 64 and 8 * max(int(rows), 1) * most > settings.SCAN_STATE_BYTES:
+    while most > 64 and int(itemsize) * max(int(rows), 1) * most > settings.SCAN_STATE_BYTES:
         most //= 2
     per_block = -(-max(int(n_chains), 1) // numba.get_num_threads())
     return int(max(8, min(most, -(-per_block // 8) * 8)))
@@ -833,21 +837,21 @@ def scan_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
-        rng_state, accepted)
+        rng_state, accepted, allow_float32=True)
     n_chains = x.shape[0]
     if n_chains == 0 or n_sweeps == 0:
         return
     p1 = term_plan(spec, params, lam, incremental)
     p2 = term_plan(spec2, params2, lam2, incremental)
     rows1, rows2 = _kept_rows(*p1[:3], spec), _kept_rows(*p2[:3], spec2)
-    lanes = scan_lanes(n_chains, rows1 + rows2) if lanes is None else int(lanes)
+    lanes = scan_lanes(n_chains, rows1 + rows2, x.itemsize) if lanes is None else int(lanes)
     if lanes < 1:
         raise ValueError(f"lanes must be a positive integer, got {lanes}")
     # one slice per thread: get_thread_id() < get_num_threads() in the kernel
     A, N, A2, N2, work = _workspace(
         numba.get_num_threads(),
         ((rows1, lanes), (rows1, lanes), (rows2, lanes), (rows2, lanes),
-         (3, max(rows1, rows2, x.shape[1]), lanes)))
+         (3, max(rows1, rows2, x.shape[1]), lanes)), x.dtype)
     with dynamic_schedule():
         _scan_sweeps(x, energy, lo, hi, step, n_sweeps, int(boundary), rng_state, accepted,
                      spec, params, lam, *p1, A, N, spec2, params2, lam2, *p2, A2, N2, work,

@@ -61,7 +61,7 @@ def _block_single(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, 
     # z' = z + W[:, j] (y_j - x_j), O(n_hidden) instead of O(n_hidden d); z is rebuilt from
     # x at every call, so rounding cannot accumulate beyond one call.
     d = x.shape[1]
-    xb, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2)
+    xb, scratch, h_old, h_new, inside = block_buffers(d, n_lanes, spec, spec2, x.dtype)
     for lane in range(n_lanes):
         c = c0 + lane
         for k in range(d):
@@ -70,13 +70,13 @@ def _block_single(c0, n_live, n_lanes, spec, params, lam, spec2, params2, lam2, 
         h_old[lane] = energy[c0 + lane]
     n_acc = np.zeros(n_lanes, np.int64)
     j_of = np.zeros(n_lanes, np.int64)
-    old = np.empty(n_lanes)
-    new = np.empty(n_lanes)
+    old = np.empty(n_lanes, x.dtype)
+    new = np.empty(n_lanes, x.dtype)
     n_hid = spec[0, 2] if incremental else 1
     off = spec[0, 3]
-    z = np.empty((n_hid, n_lanes))
-    z_new = np.empty((n_hid, n_lanes))
-    dx = np.zeros(n_lanes)
+    z = np.empty((n_hid, n_lanes), x.dtype)
+    z_new = np.empty((n_hid, n_lanes), x.dtype)
+    dx = np.zeros(n_lanes, x.dtype)
     if incremental:
         _dense_ls(params, off, d, n_hid, spec[0, 4] == 1, xb, z)
     has_second = spec2.shape[0] > 0
@@ -348,14 +348,14 @@ def _chain_pixels(c, spec, params, lam, tw, toff, spec2, params2, lam2, tw2, tof
     d = x.shape[1]
     xc = x[c]
     n_inc, aoff, geo = _plan(spec)
-    acts = np.empty(aoff[n_inc])
-    undo = np.empty(aoff[n_inc])
+    acts = np.empty(aoff[n_inc], x.dtype)
+    undo = np.empty(aoff[n_inc], x.dtype)
     rect = np.zeros((n_inc, 4), np.int64)
     _rebuild(spec, params, xc, n_inc, aoff, geo, acts, chw_a, chw_b)
     has_second = spec2.shape[0] > 0
     n_inc2, aoff2, geo2 = _plan(spec2)
-    acts2 = np.empty(aoff2[n_inc2])
-    undo2 = np.empty(aoff2[n_inc2])
+    acts2 = np.empty(aoff2[n_inc2], x.dtype)
+    undo2 = np.empty(aoff2[n_inc2], x.dtype)
     rect2 = np.zeros((max(n_inc2, 1), 4), np.int64)
     if n_inc2 > 0:
         _rebuild(spec2, params2, xc, n_inc2, aoff2, geo2, acts2, chw_a, chw_b)
@@ -392,12 +392,12 @@ def _single_pixel_sweeps(spec, params, lam, tw, toff, spec2, params2, lam2, tw2,
     width = _max_width(spec)
     width2 = _max_width(spec2)
     for c in prange(x.shape[0]):
-        wa = np.empty(width)
-        wb = np.empty(width)
-        wa2 = np.empty(width2)
-        wb2 = np.empty(width2)
-        chw_a = np.empty(max(width, width2))
-        chw_b = np.empty(max(width, width2))
+        wa = np.empty(width, x.dtype)
+        wb = np.empty(width, x.dtype)
+        wa2 = np.empty(width2, x.dtype)
+        wb2 = np.empty(width2, x.dtype)
+        chw_a = np.empty(max(width, width2), x.dtype)
+        chw_b = np.empty(max(width, width2), x.dtype)
         _chain_pixels(c, spec, params, lam, tw, toff, spec2, params2, lam2, tw2, toff2, x,
                       energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, wa, wb,
                       wa2, wb2, chw_a, chw_b)
@@ -424,9 +424,9 @@ def _transposed_weights(spec, params):
             W = params[off:off + n_out * n_in].reshape(n_out, cp, hp, wp)
             blocks.append(W.transpose(2, 3, 1, 0).ravel())
         else:
-            blocks.append(np.zeros(0))
+            blocks.append(np.zeros(0, params.dtype))
         toff.append(toff[-1] + blocks[-1].size)
-    tw = np.ascontiguousarray(np.concatenate(blocks) if blocks else np.zeros(0))
+    tw = np.ascontiguousarray(np.concatenate(blocks) if blocks else np.zeros(0, params.dtype))
     return tw, np.asarray(toff, np.int64)
 
 
@@ -477,7 +477,7 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
-        rng_state, accepted)
+        rng_state, accepted, allow_float32=True)
     n_chains = x.shape[0]
     if not supports_incremental(spec):
         raise ValueError("single_pixel_sweeps needs a spec whose first row is CONV2D")

@@ -21,14 +21,16 @@ from .box import _check_inplace
 __all__ = ["replica_swaps", "check_swap_args"]
 
 
-def check_swap_args(x, energy, betas, rng_state, parity, accepted):
+def check_swap_args(x, energy, betas, rng_state, parity, accepted, allow_float32=False):
     """Raise ``ValueError`` naming the argument unless the arguments of :func:`replica_swaps`
     (and of its CUDA twin) have the documented dtypes and shapes; returns ``betas`` as a
-    contiguous float64 array."""
+    contiguous float64 array. ``allow_float32`` (the CPU kernel): ``x`` may be float32
+    chains (``dtype="float32"`` models); ``energy`` is float64 either way."""
     if np.ndim(x) != 3:
         raise ValueError(f"x must have shape (K, n_chains, d), got {np.shape(x)}")
     K, n, d = np.shape(x)
-    _check_inplace(x, "x", np.float64, (K, n, d))
+    f32 = allow_float32 and getattr(x, "dtype", None) == np.float32
+    _check_inplace(x, "x", np.float32 if f32 else np.float64, (K, n, d))
     _check_inplace(energy, "energy", np.float64, (K, n))
     _check_inplace(rng_state, "rng_state", np.uint64, (n, 4))
     _check_inplace(accepted, "accepted", np.int64, (n, max(K - 1, 0)))
@@ -46,7 +48,7 @@ def replica_swaps(x, energy, betas, rng_state, parity, accepted):
 
     Parameters
     ----------
-    x : float64 (K, n_chains, d)
+    x : float64 or float32 (K, n_chains, d)
         States of every level; rows of swapped pairs are exchanged.
     energy : float64 (K, n_chains)
         Untempered energies ``H`` of those states (exchanged with them).

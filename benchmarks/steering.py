@@ -36,15 +36,23 @@ from hostinfo import host  # benchmarks/ is the script folder
 
 #: plain cross-entropy, the default before issue 14
 PLAIN = dict(adversarial=0.0, noise=0.0, label_smoothing=0.0)
+#: draws of the model for the "not a digit" class of ``--classifier model``
+N_NEGATIVES = 1024
 
 
 
 
 def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
-    """The steering classifier: the default of ``train_classifier``, plain cross-entropy, or
-    ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
+    """The steering classifier: ``model``, as ``mme steer --classifier digits`` trains it (11
+    classes, the 11th ``N_NEGATIVES`` of the model's own samples: ``negatives=model``); the
+    10-class default of ``train_classifier`` (``default``, ``steer --classifier
+    digits-plain``), plain cross-entropy, or ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
     samples steered at h = 5 by the plain and by the default classifier."""
     X, y = mme.datasets.digits()
+    if kind == "model":
+        return fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
+                                       random_state=seed, negatives=model,
+                                       n_negatives=N_NEGATIVES)
     if kind == "negatives":
         neg = [model.chains_]
         for first in (classifier("plain", seed), classifier("default", seed)):
@@ -77,15 +85,26 @@ def grade(judge, clf, xs, target):
             "field_classifier_rate": float(np.mean(clf.forward(xs).argmax(axis=1) == target))}
 
 
-def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
-        chains=64, burn_in=60, sweeps=60, seed=0, log=print):
+def run(model_path, kind="model", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
+        chains=64, burn_in=60, sweeps=60, seed=0, log=print, classifier_file=None):
+    from mme_numba.io import load_network, save_network
+
     model = mme.load(model_path)
     judge = digit_judge()
     t0 = time.perf_counter()
-    clf = classifier(kind, seed, model, burn_in, sweeps)
+    if classifier_file is not None and Path(classifier_file).exists():
+        clf = load_network(classifier_file)  # trained by an earlier run of the same kind
+        log(f"classifier loaded from {classifier_file}")
+    else:
+        clf = classifier(kind, seed, model, burn_in, sweeps)
+        if classifier_file is not None:
+            save_network(clf, classifier_file)
     t_clf = time.perf_counter() - t0
+    log(f"classifier ready ({t_clf:.0f} s)")
     out = {"model": str(model_path), "classifier": kind,
            "classifier_settings": {"default": "train_classifier defaults", "plain": PLAIN,
+                                   "model": f"defaults, classifier_cnn(11), negatives=model, "
+                                            f"n_negatives={N_NEGATIVES}",
                                    "negatives": "defaults, negatives= model and steered "
                                                 "samples (see classifier())"}[kind],
            "chains": chains, "burn_in": burn_in, "sweeps": sweeps, "seed": seed,
@@ -127,7 +146,11 @@ def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
-    p.add_argument("--classifier", choices=("default", "plain", "negatives"), default="default")
+    p.add_argument("--classifier", choices=("model", "default", "plain", "negatives"),
+                   default="model",
+                   help="model: 11 classes, the last the model's own samples (what mme-numba "
+                        "steer --classifier digits trains); default: the 10-class default "
+                        "of train_classifier (steer --classifier digits-plain)")
     p.add_argument("--strengths", type=float, nargs="+", default=[1, 2, 5, 10])
     p.add_argument("--modes", nargs="+", choices=("steered", "field_only"),
                    default=["steered", "field_only"],
@@ -140,9 +163,13 @@ def main():
     p.add_argument("--sweeps", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="docs/data/steering.json")
+    p.add_argument("--classifier-file", default=None,
+                   help="load the classifier from this network file when it exists, else "
+                        "train it and save it there (two processes of one measurement then "
+                        "share it)")
     a = p.parse_args()
     res = run(a.model, a.classifier, a.strengths, a.modes, a.chains, a.burn_in, a.sweeps,
-              a.seed)
+              a.seed, classifier_file=a.classifier_file)
     out = Path(a.out)
     if a.merge and out.exists():
         old = json.loads(out.read_text())

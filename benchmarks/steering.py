@@ -1,9 +1,11 @@
 """Steering graded by the independent judge (issue 14, item 4): target rate against strength.
 
 For a saved digits model, trains the steering classifier as ``mme steer --classifier digits``
-does (``fields.train_classifier(classifier_cnn(10), X, y, epochs=30)`` on the 1797 shipped
-digits, with the default settings, or plain cross-entropy with ``--classifier plain``, or with
-an extra class of model samples with ``--classifier negatives``), then
+does (``--classifier model``, the default: ``fields.train_classifier(classifier_cnn(11), X, y,
+epochs=30, negatives=model)``, the 1797 shipped digits plus 1024 of the model's own samples as
+an 11th class), or the 10-class default of ``train_classifier`` (``--classifier default``, as
+``steer --classifier digits-plain``), plain cross-entropy (``--classifier plain``), or an extra
+class of model and steered samples (``--classifier negatives``), then
 for every digit ``c`` and strength ``h`` samples ``H(x) − h ln P_clf(c | x)`` and, as the
 control, ``−h ln P_clf(c | x)`` alone (model energy off). The samples are graded by
 ``mme_numba.judge`` only (an SVC the field never saw): the share the judge calls ``c`` and the
@@ -12,9 +14,10 @@ never used as the grade.
 
 Sampling: ``--chains`` of the model's persistent chains (its first ones), each burned in
 ``--burn-in`` sweeps under the steered energy and then advanced ``--sweeps`` sweeps with the
-model's own move; one state per chain. Writes JSON (default ``docs/data/steering.json``).
+model's own move; one state per chain. Writes JSON (default
+``docs/data/steering_default.json``).
 
-    python benchmarks/steering.py --model runs/examples/digits/model.npz
+    python benchmarks/steering.py --model runs/examples/digits/model.npz --out out.json
     python benchmarks/steering.py --model M.npz --classifier plain --out plain.json
 """
 
@@ -162,7 +165,7 @@ def main():
     p.add_argument("--burn-in", type=int, default=60)
     p.add_argument("--sweeps", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="docs/data/steering.json")
+    p.add_argument("--out", default="docs/data/steering_default.json")
     p.add_argument("--classifier-file", default=None,
                    help="load the classifier from this network file when it exists, else "
                         "train it and save it there (two processes of one measurement then "

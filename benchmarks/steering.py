@@ -52,6 +52,9 @@ def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
     digits-plain``), plain cross-entropy, or ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
     samples steered at h = 5 by the plain and by the default classifier."""
     X, y = mme.datasets.digits()
+    if kind == "refined":
+        return fields.refined_classifier(mme.nn.classifier_cnn(11), model, X, y, epochs=30,
+                                         random_state=seed, n_negatives=N_NEGATIVES)
     if kind == "model":
         return fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
                                        random_state=seed, negatives=model,
@@ -108,6 +111,9 @@ def run(model_path, kind="model", strengths=(1, 2, 5, 10), modes=("steered", "fi
            "classifier_settings": {"default": "train_classifier defaults", "plain": PLAIN,
                                    "model": f"defaults, classifier_cnn(11), negatives=model, "
                                             f"n_negatives={N_NEGATIVES}",
+                                   "refined": f"fields.refined_classifier(classifier_cnn(11), "
+                                              f"model, X, y, epochs=30, n_negatives="
+                                              f"{N_NEGATIVES}) (1 round, h = 5, 64 per digit)",
                                    "negatives": "defaults, negatives= model and steered "
                                                 "samples (see classifier())"}[kind],
            "chains": chains, "burn_in": burn_in, "sweeps": sweeps, "seed": seed,
@@ -149,7 +155,7 @@ def run(model_path, kind="model", strengths=(1, 2, 5, 10), modes=("steered", "fi
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
-    p.add_argument("--classifier", choices=("model", "default", "plain", "negatives"),
+    p.add_argument("--classifier", choices=("model", "refined", "default", "plain", "negatives"),
                    default="model",
                    help="model: 11 classes, the last the model's own samples (what mme-numba "
                         "steer --classifier digits trains); default: the 10-class default "

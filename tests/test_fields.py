@@ -196,3 +196,29 @@ def test_negatives_from_a_model_refuse_bad_input():
     with pytest.raises(ValueError, match="last class"):
         fields.train_classifier(net, X, np.array([0, 2, 0, 1]), epochs=1, negatives=model,
                                 n_negatives=8)
+
+
+def test_refined_classifier_adds_steered_samples_to_the_model_class():
+    """``refined_classifier``: the model's samples, then one round of samples steered by the
+    classifier itself, form the last class; seeded, and the model is left as it was."""
+    model = _tiny_model()
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.3, (200, 1)), rng.normal(2, 0.3, (200, 1))])
+    y = np.repeat([0, 1], 200)
+    chains = model.chains_.copy()
+
+    def net():
+        return Sequential([Dense(1, 8), Tanh(), Dense(8, 3), LogSoftmax()], random_state=0)
+
+    kw = dict(rounds=1, strength=2.0, per_class=16, burn_in=5, sweeps=5, n_negatives=100,
+              epochs=20, lr=0.01)
+    a = fields.refined_classifier(net(), model, X, y, **kw)
+    np.testing.assert_array_equal(model.chains_, chains)
+    assert np.mean(a.forward(X).argmax(axis=1) == y) > 0.95
+    np.testing.assert_array_equal(a.theta, fields.refined_classifier(net(), model, X, y,
+                                                                     **kw).theta)
+    once = fields.train_classifier(net(), X, y, negatives=model, n_negatives=100, epochs=20,
+                                   lr=0.01)
+    assert not np.array_equal(a.theta, once.theta)  # the steered round changed the data
+    with pytest.raises(ValueError, match="rounds"):
+        fields.refined_classifier(net(), model, X, y, rounds=-1)

@@ -55,6 +55,11 @@ def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
     if kind == "refined":
         return fields.refined_classifier(mme.nn.classifier_cnn(11), model, X, y, epochs=30,
                                          random_state=seed, n_negatives=N_NEGATIVES)
+    if kind == "model+steered":
+        return fields.refined_classifier(
+            mme.nn.classifier_cnn(11), model, X, y, rounds=0, epochs=30, random_state=seed,
+            n_negatives=N_NEGATIVES, steer_by=(classifier("plain", seed),
+                                               classifier("default", seed)))
     if kind == "model":
         return fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
                                        random_state=seed, negatives=model,
@@ -114,6 +119,11 @@ def run(model_path, kind="model", strengths=(1, 2, 5, 10), modes=("steered", "fi
                                    "refined": f"fields.refined_classifier(classifier_cnn(11), "
                                               f"model, X, y, epochs=30, n_negatives="
                                               f"{N_NEGATIVES}) (1 round, h = 5, 64 per digit)",
+                                   "model+steered": f"fields.refined_classifier(classifier_cnn"
+                                                    f"(11), model, X, y, rounds=0, epochs=30, "
+                                                    f"n_negatives={N_NEGATIVES}, steer_by=("
+                                                    f"plain, default 10-class)) (h = 5, 64 "
+                                                    f"per digit)",
                                    "negatives": "defaults, negatives= model and steered "
                                                 "samples (see classifier())"}[kind],
            "chains": chains, "burn_in": burn_in, "sweeps": sweeps, "seed": seed,
@@ -155,7 +165,8 @@ def run(model_path, kind="model", strengths=(1, 2, 5, 10), modes=("steered", "fi
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
-    p.add_argument("--classifier", choices=("model", "refined", "default", "plain", "negatives"),
+    p.add_argument("--classifier", choices=("model", "refined", "model+steered", "default", "plain",
+                                            "negatives"),
                    default="model",
                    help="model: 11 classes, the last the model's own samples (what mme-numba "
                         "steer --classifier digits trains); default: the 10-class default "

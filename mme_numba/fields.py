@@ -219,7 +219,8 @@ def train_classifier(net, X, y, *, epochs=30, lr=3e-3, batch_size=64, weight_dec
 
 
 def refined_classifier(net, model, X, y, *, rounds=1, strength=5.0, per_class=64, burn_in=60,
-                       sweeps=60, n_negatives=1024, random_state=0, **train_kwargs):
+                       sweeps=60, n_negatives=1024, steer_by=(), random_state=0,
+                       **train_kwargs):
     """Train ``net`` (``k + 1`` outputs for ``k`` labelled classes) to steer ``model``: the
     last class, "not a real example", holds ``n_negatives`` of the model's samples and, after
     each of ``rounds`` rounds, ``per_class`` samples of every class ``c`` steered by the
@@ -227,7 +228,11 @@ def refined_classifier(net, model, X, y, *, rounds=1, strength=5.0, per_class=64
     folded into the classifier); the network is retrained from its initial weights on all
     of them each round. Steered draws use the model's first ``per_class`` chains, ``burn_in``
     sweeps under the steered energy then ``sweeps`` more, seeded; the model is not changed.
-    ``train_kwargs`` go to :func:`train_classifier`. Returns ``net``.
+    ``steer_by``: classifiers (``LogSoftmax`` networks over the same ``k`` classes or more)
+    whose steered samples, ``per_class`` per class at ``strength``, join the last class before
+    the first training (e.g. a plain and a robust 10-class classifier: the states where
+    such fields fool themselves). ``train_kwargs`` go to :func:`train_classifier`. Returns
+    ``net``.
     """
     from .kernels import seed_states
 
@@ -243,23 +248,33 @@ def refined_classifier(net, model, X, y, *, rounds=1, strength=5.0, per_class=64
         random_state = int(random_state.integers(2**31 - 1))
     random_state = 0 if random_state is None else int(random_state)
     theta0 = np.array(net.theta)
-    neg = _model_samples(model, n_negatives, random_state, np.asarray(X).shape[1])
+    neg = [_model_samples(model, n_negatives, random_state, np.asarray(X).shape[1])]
     k = net.n_observables - 1
-    for r in range(int(rounds) + 1):
-        net.set_theta(theta0.copy())
-        train_classifier(net, X, y, negatives=neg, random_state=random_state, **train_kwargs)
-        if r == int(rounds):
-            break
-        new = []
+    draws = 0
+
+    def steered(clf):
+        nonlocal draws
+        draws += 1
+        out = []
         for c in range(k):
-            s = model.with_field(ClassifierField(net, c), strength=strength,
-                                 random_state=int(random_state) + 1000 * (r + 1) + c)
+            seed = random_state + 1000 * draws + c
+            s = model.with_field(ClassifierField(clf, c), strength=strength, random_state=seed)
             m = min(int(per_class), len(s.chains_))
             s.chains_, s.step_ = s.chains_[:m].copy(), s.step_[:m].copy()
-            s.rng_state_ = seed_states(int(random_state) + 1000 * (r + 1) + c, m)
+            s.rng_state_ = seed_states(seed, m)
             s.burn_in = int(burn_in)
-            new.append(s.sample(m, sweeps=sweeps))
-        neg = np.concatenate([neg] + new)
+            out.append(s.sample(m, sweeps=sweeps))
+        return out
+
+    for clf in steer_by:
+        neg += steered(clf)
+    for r in range(int(rounds) + 1):
+        net.set_theta(theta0.copy())
+        train_classifier(net, X, y, negatives=np.concatenate(neg), random_state=random_state,
+                         **train_kwargs)
+        if r == int(rounds):
+            break
+        neg += steered(net)
     return net
 
 

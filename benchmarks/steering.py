@@ -1,11 +1,14 @@
 """Steering graded by the independent judge (issue 14, item 4): target rate against strength.
 
 For a saved digits model, trains the steering classifier as ``mme steer --classifier digits``
-does (``--classifier model``, the default: ``fields.train_classifier(classifier_cnn(11), X, y,
-epochs=30, negatives=model)``, the 1797 shipped digits plus 1024 of the model's own samples as
-an 11th class), or the 10-class default of ``train_classifier`` (``--classifier default``, as
-``steer --classifier digits-plain``), plain cross-entropy (``--classifier plain``), or an extra
-class of model and steered samples (``--classifier negatives``), then
+does (``--classifier model+steered``, the default: ``fields.refined_classifier(classifier_cnn(
+11), model, X, y, rounds=0, steer_by=(plain, robust))``, the 1797 shipped digits plus an 11th
+class of 1024 of the model's own samples and, per digit, 64 samples steered at h = 5 by a plain
+and by a robust 10-class classifier), or ``model`` (that class with the model's samples only:
+``train_classifier(..., negatives=model)``), ``refined`` (model samples, then one round steered
+by the classifier itself), the 10-class default of ``train_classifier`` (``default``, as
+``steer --classifier digits-plain``), plain cross-entropy (``plain``), or the earlier hand
+recipe (``negatives``: the model's chains and steered samples), then
 for every digit ``c`` and strength ``h`` samples ``H(x) − h ln P_clf(c | x)`` and, as the
 control, ``−h ln P_clf(c | x)`` alone (model energy off). The samples are graded by
 ``mme_numba.judge`` only (an SVC the field never saw): the share the judge calls ``c`` and the
@@ -39,18 +42,14 @@ from hostinfo import host  # benchmarks/ is the script folder
 
 #: plain cross-entropy, the default before issue 14
 PLAIN = dict(adversarial=0.0, noise=0.0, label_smoothing=0.0)
-#: draws of the model for the "not a digit" class of ``--classifier model``
+#: draws of the model for the "not a digit" class (``model``, ``refined``, ``model+steered``)
 N_NEGATIVES = 1024
 
 
-
-
 def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
-    """The steering classifier: ``model``, as ``mme steer --classifier digits`` trains it (11
-    classes, the 11th ``N_NEGATIVES`` of the model's own samples: ``negatives=model``); the
-    10-class default of ``train_classifier`` (``default``, ``steer --classifier
-    digits-plain``), plain cross-entropy, or ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
-    samples steered at h = 5 by the plain and by the default classifier."""
+    """The steering classifier of ``kind`` (see the module docstring); ``negatives``: 11
+    classes, the 11th the model's own chains and, for every digit, 64 samples steered at
+    h = 5 by the plain and by the default classifier."""
     X, y = mme.datasets.digits()
     if kind == "refined":
         return fields.refined_classifier(mme.nn.classifier_cnn(11), model, X, y, epochs=30,
@@ -96,7 +95,7 @@ def grade(judge, clf, xs, target):
             "field_classifier_rate": float(np.mean(clf.forward(xs).argmax(axis=1) == target))}
 
 
-def run(model_path, kind="model", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
+def run(model_path, kind="model+steered", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
         chains=64, burn_in=60, sweeps=60, seed=0, log=print, classifier_file=None):
     from mme_numba.io import load_network, save_network
 
@@ -167,10 +166,11 @@ def main():
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
     p.add_argument("--classifier", choices=("model", "refined", "model+steered", "default", "plain",
                                             "negatives"),
-                   default="model",
-                   help="model: 11 classes, the last the model's own samples (what mme-numba "
-                        "steer --classifier digits trains); default: the 10-class default "
-                        "of train_classifier (steer --classifier digits-plain)")
+                   default="model+steered",
+                   help="model+steered: what mme-numba steer --classifier digits trains; "
+                        "model: 11 classes, the last the model's own samples only; default: "
+                        "the 10-class default of train_classifier (steer --classifier "
+                        "digits-plain)")
     p.add_argument("--strengths", type=float, nargs="+", default=[1, 2, 5, 10])
     p.add_argument("--modes", nargs="+", choices=("steered", "field_only"),
                    default=["steered", "field_only"],

@@ -437,8 +437,9 @@ def write_plots(model, X, out, true_logpdf=None, n_images=64):
 BUILTIN_CLASSIFIERS = ("digits", "digits-plain")
 
 #: Cache file of ``--classifier digits``, per model (``{model}``: a hash of the model file's
-#: bytes) and versioned: v3 = 11 classes, the last 1024 model samples (issue 14). v2 files
-#: (10 classes, any model) are never read as one.
+#: bytes) and versioned: v3 = 11 classes, the last 1024 model samples plus samples steered
+#: by two 10-class classifiers (issue 14). v2 files (10 classes, any model) are never read as
+#: one.
 CLASSIFIER_FILE = "digits_classifier_v3-{model}.npz"
 #: Cache file of ``--classifier digits-plain``, versioned by how ``train_classifier`` trains by
 #: default: v2 = adversarial training with label smoothing (issue 14); a new name keeps
@@ -491,9 +492,12 @@ def steering_classifier(spec, model, model_path, notify=logger.info):
     """A classifier from a saved network file, or a built-in one (:data:`BUILTIN_CLASSIFIERS`)
     trained on the shipped digits, once, then cached (``notify`` is told when it is trained).
 
-    ``digits``: ``classifier_cnn(11)``, the 11th class :data:`CLASSIFIER_NEGATIVES` samples of
-    ``model`` (``fields.train_classifier(..., negatives=model)``); ``digits-plain``:
-    ``classifier_cnn(10)`` by the defaults of ``train_classifier``.
+    ``digits``: ``classifier_cnn(11)`` by ``fields.refined_classifier(..., rounds=0,
+    steer_by=(plain, robust))``: the 11th class holds :data:`CLASSIFIER_NEGATIVES` samples of
+    ``model`` and, per digit, 64 samples of ``model`` steered at h = 5 by a plain
+    cross-entropy and by the ``digits-plain`` classifier (benchmarks/steering.py
+    ``--classifier model+steered``); ``digits-plain``: ``classifier_cnn(10)`` by the defaults
+    of ``train_classifier``.
     """
     import mme_numba as mme
     from mme_numba import fields
@@ -513,12 +517,18 @@ def steering_classifier(spec, model, model_path, notify=logger.info):
         return load_network(cached)
     X, y = mme.datasets.digits()
     if spec == "digits":
-        notify(f"training a digits classifier on the shipped labelled images and "
-               f"{CLASSIFIER_NEGATIVES} samples of this model (once for this model file; "
-               f"kept in {cached})")
-        net = fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
-                                      random_state=0, negatives=model,
-                                      n_negatives=CLASSIFIER_NEGATIVES)
+        notify(f"training a digits classifier on the shipped labelled images, "
+               f"{CLASSIFIER_NEGATIVES} samples of this model and samples steered by two "
+               f"10-class classifiers (once for this model file, several minutes; kept in "
+               f"{cached})")
+        plain = fields.train_classifier(mme.nn.classifier_cnn(10), X, y, epochs=30,
+                                        random_state=0, adversarial=0.0, noise=0.0,
+                                        label_smoothing=0.0)
+        robust = steering_classifier("digits-plain", model, model_path, notify)
+        net = fields.refined_classifier(mme.nn.classifier_cnn(11), model, X, y, rounds=0,
+                                        epochs=30, random_state=0,
+                                        n_negatives=CLASSIFIER_NEGATIVES,
+                                        steer_by=(plain, robust))
     else:
         notify(f"training a digits classifier on the shipped labelled images (once; kept in "
                f"{cached})")

@@ -1,9 +1,10 @@
 """Steering graded by the independent judge (issue 14, item 4): a slow reproduction.
 
 Steers a digits model toward every digit at h = STRENGTH with the default steering classifier
-of ``mme-numba steer --classifier digits`` (``train_classifier(classifier_cnn(11), ...,
-negatives=model)``: the digits plus a "not a digit" class of 1024 of the model's own samples;
-``benchmarks/steering.py --classifier model``) and grades the samples with ``mme_numba.judge``
+of ``mme-numba steer --classifier digits`` (``fields.refined_classifier(classifier_cnn(11),
+model, X, y, rounds=0, steer_by=(plain, robust))``: the digits plus a "not a digit" class of
+1024 of the model's own samples and of samples steered by two 10-class classifiers;
+``benchmarks/steering.py --classifier model+steered``) and grades the samples with ``mme_numba.judge``
 only. The model: ``$MME_STEERING_MODEL`` when set (a saved digits model), else one trained here
 as the benchmark's was (``paper_cnn(16)``, 256 chains, seed 0, 300 epochs on 200 digits;
 several minutes).
@@ -53,7 +54,7 @@ STRENGTH = 20
 
 def test_steering_holds_under_the_independent_judge(tmp_path):
     bench = _benchmark()
-    res = bench.run(_model(tmp_path), kind="model", strengths=(STRENGTH,), modes=("steered",),
+    res = bench.run(_model(tmp_path), kind="model+steered", strengths=(STRENGTH,), modes=("steered",),
                     log=lambda *a: None)
     row = res["steered"][f"{STRENGTH:g}"]["digits"]
     rates = {c: round(d["judge_target_rate"], 3) for c, d in row.items()}

@@ -54,8 +54,8 @@ STRENGTH = 20
 
 def test_steering_holds_under_the_independent_judge(tmp_path):
     bench = _benchmark()
-    res = bench.run(_model(tmp_path), kind="model+steered", strengths=(STRENGTH,), modes=("steered",),
-                    log=lambda *a: None)
+    res = bench.run(_model(tmp_path), kind="model+steered", strengths=(STRENGTH,),
+                    modes=("steered",), log=lambda *a: None)
     row = res["steered"][f"{STRENGTH:g}"]["digits"]
     rates = {c: round(d["judge_target_rate"], 3) for c, d in row.items()}
     tops = {c: round(d["judge_top_class_probability"], 3) for c, d in row.items()}

@@ -164,9 +164,9 @@ def run(model_path, kind="model+steered", strengths=(1, 2, 5, 10), modes=("steer
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
-    p.add_argument("--classifier", choices=("model", "refined", "model+steered", "default", "plain",
-                                            "negatives"),
-                   default="model+steered",
+    p.add_argument("--classifier", default="model+steered",
+                   choices=("model+steered", "model", "refined", "default", "plain",
+                            "negatives"),
                    help="model+steered: what mme-numba steer --classifier digits trains; "
                         "model: 11 classes, the last the model's own samples only; default: "
                         "the 10-class default of train_classifier (steer --classifier "

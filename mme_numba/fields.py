@@ -228,18 +228,57 @@ def train_classifier(net, X, y, *, epochs=30, lr=3e-3, batch_size=64, weight_dec
 def refined_classifier(net, model, X, y, *, rounds=1, strength=5.0, per_class=64, burn_in=60,
                        sweeps=60, n_negatives=1024, steer_by=(), random_state=0,
                        **train_kwargs):
-    """Train ``net`` (``k + 1`` outputs for ``k`` labelled classes) to steer ``model``: the
-    last class, "not a real example", holds ``n_negatives`` of the model's samples and, after
-    each of ``rounds`` rounds, ``per_class`` samples of every class ``c`` steered by the
-    current classifier at ``strength`` (the discriminator refinement of the paper, Eq. 20-21,
-    folded into the classifier); the network is retrained from its initial weights on all
-    of them each round. Steered draws use the model's first ``per_class`` chains, ``burn_in``
-    sweeps under the steered energy then ``sweeps`` more, seeded; the model is not changed.
-    ``steer_by``: classifiers (``LogSoftmax`` networks over the same ``k`` classes or more)
-    whose steered samples, ``per_class`` per class at ``strength``, join the last class before
-    the first training (e.g. a plain and a robust 10-class classifier: the states where
-    such fields fool themselves). ``train_kwargs`` go to :func:`train_classifier`. Returns
-    ``net``.
+    """Train ``net`` to steer ``model``: the labelled classes plus a last "not a real example"
+    class of the model's own samples and of samples the model draws under steering fields.
+
+    The last class holds ``n_negatives`` samples of ``model`` (as ``train_classifier(...,
+    negatives=model)``), then ``per_class`` samples of every class ``c`` drawn from the model
+    steered toward ``c`` at ``strength`` by each classifier of ``steer_by`` (the states where
+    such fields fool themselves), then, for each of ``rounds`` rounds, by ``net`` itself (the
+    paper's discriminator refinement, Eq. 20-21, folded into the classifier). ``net`` is
+    retrained from its initial weights on all of them before each round and at the end. The
+    model is not changed.
+
+    Parameters
+    ----------
+    net : Sequential
+        Ends in ``LogSoftmax`` with ``k + 1`` outputs for the ``k`` labelled classes.
+    model : fitted MaxEnt or MinMaxEnt
+        The model to be steered (``n_features_in_`` = the columns of ``X``).
+    X, y : ndarray (n, d), ndarray (n,) of int
+        Labelled real examples, labels in ``[0, k)``.
+    rounds : int, default 1
+        Rounds steered by ``net`` itself (0: none).
+    strength : float, default 5.0
+        Field strength of the steered draws.
+    per_class : int, default 64
+        Steered draws per class and steering classifier: one state from each of the model's
+        first ``per_class`` chains, after ``burn_in`` sweeps under the steered energy and
+        ``sweeps`` more; seeded from ``random_state``.
+    burn_in, sweeps : int, default 60
+    n_negatives : int, default 1024
+        Model samples in the last class.
+    steer_by : sequence of Sequential, default ()
+        Classifiers (``LogSoftmax``, at least ``k`` outputs) whose fields draw steered samples
+        before the first training, e.g. a plain and a robust ``k``-class classifier.
+    random_state : int or Generator, default 0
+    **train_kwargs
+        Passed to :func:`train_classifier` (e.g. ``epochs``, ``adversarial``).
+
+    Returns
+    -------
+    net : Sequential
+        The network passed, trained.
+
+    Notes
+    -----
+    ``mme-numba steer --classifier digits`` calls it with ``rounds=0, steer_by=(plain,
+    robust)`` (a plain cross-entropy and a default ``train_classifier`` 10-class classifier):
+    on the digits benchmark (docs/results.md, Steering; graded only by ``mme_numba.judge``,
+    64 samples per digit) every digit then meets both of issue 14's bounds at h = 20 and at
+    h = 10 (judge target rate >= 0.88, top-class probability >= 0.72), against 9 of 10 at
+    h = 20 with the model's samples alone. ``rounds=1`` without ``steer_by`` was measured at
+    h = 20 only: 9 of 10 (digit 1 at a top-class probability of 0.62).
     """
     from .kernels import seed_states
 

@@ -18,6 +18,7 @@ test itself was not rerun after the change (about 9 minutes on the shared 2-core
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _benchmark():
+    if str(ROOT / "benchmarks") not in sys.path:  # the script imports its neighbour hostinfo
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("bench_steering",
                                                   ROOT / "benchmarks" / "steering.py")
     mod = importlib.util.module_from_spec(spec)

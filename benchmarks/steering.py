@@ -1,9 +1,14 @@
 """Steering graded by the independent judge (issue 14, item 4): target rate against strength.
 
 For a saved digits model, trains the steering classifier as ``mme steer --classifier digits``
-does (``fields.train_classifier(classifier_cnn(10), X, y, epochs=30)`` on the 1797 shipped
-digits, with the default settings, or plain cross-entropy with ``--classifier plain``, or with
-an extra class of model samples with ``--classifier negatives``), then
+does (``--classifier model+steered``, the default: ``fields.refined_classifier(classifier_cnn(
+11), model, X, y, rounds=0, steer_by=(plain, robust))``, the 1797 shipped digits plus an 11th
+class of 1024 of the model's own samples and, per digit, 64 samples steered at h = 5 by a plain
+and by a robust 10-class classifier), or ``model`` (that class with the model's samples only:
+``train_classifier(..., negatives=model)``), ``refined`` (model samples, then one round steered
+by the classifier itself), the 10-class default of ``train_classifier`` (``default``, as
+``steer --classifier digits-plain``), plain cross-entropy (``plain``), or the earlier hand
+recipe (``negatives``: the model's chains and steered samples), then
 for every digit ``c`` and strength ``h`` samples ``H(x) − h ln P_clf(c | x)`` and, as the
 control, ``−h ln P_clf(c | x)`` alone (model energy off). The samples are graded by
 ``mme_numba.judge`` only (an SVC the field never saw): the share the judge calls ``c`` and the
@@ -12,9 +17,10 @@ never used as the grade.
 
 Sampling: ``--chains`` of the model's persistent chains (its first ones), each burned in
 ``--burn-in`` sweeps under the steered energy and then advanced ``--sweeps`` sweeps with the
-model's own move; one state per chain. Writes JSON (default ``docs/data/steering.json``).
+model's own move; one state per chain. Writes JSON (default
+``docs/data/steering_default.json``).
 
-    python benchmarks/steering.py --model runs/examples/digits/model.npz
+    python benchmarks/steering.py --model runs/examples/digits/model.npz --out out.json
     python benchmarks/steering.py --model M.npz --classifier plain --out plain.json
 """
 
@@ -36,15 +42,27 @@ from hostinfo import host  # benchmarks/ is the script folder
 
 #: plain cross-entropy, the default before issue 14
 PLAIN = dict(adversarial=0.0, noise=0.0, label_smoothing=0.0)
-
-
+#: draws of the model for the "not a digit" class (``model``, ``refined``, ``model+steered``)
+N_NEGATIVES = 1024
 
 
 def classifier(kind, seed=0, model=None, burn_in=60, sweeps=60):
-    """The steering classifier: the default of ``train_classifier``, plain cross-entropy, or
-    ``negatives``: 11 classes, the 11th the model's own chains and, for every digit, 64
-    samples steered at h = 5 by the plain and by the default classifier."""
+    """The steering classifier of ``kind`` (see the module docstring); ``negatives``: 11
+    classes, the 11th the model's own chains and, for every digit, 64 samples steered at
+    h = 5 by the plain and by the default classifier."""
     X, y = mme.datasets.digits()
+    if kind == "refined":
+        return fields.refined_classifier(mme.nn.classifier_cnn(11), model, X, y, epochs=30,
+                                         random_state=seed, n_negatives=N_NEGATIVES)
+    if kind == "model+steered":
+        return fields.refined_classifier(
+            mme.nn.classifier_cnn(11), model, X, y, rounds=0, epochs=30, random_state=seed,
+            n_negatives=N_NEGATIVES, steer_by=(classifier("plain", seed),
+                                               classifier("default", seed)))
+    if kind == "model":
+        return fields.train_classifier(mme.nn.classifier_cnn(11), X, y, epochs=30,
+                                       random_state=seed, negatives=model,
+                                       n_negatives=N_NEGATIVES)
     if kind == "negatives":
         neg = [model.chains_]
         for first in (classifier("plain", seed), classifier("default", seed)):
@@ -77,15 +95,34 @@ def grade(judge, clf, xs, target):
             "field_classifier_rate": float(np.mean(clf.forward(xs).argmax(axis=1) == target))}
 
 
-def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
-        chains=64, burn_in=60, sweeps=60, seed=0, log=print):
+def run(model_path, kind="model+steered", strengths=(1, 2, 5, 10), modes=("steered", "field_only"),
+        chains=64, burn_in=60, sweeps=60, seed=0, log=print, classifier_file=None):
+    from mme_numba.io import load_network, save_network
+
     model = mme.load(model_path)
     judge = digit_judge()
     t0 = time.perf_counter()
-    clf = classifier(kind, seed, model, burn_in, sweeps)
+    if classifier_file is not None and Path(classifier_file).exists():
+        clf = load_network(classifier_file)  # trained by an earlier run of the same kind
+        log(f"classifier loaded from {classifier_file}")
+    else:
+        clf = classifier(kind, seed, model, burn_in, sweeps)
+        if classifier_file is not None:
+            save_network(clf, classifier_file)
     t_clf = time.perf_counter() - t0
+    log(f"classifier ready ({t_clf:.0f} s)")
     out = {"model": str(model_path), "classifier": kind,
            "classifier_settings": {"default": "train_classifier defaults", "plain": PLAIN,
+                                   "model": f"defaults, classifier_cnn(11), negatives=model, "
+                                            f"n_negatives={N_NEGATIVES}",
+                                   "refined": f"fields.refined_classifier(classifier_cnn(11), "
+                                              f"model, X, y, epochs=30, n_negatives="
+                                              f"{N_NEGATIVES}) (1 round, h = 5, 64 per digit)",
+                                   "model+steered": f"fields.refined_classifier(classifier_cnn"
+                                                    f"(11), model, X, y, rounds=0, epochs=30, "
+                                                    f"n_negatives={N_NEGATIVES}, steer_by=("
+                                                    f"plain, default 10-class)) (h = 5, 64 "
+                                                    f"per digit)",
                                    "negatives": "defaults, negatives= model and steered "
                                                 "samples (see classifier())"}[kind],
            "chains": chains, "burn_in": burn_in, "sweeps": sweeps, "seed": seed,
@@ -127,7 +164,13 @@ def run(model_path, kind="default", strengths=(1, 2, 5, 10), modes=("steered", "
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved digits model (.npz)")
-    p.add_argument("--classifier", choices=("default", "plain", "negatives"), default="default")
+    p.add_argument("--classifier", default="model+steered",
+                   choices=("model+steered", "model", "refined", "default", "plain",
+                            "negatives"),
+                   help="model+steered: what mme-numba steer --classifier digits trains; "
+                        "model: 11 classes, the last the model's own samples only; default: "
+                        "the 10-class default of train_classifier (steer --classifier "
+                        "digits-plain)")
     p.add_argument("--strengths", type=float, nargs="+", default=[1, 2, 5, 10])
     p.add_argument("--modes", nargs="+", choices=("steered", "field_only"),
                    default=["steered", "field_only"],
@@ -139,10 +182,14 @@ def main():
     p.add_argument("--burn-in", type=int, default=60)
     p.add_argument("--sweeps", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="docs/data/steering.json")
+    p.add_argument("--out", default="docs/data/steering_default.json")
+    p.add_argument("--classifier-file", default=None,
+                   help="load the classifier from this network file when it exists, else "
+                        "train it and save it there (two processes of one measurement then "
+                        "share it)")
     a = p.parse_args()
     res = run(a.model, a.classifier, a.strengths, a.modes, a.chains, a.burn_in, a.sweeps,
-              a.seed)
+              a.seed, classifier_file=a.classifier_file)
     out = Path(a.out)
     if a.merge and out.exists():
         old = json.loads(out.read_text())

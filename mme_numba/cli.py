@@ -244,8 +244,11 @@ def _cmd_steer(args):
 
     out = Path(args.output)
     datafiles.sample_format(out)
-    if args.classifier != "digits":
+    if args.classifier not in runs.BUILTIN_CLASSIFIERS:
         datafiles.check_readable(args.classifier, "classifier file")
+    elif args.target > 9:  # class 10 of 'digits' is "not a digit"
+        raise UsageError(f"--target {args.target}: --classifier {args.classifier} knows the "
+                         f"digits 0-9")
     if args.save_model:
         datafiles.sample_format(Path(args.save_model).with_suffix(".npz"))  # folder exists
     model = datafiles.load_model(args.model)
@@ -474,18 +477,21 @@ def build_parser():
                 description="Sample from H(x) - h ln P_clf(target | x) without "
                             "retraining the model (paper Eq. 22-23). The classifier is a "
                             "network saved with mme_numba.io.save_network, or 'digits' "
-                            "to train one on the shipped labelled digits (once; kept in the "
-                            "model's run folder, or the user cache directory). --field-only "
+                            "to train one on the shipped labelled digits plus a 'not a "
+                            "digit' class of the model's own samples ('digits-plain': "
+                            "without that class; either once, kept in the model's run "
+                            "folder, or the user cache directory). --field-only "
                             "switches the model's energy off (the paper's control: samples "
                             "drift to noise).")
     p.add_argument("model", help="a saved model (.npz)")
     p.add_argument("--classifier", required=True,
-                   help="saved classifier network (.npz) ending in LogSoftmax, or 'digits'")
+                   help="saved classifier network (.npz) ending in LogSoftmax, 'digits' "
+                        "(digits + model samples, per model) or 'digits-plain'")
     p.add_argument("--target", type=_int_at_least(0), required=True, help="class to favour")
     p.add_argument("--strength", type=_finite_float, default=20.0,
-                   help="field strength h (default 20: with the default adversarially trained "
-                        "classifier, >= 86 %% of samples are the target for every digit under "
-                        "an independent judge; docs/results.md, Steering)")
+                   help="field strength h (default 20: with --classifier digits, >= 94 %% of "
+                        "samples are the target for every digit under an independent judge, "
+                        "top-class probability >= 0.81; docs/results.md, Steering)")
     p.add_argument("--field-only", action="store_true", help="switch the model's energy off")
     p.add_argument("-n", type=_int_at_least(1), required=True, help="number of samples")
     p.add_argument("-o", "--output", required=True, help=f"output file: {formats}")

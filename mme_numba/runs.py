@@ -430,10 +430,23 @@ def write_plots(model, X, out, true_logpdf=None, n_images=64):
     return written, skipped
 
 
-#: versioned by how ``fields.train_classifier`` trains by default: v2 = adversarial training
-#: with label smoothing (issue 14). A new name keeps classifiers cached by an older default
-#: (plain cross-entropy) from being reused.
-CLASSIFIER_FILE = "digits_classifier_v2.npz"
+#: The built-in classifiers of ``steer --classifier``: ``digits`` (the default for a digits
+#: model) is trained on the shipped digits plus an 11th "not a digit" class of the model's own
+#: samples (``fields.train_classifier(..., negatives=model)``), so it depends on the model;
+#: ``digits-plain`` is the 10-class default of ``train_classifier``, the same for every model.
+BUILTIN_CLASSIFIERS = ("digits", "digits-plain")
+
+#: Cache file of ``--classifier digits``, per model (``{model}``: a hash of the model file's
+#: bytes) and versioned: v3 = 11 classes, the last 1024 model samples plus samples steered
+#: by two 10-class classifiers (issue 14). v2 files (10 classes, any model) are never read as
+#: one.
+CLASSIFIER_FILE = "digits_classifier_v3-{model}.npz"
+#: Cache file of ``--classifier digits-plain``, versioned by how ``train_classifier`` trains by
+#: default: v2 = adversarial training with label smoothing (issue 14); a new name keeps
+#: classifiers cached by an older default (plain cross-entropy) from being reused.
+PLAIN_CLASSIFIER_FILE = "digits_classifier_v2.npz"
+#: Model samples in the "not a digit" class of ``--classifier digits``.
+CLASSIFIER_NEGATIVES = 1024
 
 
 def _user_cache_dir():
@@ -441,15 +454,32 @@ def _user_cache_dir():
     return Path(base) / "mme_numba"
 
 
-def classifier_cache(model_path):
-    """Where ``steer --classifier digits`` keeps its classifier for the model ``model_path``.
+def _file_key(path):
+    """First 16 hex digits of the SHA-256 of the file's bytes."""
+    import hashlib
 
-    The model's run folder when it holds the file or can be written to, else the user cache
-    directory (``$XDG_CACHE_HOME/mme_numba``, default ``~/.cache/mme_numba``); reused by every
-    later ``steer`` of the same run, whatever the output folder.
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def classifier_cache(model_path, kind="digits"):
+    """Where ``steer --classifier KIND`` keeps its classifier for the model ``model_path``.
+
+    ``digits`` depends on the model: its file name carries a hash of the model file's bytes
+    (a retrained or otherwise changed model gets a new classifier). ``digits-plain`` is the same
+    for every model. The model's run folder when it holds the file or can be written to, else
+    the user cache directory (``$XDG_CACHE_HOME/mme_numba``, default ``~/.cache/mme_numba``);
+    reused by every later ``steer`` of the same model, whatever the output folder.
     """
+    if kind not in BUILTIN_CLASSIFIERS:
+        raise ValueError(f"kind must be one of {BUILTIN_CLASSIFIERS}, got {kind!r}")
+    name = (CLASSIFIER_FILE.format(model=_file_key(model_path)) if kind == "digits"
+            else PLAIN_CLASSIFIER_FILE)
     run_dir = Path(model_path).resolve().parent
-    candidates = [run_dir / CLASSIFIER_FILE, _user_cache_dir() / CLASSIFIER_FILE]
+    candidates = [run_dir / name, _user_cache_dir() / name]
     for path in candidates:
         if path.exists():
             return path
@@ -459,28 +489,51 @@ def classifier_cache(model_path):
 
 
 def steering_classifier(spec, model, model_path, notify=logger.info):
-    """A classifier from a saved network file, or ``digits``: train one on the shipped digits
-    (``notify`` is told so)."""
+    """A classifier from a saved network file, or a built-in one (:data:`BUILTIN_CLASSIFIERS`)
+    trained on the shipped digits, once, then cached (``notify`` is told when it is trained).
+
+    ``digits``: ``classifier_cnn(11)`` by ``fields.refined_classifier(..., rounds=0,
+    steer_by=(plain, robust))``: the 11th class holds :data:`CLASSIFIER_NEGATIVES` samples of
+    ``model`` and, per digit, 64 samples of ``model`` steered at h = 5 by a plain
+    cross-entropy and by the ``digits-plain`` classifier (benchmarks/steering.py
+    ``--classifier model+steered``); ``digits-plain``: ``classifier_cnn(10)`` by the defaults
+    of ``train_classifier``.
+    """
     import mme_numba as mme
     from mme_numba import fields
     from mme_numba.io import load_network, save_network
 
-    if spec != "digits":
+    if spec not in BUILTIN_CLASSIFIERS:
         try:
             return load_network(spec)
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise InputFileError(spec, f"not a usable classifier network: {exc}") from None
     if model.n_features_in_ != 64:
-        raise UsageError(f"--classifier digits needs a model of 8x8 images (64 features); "
+        raise UsageError(f"--classifier {spec} needs a model of 8x8 images (64 features); "
                          f"{model_path} has {model.n_features_in_}")
-    cached = classifier_cache(model_path)
+    cached = classifier_cache(model_path, spec)
     if cached.exists():
         logger.info("reusing the digits classifier %s", cached)
         return load_network(cached)
     X, y = mme.datasets.digits()
-    notify(f"training a digits classifier on the shipped labelled images (once; kept in "
-          f"{cached})")
-    net = fields.train_classifier(mme.nn.classifier_cnn(10), X, y, epochs=30, random_state=0)
+    if spec == "digits":
+        notify(f"training a digits classifier on the shipped labelled images, "
+               f"{CLASSIFIER_NEGATIVES} samples of this model and samples steered by two "
+               f"10-class classifiers (once for this model file, several minutes; kept in "
+               f"{cached})")
+        plain = fields.train_classifier(mme.nn.classifier_cnn(10), X, y, epochs=30,
+                                        random_state=0, adversarial=0.0, noise=0.0,
+                                        label_smoothing=0.0)
+        robust = steering_classifier("digits-plain", model, model_path, notify)
+        net = fields.refined_classifier(mme.nn.classifier_cnn(11), model, X, y, rounds=0,
+                                        epochs=30, random_state=0,
+                                        n_negatives=CLASSIFIER_NEGATIVES,
+                                        steer_by=(plain, robust))
+    else:
+        notify(f"training a digits classifier on the shipped labelled images (once; kept in "
+               f"{cached})")
+        net = fields.train_classifier(mme.nn.classifier_cnn(10), X, y, epochs=30,
+                                      random_state=0)
     cached.parent.mkdir(parents=True, exist_ok=True)
     save_network(net, cached)
     return net

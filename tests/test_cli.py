@@ -434,20 +434,29 @@ def test_compile_notice_once_and_not_when_cached(trained, workdir, tmp_path):
 
 
 def test_steer_keeps_its_classifier_with_the_run(tmp_path, monkeypatch):
-    from mme_numba.runs import CLASSIFIER_FILE, classifier_cache
+    from mme_numba.runs import CLASSIFIER_FILE, PLAIN_CLASSIFIER_FILE, classifier_cache
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     run = tmp_path / "run"
     run.mkdir()
-    # the run folder, whatever the output folder; then reused from there
-    assert classifier_cache(run / "model.npz") == run / CLASSIFIER_FILE
+    model = run / "model.npz"
+    model.write_bytes(b"model one")
+    # 'digits' depends on the model: one file per model file's bytes, in the run folder
+    mine = classifier_cache(model)
+    assert mine.parent == run and mine.name.startswith(CLASSIFIER_FILE.split("{")[0])
+    assert classifier_cache(model, "digits-plain") == run / PLAIN_CLASSIFIER_FILE
     # a classifier already in the user cache is reused for a run that has none
-    cached = tmp_path / "cache" / "mme_numba" / CLASSIFIER_FILE
+    cached = tmp_path / "cache" / "mme_numba" / mine.name
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"")
-    assert classifier_cache(run / "model.npz") == cached
-    (run / CLASSIFIER_FILE).write_bytes(b"")
-    assert classifier_cache(run / "model.npz") == run / CLASSIFIER_FILE
+    assert classifier_cache(model) == cached
+    mine.write_bytes(b"")
+    assert classifier_cache(model) == mine
+    # a changed model file (retrained, resumed) gets its own classifier
+    model.write_bytes(b"model two")
+    assert classifier_cache(model) != mine
+    with pytest.raises(ValueError, match="kind"):
+        classifier_cache(model, "letters")
 
 
 DIGITS_TOML = """

@@ -145,3 +145,80 @@ def test_negatives_train_an_extra_not_real_class():
         fields.train_classifier(net, X, np.repeat([0, 2], 200), epochs=1, negatives=neg)
     with pytest.raises(ValueError, match="negatives must be"):
         fields.train_classifier(net, X, y, epochs=1, negatives=np.zeros((3, 2)))
+
+
+def _tiny_model(n_chains=64):
+    """A 1-d model of the middle mode only, the 'not real' class of the test below."""
+    X = mme.datasets.gaussian_mixture(200, means=(0.0,), scales=(0.3,), seed=0)
+    return mme.MaxEnt(mme.observables.polynomial(2), support=(-5.0, 5.0), n_chains=n_chains,
+                      sweeps=5, step_size=1.0, lambda_steps=3, random_state=0).fit(X, 20)
+
+
+def test_negatives_from_a_fitted_model_draw_its_own_samples_reproducibly():
+    """``negatives=model``: ``n_negatives`` samples of the model form the last class; the
+    draws are seeded by ``random_state`` and leave the model as it was."""
+    model = _tiny_model()
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.3, (200, 1)), rng.normal(2, 0.3, (200, 1))])
+    y = np.repeat([0, 1], 200)
+    chains, rng_state = model.chains_.copy(), model.rng_state_.copy()
+
+    def net():
+        return Sequential([Dense(1, 8), Tanh(), Dense(8, 3), LogSoftmax()], random_state=0)
+
+    a = fields.train_classifier(net(), X, y, epochs=40, lr=0.01, negatives=model,
+                                n_negatives=150)
+    np.testing.assert_array_equal(model.chains_, chains)
+    np.testing.assert_array_equal(model.rng_state_, rng_state)
+    assert np.mean(a.forward(X).argmax(axis=1) == y) > 0.95
+    middle = rng.normal(0, 0.3, (200, 1))
+    assert np.mean(a.forward(middle).argmax(axis=1) == 2) > 0.9
+    b = fields.train_classifier(net(), X, y, epochs=40, lr=0.01, negatives=model,
+                                n_negatives=150)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    # a steering field of the trained classifier is built as for any other
+    assert fields.ClassifierField(a, 1).weights().shape == (3,)
+
+
+def test_negatives_from_a_model_refuse_bad_input():
+    model = _tiny_model(16)
+    X, y = np.zeros((4, 1)), np.array([0, 1, 0, 1])
+    net = Sequential([Dense(1, 4), Tanh(), Dense(4, 3), LogSoftmax()], random_state=0)
+    unfitted = mme.MaxEnt(mme.observables.polynomial(2), support=(-5.0, 5.0))
+    with pytest.raises(RuntimeError, match="fitted"):
+        fields.train_classifier(net, X, y, epochs=1, negatives=unfitted)
+    for bad in (0, -3, 2.5, True, "10"):
+        with pytest.raises(ValueError, match="n_negatives"):
+            fields.train_classifier(net, X, y, epochs=1, negatives=model, n_negatives=bad)
+    with pytest.raises(ValueError, match="features"):
+        fields.train_classifier(mme.nn.classifier_cnn(11), np.zeros((4, 64)), y, epochs=1,
+                                negatives=model)
+    with pytest.raises(ValueError, match="last class"):
+        fields.train_classifier(net, X, np.array([0, 2, 0, 1]), epochs=1, negatives=model,
+                                n_negatives=8)
+
+
+def test_refined_classifier_adds_steered_samples_to_the_model_class():
+    """``refined_classifier``: the model's samples, then one round of samples steered by the
+    classifier itself, form the last class; seeded, and the model is left as it was."""
+    model = _tiny_model()
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 0.3, (200, 1)), rng.normal(2, 0.3, (200, 1))])
+    y = np.repeat([0, 1], 200)
+    chains = model.chains_.copy()
+
+    def net():
+        return Sequential([Dense(1, 8), Tanh(), Dense(8, 3), LogSoftmax()], random_state=0)
+
+    kw = dict(rounds=1, strength=2.0, per_class=16, burn_in=5, sweeps=5, n_negatives=100,
+              epochs=20, lr=0.01)
+    a = fields.refined_classifier(net(), model, X, y, **kw)
+    np.testing.assert_array_equal(model.chains_, chains)
+    assert np.mean(a.forward(X).argmax(axis=1) == y) > 0.95
+    np.testing.assert_array_equal(a.theta, fields.refined_classifier(net(), model, X, y,
+                                                                     **kw).theta)
+    once = fields.train_classifier(net(), X, y, negatives=model, n_negatives=100, epochs=20,
+                                   lr=0.01)
+    assert not np.array_equal(a.theta, once.theta)  # the steered round changed the data
+    with pytest.raises(ValueError, match="rounds"):
+        fields.refined_classifier(net(), model, X, y, rounds=-1)

@@ -1,19 +1,25 @@
 """Steering graded by the independent judge (issue 14, item 4): a slow reproduction.
 
-Steers a digits model toward every digit with the default steering classifier at h = 20 and
-grades the samples with ``mme_numba.judge`` only. The model: ``$MME_STEERING_MODEL`` when set
-(a saved digits model), else one trained here as the benchmark's was (``paper_cnn(16)``,
-256 chains, seed 0, 300 epochs on 200 digits; several minutes).
+Steers a digits model toward every digit at h = STRENGTH with the default steering classifier
+of ``mme-numba steer --classifier digits`` (``fields.refined_classifier(classifier_cnn(11),
+model, X, y, rounds=0, steer_by=(plain, robust))``: the digits plus a "not a digit" class of
+1024 of the model's own samples and of samples steered by two 10-class classifiers;
+``benchmarks/steering.py --classifier model+steered``) and grades the samples with
+``mme_numba.judge`` only. The model: ``$MME_STEERING_MODEL`` when set (a saved digits model),
+else one trained here as the benchmark's was (``paper_cnn(16)``, 256 chains, seed 0, 300
+epochs on 200 digits; several minutes).
 
-Bounds asserted: at least 80 % of the samples of every digit are the target for the judge,
-and the judge's median top-class probability over digits is at least 0.7 (issue 14 asks 0.7
-for every digit; on the 300-epoch model digits 0, 1, 2 and 4 stay near 0.55-0.65: the base
-model's own samples score 0.65, see docs/results.md, "Steering"). Passed on 2026-12-07 with
-``MME_STEERING_MODEL`` set, in 825 s on the shared 2-core AMD EPYC machine.
+Bounds asserted, for every digit (issue 14): at least 80 % of the samples are the target for
+the judge, and the judge's mean top-class probability on them is at least 0.7.
+The run is the benchmark's own, seeded: its h = 20 row in ``docs/data/steering_default.json``
+(every digit: rate >= 0.9375, top-class >= 0.81) is what this test computes on that model.
+Passed on 2026-12-07 with ``MME_STEERING_MODEL`` set, in 309 s on the shared 2-core AMD EPYC
+machine (``NUMBA_NUM_THREADS=1``), building the classifier included.
 """
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _benchmark():
+    if str(ROOT / "benchmarks") not in sys.path:  # the script imports its neighbour hostinfo
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("bench_steering",
                                                   ROOT / "benchmarks" / "steering.py")
     mod = importlib.util.module_from_spec(spec)
@@ -46,10 +54,16 @@ def _model(tmp_path):
     return tmp_path / "model.npz"
 
 
+#: the documented strength (docs/results.md, Steering; mme-numba steer's default)
+STRENGTH = 20
+
+
 def test_steering_holds_under_the_independent_judge(tmp_path):
-    res = _benchmark().run(_model(tmp_path), strengths=(20,), modes=("steered",),
-                           log=lambda *a: None)
-    row = res["steered"]["20"]
-    rates = {c: d["judge_target_rate"] for c, d in row["digits"].items()}
+    bench = _benchmark()
+    res = bench.run(_model(tmp_path), kind="model+steered", strengths=(STRENGTH,),
+                    modes=("steered",), log=lambda *a: None)
+    row = res["steered"][f"{STRENGTH:g}"]["digits"]
+    rates = {c: round(d["judge_target_rate"], 3) for c, d in row.items()}
+    tops = {c: round(d["judge_top_class_probability"], 3) for c, d in row.items()}
     assert min(rates.values()) >= 0.8, rates
-    assert row["median_top"] >= 0.7, row
+    assert min(tops.values()) >= 0.7, tops

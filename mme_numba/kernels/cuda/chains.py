@@ -14,10 +14,10 @@ updates in another order, so the two agree up to rounding.
 import numpy as np
 from numba import cuda
 
-from ...spec import CONV2D, DENSE, MOVE_SCAN, RELU, SIGMOID, SOFTPLUS, TANH
+from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
                      _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
-                     _uniform)
+                     _uniform, chain_kernel)
 
 
 @cuda.jit(device=True)
@@ -41,8 +41,9 @@ def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
 
 
 @cuda.jit(device=True)
-def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-               n_sweeps, boundary, st, buf, buf2, ybuf):
+def _chain_all(c, t, x, energy, st, args, scratch):
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary, _ = args
+    buf, buf2, ybuf, _ = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     h = energy[c]
     n_acc = 0
@@ -70,8 +71,9 @@ def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
 
 
 @cuda.jit(device=True)
-def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                  n_sweeps, boundary, scan, st, buf, buf2):
+def _chain_single(c, t, x, energy, st, args, scratch):
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary, scan = args
+    buf, buf2, _, _ = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     h = energy[c]
     n_acc = 0
@@ -91,11 +93,12 @@ def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, 
 
 
 @cuda.jit(device=True)
-def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                        step, n_sweeps, boundary, scan, st, buf, buf2, zbuf):
+def _chain_single_dense(c, t, x, energy, st, args, scratch):
     # First row DENSE: keep z = W x + b in zbuf[zi, :, t] and update it by one column of W
     # per proposal; the proposal's z' goes to zbuf[1 - zi] and to buf[0] (the input of
     # rows 1..). Accepting flips zi. As on the CPU, z is rebuilt from x at every call.
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary, scan = args
+    buf, buf2, _, zbuf = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     n_hid = spec[0, 2]
     off = spec[0, 3]
@@ -279,9 +282,10 @@ def _pix_restore(spec, n_inc, j, acts, undo, t):
 
 
 @cuda.jit(device=True)
-def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy,
-                  lo, hi, step, n_sweeps, boundary, scan, st, buf, buf2, acts, undo, acts2,
-                  undo2):
+def _chain_pixels(c, t, x, energy, st, args, scratch):
+    (spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, lo, hi, step, n_sweeps, boundary,
+     scan) = args
+    buf, buf2, acts, undo, acts2, undo2 = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t)
     has_second = spec2.shape[0] > 0
@@ -343,99 +347,10 @@ def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
         i += n_t
 
 
-# One kernel per chain kind, not one kernel branching on the move: registers are allocated
-# for a kernel's hungriest path (docs/performance.md). They share one signature (``move``
-# and ``incremental`` as the host chose them).
-
-@cuda.jit
-def _sweep_all_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                      n_sweeps, move, boundary, rng_state, accepted, incremental,
-                      buf, buf2, ybuf, zbuf):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy,
-                              lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
-        energy[c] = h
-        accepted[c] = n_acc  # the host adds it to its counts
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
-
-
-@cuda.jit
-def _sweep_dense_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                        n_sweeps, move, boundary, rng_state, accepted, incremental,
-                        buf, buf2, ybuf, zbuf):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                       energy, lo, hi, step, n_sweeps, boundary,
-                                       move == MOVE_SCAN, st, buf, buf2, zbuf)
-        energy[c] = h
-        accepted[c] = n_acc
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
-
-
-@cuda.jit
-def _sweep_single_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                         n_sweeps, move, boundary, rng_state, accepted, incremental,
-                         buf, buf2, ybuf, zbuf):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                 energy, lo, hi, step, n_sweeps, boundary,
-                                 move == MOVE_SCAN, st, buf, buf2)
-        energy[c] = h
-        accepted[c] = n_acc
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
-
-
-@cuda.jit
-def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
-                  step, n_sweeps, scan, boundary, rng_state, accepted, buf, buf2, acts, undo,
-                  acts2, undo2):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
-                                 x, energy, lo, hi, step, n_sweeps, boundary, scan, st, buf,
-                                 buf2, acts, undo, acts2, undo2)
-        energy[c] = h
-        accepted[c] = n_acc  # the host adds it to its counts
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
+_sweep_all_kernel = chain_kernel(_chain_all)
+_sweep_dense_kernel = chain_kernel(_chain_single_dense)
+_sweep_single_kernel = chain_kernel(_chain_single)
+_pixel_kernel = chain_kernel(_chain_pixels)
 
 
 @cuda.jit

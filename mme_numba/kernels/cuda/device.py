@@ -274,3 +274,35 @@ def _accept(st, h_old, h_new):
     u = _uniform(st)
     # log(0) = -inf as on the CPU, spelled out (the simulator's math.log(0) raises).
     return (-math.inf if u == 0.0 else math.log(u)) < h_old - h_new
+
+
+# --- the chain kernels --------------------------------------------------------------------
+# One kernel per chain kind, not one kernel branching on the move: registers are allocated
+# for a kernel's hungriest path (docs/performance.md).
+
+def chain_kernel(chain):
+    """The kernel that runs ``chain`` on every chain: ``kernel(x, energy, rng_state, accepted,
+    args, scratch)``, ``args`` and ``scratch`` the tuples ``chain`` unpacks.
+
+    Thread ``t`` walks chains ``t, t + T, ..`` (``T = scratch[0].shape[2]``, the threads that
+    own a scratch column; threads ``t >= T`` do nothing) and calls ``h, n_acc = chain(c, t, x,
+    energy, st, args, scratch)`` with ``st`` the chain's random state; the kernel writes back
+    the state, the energy ``h`` and the accept count (which the host adds to its counts).
+    """
+    @cuda.jit
+    def kernel(x, energy, rng_state, accepted, args, scratch):
+        t = cuda.grid(1)
+        n_t = scratch[0].shape[2]
+        if t >= n_t:
+            return
+        st = cuda.local.array(4, np.uint64)
+        c = t
+        while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
+            for k in range(4):
+                st[k] = rng_state[c, k]
+            energy[c], accepted[c] = chain(c, t, x, energy, st, args, scratch)
+            for k in range(4):
+                rng_state[c, k] = st[k]
+            c += n_t
+
+    return kernel

@@ -3,12 +3,12 @@
 
 import math
 
-import numpy as np
 from numba import cuda
 
 from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
                      SQUARE, TANH)
-from .device import _apply_row, _max, _min, _normal, _propose, _sigmoid, _uniform
+from .device import (_apply_row, _max, _min, _normal, _propose, _sigmoid, _uniform,
+                     chain_kernel)
 
 
 # --- MALA (mirror kernels/moves/mala.py) ---------------------------------------------------
@@ -183,8 +183,9 @@ def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
 
 
 @cuda.jit(device=True)
-def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                n_sweeps, boundary, st, vec, acts, acts2, grads):
+def _chain_mala(c, t, x, energy, st, args, scratch):
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary = args
+    vec, acts, acts2, grads = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     for k in range(d):
         vec[_X, k, t] = x[k, c]
@@ -218,22 +219,4 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     return h, n_acc
 
 
-@cuda.jit
-def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                 boundary, rng_state, accepted, vec, acts, acts2, grads):
-    t = cuda.grid(1)
-    n_t = vec.shape[2]  # threads that own a scratch column: the stride
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,
-                               hi, step, n_sweeps, boundary, st, vec, acts, acts2, grads)
-        energy[c] = h
-        accepted[c] = n_acc  # the host adds it to its counts
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
+_mala_kernel = chain_kernel(_chain_mala)

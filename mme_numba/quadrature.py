@@ -20,11 +20,6 @@ __all__ = [
 ]
 
 _DEFAULT_GRID = {1: 4001, 2: 401, 3: 61}
-_PARAMS = {  # parameter entries the docstrings below share
-    "energy_fn": "energy_fn : callable\n        ``(n, d) -> (n,)`` energy ``H``.",
-    "box": "lo, hi : float or array_like, shape (d,)\n    n_grid : int, optional\n        "
-           "Odd number of Simpson nodes per dimension.",
-}
 _MAX_POINTS = 20_000_000
 _CHUNK = 65536
 
@@ -106,9 +101,19 @@ def grid(lo, hi, n_grid=None):
     return points, log_w, axes
 
 
-def _shared_params(f):
-    f.__doc__ = f.__doc__.format(**_PARAMS)
-    return f
+def doc_entries(**entries):
+    """Decorator: fills the ``{name}`` fields of a docstring with parameter entries that
+    several docstrings share (written once, complete in ``help()``)."""
+    def fill(f):
+        f.__doc__ = f.__doc__.format(**entries)
+        return f
+    return fill
+
+
+_shared_params = doc_entries(
+    energy_fn="energy_fn : callable\n        ``(n, d) -> (n,)`` energy ``H``.",
+    box="lo, hi : float or array_like, shape (d,)\n    n_grid : int, optional\n        "
+        "Odd number of Simpson nodes per dimension.")
 
 
 def _evaluate(fn, points):

@@ -33,9 +33,6 @@ calls (the CUDA backend holds one): inputs bitwise equal to a kept copy's host s
 not copied again, the chains' state stays on the device after a sweep, and scratch and
 output arrays are reused. Without it each call copies in and out and allocates afresh.
 
-Network evaluation convention: the input is copied into ``buf[0, :, t]``; row ``r``
-reads buffer ``p`` and writes buffer ``1 - p``; the function returns the final ``p``.
-
 Modules
 -------
 ``device`` (RNG, the spec interpreter, boundary rule and acceptance test), ``chains``

@@ -2,8 +2,7 @@
 
 Each mirrors one CPU function (:mod:`~mme_numba.kernels.rng`,
 :mod:`~mme_numba.kernels.interpret`, :mod:`~mme_numba.kernels.fastmath`,
-:mod:`~mme_numba.kernels.moves.box`) statement for statement. Vectors live in 3-D global
-arrays as ``a[slot, offset + j, t]`` (``t`` the thread's column, see the package docstring).
+:mod:`~mme_numba.kernels.moves.box`) statement for statement.
 """
 
 import math

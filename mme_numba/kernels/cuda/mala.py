@@ -5,10 +5,9 @@ import math
 
 from numba import cuda
 
-from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
-                     SQUARE, TANH)
-from .device import (_apply_row, _max, _min, _normal, _propose, _sigmoid, _uniform,
-                     chain_kernel)
+from ...spec import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
+from ..moves.mala import _log_gauss_images  # numba compiles it for the device too
+from .device import _accept, _apply_row, _max, _min, _normal, _propose, _sigmoid, chain_kernel
 
 
 # --- MALA (mirror kernels/moves/mala.py) ---------------------------------------------------
@@ -147,33 +146,6 @@ def _energy_grad(spec, params, lam, spec2, params2, lam2, vec, xs, gs, acts, act
 
 
 @cuda.jit(device=True)
-def _log_gauss_images(y, mu, eps, lo, hi, boundary):
-    inv = 0.5 / (eps * eps)
-    if boundary != BOUNDARY_REFLECT:
-        return -(y - mu) * (y - mu) * inv
-    w = hi - lo
-    period = 2.0 * w
-    n_side = int(10.0 * eps / period) + 2
-    best = -math.inf
-    for fam in range(2):
-        base = y if fam == 0 else 2.0 * lo - y
-        nc = int(math.floor((mu - base) / period + 0.5))
-        for n in range(nc - n_side, nc + n_side + 1):
-            z = base + n * period - mu
-            e = -z * z * inv
-            if e > best:
-                best = e
-    s = 0.0
-    for fam in range(2):
-        base = y if fam == 0 else 2.0 * lo - y
-        nc = int(math.floor((mu - base) / period + 0.5))
-        for n in range(nc - n_side, nc + n_side + 1):
-            z = base + n * period - mu
-            s += math.exp(-z * z * inv - best)
-    return best + math.log(s)
-
-
-@cuda.jit(device=True)
 def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
     s = 0.0
     for k in range(vec.shape[1]):
@@ -207,8 +179,7 @@ def _chain_mala(c, t, x, energy, st, args, scratch):
                            grads, t)
         log_ratio = (h - h_y + _log_q(vec, _X, _Y, _GY, half, eps, lo, hi, boundary, t)
                      - _log_q(vec, _Y, _X, _G, half, eps, lo, hi, boundary, t))
-        u = _uniform(st)
-        if (-math.inf if u == 0.0 else math.log(u)) < log_ratio:
+        if _accept(st, log_ratio, 0.0):  # log u < log_ratio
             for k in range(d):
                 vec[_X, k, t] = vec[_Y, k, t]
                 vec[_G, k, t] = vec[_GY, k, t]

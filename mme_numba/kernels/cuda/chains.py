@@ -7,17 +7,17 @@ proposal draws its coordinate, ``j = floor(uniform() * d)``; with ``scan`` true
 (``MOVE_SCAN``) proposal number ``it`` changes coordinate ``j = it mod d`` and draws no
 coordinate. The rest (normal deviate, boundary rule, acceptance uniform only for a kept
 proposal) is common. The CPU scan evaluates its normal deviate with
-:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``_normal``'s) and sums its incremental
+:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``rng.normal``'s) and sums its incremental
 updates in another order, so the two agree up to rounding.
 """
 
 import numpy as np
 from numba import cuda
 
+from ..rng import next_u64, normal, uniform
 from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
-                     _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
-                     _uniform, chain_kernel)
+                     _max, _min, _propose, _sigmoid, _softplus, _tanh, chain_kernel)
 
 
 @cuda.jit(device=True)
@@ -26,7 +26,7 @@ def _coordinate(st, it, d, scan):
     uniform draw (random scan)."""
     if scan:
         return it % d
-    return _min(int(_uniform(st) * d), d - 1)
+    return _min(int(uniform(st, 0) * d), d - 1)
 
 
 @cuda.jit(device=True)
@@ -36,7 +36,7 @@ def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
     Returns ``(j, old, new, inside)``."""
     j = _coordinate(st, it, d, scan)
     old = x[j, c]
-    yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+    yj, inside = _propose(old + step[c] * normal(st, 0), lo[j], hi[j], boundary)
     return j, old, yj, inside
 
 
@@ -50,7 +50,7 @@ def _chain_all(c, t, x, energy, st, args, scratch):
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            yk, ok = _propose(x[k, c] + step[c] * _normal(st), lo[k], hi[k], boundary)
+            yk, ok = _propose(x[k, c] + step[c] * normal(st, 0), lo[k], hi[k], boundary)
             ybuf[k, t] = yk
             inside = inside and ok
         if not inside:
@@ -356,16 +356,16 @@ _pixel_kernel = chain_kernel(_chain_pixels)
 @cuda.jit
 def _draw_kernel(rng_state, kind, out_u64, out_f64):
     t = cuda.grid(1)
-    st = cuda.local.array(4, np.uint64)
+    st = cuda.local.array((1, 4), np.uint64)  # a local copy, as in device.chain_kernel
     for c in range(t, rng_state.shape[0], cuda.gridsize(1)):
         for k in range(4):
-            st[k] = rng_state[c, k]
+            st[0, k] = rng_state[c, k]
         for n in range(out_u64.shape[1]):
             if kind == 0:
-                out_u64[c, n] = _next_u64(st)
+                out_u64[c, n] = next_u64(st, 0)
             elif kind == 1:
-                out_f64[c, n] = _uniform(st)
+                out_f64[c, n] = uniform(st, 0)
             else:
-                out_f64[c, n] = _normal(st)
+                out_f64[c, n] = normal(st, 0)
         for k in range(4):
-            rng_state[c, k] = st[k]
+            rng_state[c, k] = st[0, k]

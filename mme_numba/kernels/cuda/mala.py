@@ -7,7 +7,8 @@ from numba import cuda
 
 from ...spec import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 from ..moves.mala import _log_gauss_images  # numba compiles it for the device too
-from .device import _accept, _apply_row, _max, _min, _normal, _propose, _sigmoid, chain_kernel
+from ..rng import normal
+from .device import _accept, _apply_row, _max, _min, _propose, _sigmoid, chain_kernel
 
 
 # --- MALA (mirror kernels/moves/mala.py) ---------------------------------------------------
@@ -169,7 +170,7 @@ def _chain_mala(c, t, x, energy, st, args, scratch):
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            yk, ok = _propose(vec[_X, k, t] - half * vec[_G, k, t] + eps * _normal(st),
+            yk, ok = _propose(vec[_X, k, t] - half * vec[_G, k, t] + eps * normal(st, 0),
                               lo[k], hi[k], boundary)
             vec[_Y, k, t] = yk
             inside = inside and ok

@@ -177,13 +177,9 @@ def _input_rows(res, X):
 def observables_batch(spec, params, X, resident=None):
     """Observables ``O(x; θ)`` of every row of ``X``, computed on the GPU.
 
-    Same contract and results as :func:`mme_numba.kernels.observables_batch`.
-
     Parameters
     ----------
-    spec : ndarray of int64, shape (n_rows, 8)
-    params : ndarray of float64, shape (n_params,)
-    X : ndarray of float64, shape (n_samples, n_features)
+    spec, params, X : as in :func:`mme_numba.kernels.observables_batch` (same results)
     resident : Resident, optional
         Device copies kept between calls (``X`` equal to the kept chains is not copied).
 
@@ -212,16 +208,10 @@ def observables_batch(spec, params, X, resident=None):
 def energy_batch(spec, params, lam, X, spec2, params2, lam2, resident=None):
     """Energies ``H(x) = lam . O(x) + lam2 . O2(x)`` of every row of ``X``, on the GPU.
 
-    Same contract and results as :func:`mme_numba.kernels.energy_batch`.
-
     Parameters
     ----------
-    spec : ndarray of int64, shape (n_rows, 8)
-    params : ndarray of float64, shape (n_params,)
-    lam : ndarray of float64, shape (n_observables,)
-    X : ndarray of float64, shape (n_samples, n_features)
-    spec2, params2, lam2 : ndarrays
-        Second energy term; ``spec2`` with zero rows means absent.
+    spec, params, lam, X, spec2, params2, lam2 : as in :func:`mme_numba.kernels.energy_batch`
+        (same results)
     resident : Resident, optional
         Device copies kept between calls: ``X`` equal to the kept chains is not copied, and
         its energies stay on the device for the next sweep.

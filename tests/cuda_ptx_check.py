@@ -91,9 +91,9 @@ def main(names):
         compute_capability = (9, 0)
 
     dispatcher.get_current_device = lambda: _Device()
-    from mme_numba.kernels.cuda import chains, mala
+    from mme_numba.kernels.cuda import chains, mala, swap
 
-    kernels = {**vars(chains), **vars(mala)}
+    kernels = {**vars(chains), **vars(mala), **vars(swap)}
 
     f1, f2, f3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
     i1, i2, u2 = types.int64[::1], types.int64[:, ::1], types.uint64[:, ::1]
@@ -112,6 +112,7 @@ def main(names):
         "_pixel_kernel": chain(term + (i,) + term + (i,) + steps + (b,), (f3,) * 6),
         "_mala_kernel": chain(term + term + steps, (f3,) * 4),
         "_draw_kernel": (u2, i, u2, f2),
+        "_swap_kernel": (f3, f2, f1, u2, i, i2),
     }
     failed = False
     for name in names or sorted(sigs):

@@ -201,9 +201,9 @@ def _scratch(spec, spec2):
             np.empty(width))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # in numba's IR: no call that passes the 10-tuple
 def _spec_energy_grad(x, grad, args):
-    """:func:`energy_grad_one` in the form :func:`mala_chain` calls."""
+    """:func:`energy_grad_one` in the form :func:`mala_chain_for` calls."""
     spec, params, lam, spec2, params2, lam2, acts, acts2, ga, gb = args
     return energy_grad_one(spec, params, lam, spec2, params2, lam2, x, grad, acts, acts2, ga, gb)
 

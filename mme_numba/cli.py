@@ -405,11 +405,25 @@ def _add_verbosity(p, suffix):
 def _add_common_train(p):
     p.add_argument("--epochs", type=_epochs_arg, metavar="N",
                    help='total epochs of the run, or "auto" (overrides train.epochs)')
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (it is shown only when stderr is a terminal)")
-    p.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
-                   help="override a configuration value, parsed as TOML "
-                        "(e.g. --set model.n_chains=256 --set model.move=single); repeatable")
+    _add_no_progress(p)
+    _add_set(p, "override a configuration value, parsed as TOML (e.g. --set "
+                "model.n_chains=256 --set model.move=single); repeatable")
+
+
+def _add_set(p, help="override a configuration value, as for train; repeatable"):
+    p.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE", help=help)
+
+
+def _add_no_progress(p, help="no progress bar (it is shown only when stderr is a terminal)"):
+    p.add_argument("--no-progress", action="store_true", help=help)
+
+
+def _add_draws(p, formats):
+    """-n, -o and --sweeps of the commands that write samples."""
+    p.add_argument("-n", type=_int_at_least(1), required=True, help="number of samples")
+    p.add_argument("-o", "--output", required=True, help=f"output file: {formats}")
+    p.add_argument("--sweeps", type=_int_at_least(1),
+                   help="sweeps between draws (default: the model's)")
 
 
 def build_parser():
@@ -454,8 +468,7 @@ def build_parser():
                             "and observables it builds, the support against the data) and "
                             "list every problem; nothing is trained or written.")
     p.add_argument("config", help="configuration file")
-    p.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
-                   help="override a configuration value, as for train; repeatable")
+    _add_set(p)
     p.set_defaults(func=_cmd_check)
 
     formats = ", ".join(datafiles.SAMPLE_FORMATS)
@@ -464,10 +477,7 @@ def build_parser():
                             f"-o names, in the format of its extension ({formats}). The "
                             "model file is not modified.")
     p.add_argument("model", help="a saved model (.npz)")
-    p.add_argument("-n", type=_int_at_least(1), required=True, help="number of samples")
-    p.add_argument("-o", "--output", required=True, help=f"output file: {formats}")
-    p.add_argument("--sweeps", type=_int_at_least(1),
-                   help="sweeps between draws (default: the model's)")
+    _add_draws(p, formats)
     p.add_argument("--seed", type=_int_at_least(0),
                    help="run the chains on a fresh random stream from this seed (default: "
                         "continue the saved stream)")
@@ -493,10 +503,7 @@ def build_parser():
                         "samples are the target for every digit under an independent judge, "
                         "top-class probability >= 0.81; docs/results.md, Steering)")
     p.add_argument("--field-only", action="store_true", help="switch the model's energy off")
-    p.add_argument("-n", type=_int_at_least(1), required=True, help="number of samples")
-    p.add_argument("-o", "--output", required=True, help=f"output file: {formats}")
-    p.add_argument("--sweeps", type=_int_at_least(1),
-                   help="sweeps between draws (default: the model's)")
+    _add_draws(p, formats)
     p.add_argument("--seed", type=_int_at_least(0), help="seed of the steered chains' streams")
     p.add_argument("--save-model", metavar="PATH", help="also save the steered model")
     p.set_defaults(func=_cmd_steer)
@@ -519,7 +526,7 @@ def build_parser():
                    help="seed of the evaluation chains")
     p.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
     p.add_argument("--strict", action="store_true", help="exit with status 1 if not mixed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_no_progress(p, "no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
     p = command("plot", help="figures for a trained model",
@@ -547,10 +554,8 @@ def build_parser():
                       help="the task to run (default: $SLURM_ARRAY_TASK_ID)")
     p.add_argument("--overwrite", action="store_true",
                    help="train the task again from scratch even if it holds a run")
-    p.add_argument("--no-progress", action="store_true",
-                   help="no progress bar (it is shown only when stderr is a terminal)")
-    p.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
-                   help="override a base configuration value, as for train; repeatable")
+    _add_no_progress(p)
+    _add_set(p, "override a base configuration value, as for train; repeatable")
     p.set_defaults(func=_cmd_sweep)
 
     p = command("gather", help="collect the results of a sweep into a CSV",

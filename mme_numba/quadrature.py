@@ -101,6 +101,21 @@ def grid(lo, hi, n_grid=None):
     return points, log_w, axes
 
 
+def doc_entries(**entries):
+    """Decorator: fills the ``{name}`` fields of a docstring with parameter entries that
+    several docstrings share (written once, complete in ``help()``)."""
+    def fill(f):
+        f.__doc__ = f.__doc__.format(**entries)
+        return f
+    return fill
+
+
+_shared_params = doc_entries(
+    energy_fn="energy_fn : callable\n        ``(n, d) -> (n,)`` energy ``H``.",
+    box="lo, hi : float or array_like, shape (d,)\n    n_grid : int, optional\n        "
+        "Odd number of Simpson nodes per dimension.")
+
+
 def _evaluate(fn, points):
     """``fn`` on ``points`` in chunks, as a float64 ``(n,)`` array."""
     out = np.empty(points.shape[0])
@@ -115,35 +130,37 @@ def _evaluate(fn, points):
     return out
 
 
+def _on_grid(fn, lo, hi, n_grid, sign=1.0):
+    """Grid points, log weights, ``v = sign * fn`` on the points and ``ln ∫ exp(v)``."""
+    points, log_w, _ = grid(lo, hi, n_grid)
+    values = sign * _evaluate(fn, points)
+    return points, log_w, values, logsumexp(values + log_w)
+
+
+@_shared_params
 def log_partition(energy_fn, lo, hi, n_grid=None):
     """``ln Z = ln ∫_box exp(-H(x)) dx``.
 
     Parameters
     ----------
-    energy_fn : callable
-        ``(n, d) -> (n,)`` energy ``H``.
-    lo, hi : float or array_like, shape (d,)
-    n_grid : int, optional
-        Odd number of Simpson nodes per dimension.
+    {energy_fn}
+    {box}
 
     Returns
     -------
     float
     """
-    points, log_w, _ = grid(lo, hi, n_grid)
-    return float(logsumexp(-_evaluate(energy_fn, points) + log_w))
+    return float(_on_grid(energy_fn, lo, hi, n_grid, -1.0)[3])
 
 
+@_shared_params
 def log_density_grid(energy_fn, lo, hi, n_grid=None):
     """The normalised log density ``ln p = -H - ln Z`` on the quadrature grid.
 
     Parameters
     ----------
-    energy_fn : callable
-        ``(n, d) -> (n,)`` energy ``H``.
-    lo, hi : float or array_like, shape (d,)
-    n_grid : int, optional
-        Odd number of Simpson nodes per dimension.
+    {energy_fn}
+    {box}
 
     Returns
     -------
@@ -151,9 +168,8 @@ def log_density_grid(energy_fn, lo, hi, n_grid=None):
         ``'ij'``-ordered nodes (reshape values to ``(n_grid,) * d`` for plots).
     log_p : ndarray, shape (n_grid**d,)
     """
-    points, log_w, _ = grid(lo, hi, n_grid)
-    neg_h = -_evaluate(energy_fn, points)
-    return points, neg_h - logsumexp(neg_h + log_w)
+    points, _, neg_h, log_z = _on_grid(energy_fn, lo, hi, n_grid, -1.0)
+    return points, neg_h - log_z
 
 
 def _expect(log_p, log_w, values):
@@ -163,28 +179,25 @@ def _expect(log_p, log_w, values):
     return float(np.sum(mass[keep] * values[keep]))
 
 
+@_shared_params
 def entropy(energy_fn, lo, hi, n_grid=None):
     """Differential entropy ``S = -∫ p ln p = ln Z + <H>_p`` of ``p ∝ exp(-H)`` on the box.
 
     Parameters
     ----------
-    energy_fn : callable
-        ``(n, d) -> (n,)`` energy ``H``.
-    lo, hi : float or array_like, shape (d,)
-    n_grid : int, optional
-        Odd number of Simpson nodes per dimension.
+    {energy_fn}
+    {box}
 
     Returns
     -------
     float
         Entropy in nats.
     """
-    points, log_w, _ = grid(lo, hi, n_grid)
-    energy = _evaluate(energy_fn, points)
-    log_z = logsumexp(-energy + log_w)
-    return float(log_z) + _expect(-energy - log_z, log_w, energy)
+    _, log_w, neg_h, log_z = _on_grid(energy_fn, lo, hi, n_grid, -1.0)
+    return float(log_z) + _expect(neg_h - log_z, log_w, -neg_h)
 
 
+@_shared_params
 def kl_divergence(logp_fn, logq_fn, lo, hi, n_grid=None):
     """``KL(p ‖ q) = ∫ p ln(p/q)`` with both densities renormalised on the box.
 
@@ -193,27 +206,23 @@ def kl_divergence(logp_fn, logq_fn, lo, hi, n_grid=None):
     logp_fn, logq_fn : callable
         ``(n, d) -> (n,)`` log densities up to additive constants (an energy works as
         ``lambda x: -H(x)``).
-    lo, hi : float or array_like, shape (d,)
-    n_grid : int, optional
-        Odd number of Simpson nodes per dimension.
+    {box}
 
     Returns
     -------
     float
         In nats; ``inf`` when ``q`` vanishes where ``p`` does not.
     """
-    points, log_w, _ = grid(lo, hi, n_grid)
-    log_p = _evaluate(logp_fn, points)
-    log_q = _evaluate(logq_fn, points)
-    log_p = log_p - logsumexp(log_p + log_w)
-    log_q = log_q - logsumexp(log_q + log_w)
-    mass = np.exp(log_p + log_w)
-    keep = mass > 0
-    if np.any(np.isneginf(log_q[keep])):
+    _, log_w, log_p, log_z = _on_grid(logp_fn, lo, hi, n_grid)
+    log_p = log_p - log_z
+    _, _, log_q, log_z = _on_grid(logq_fn, lo, hi, n_grid)
+    log_q = log_q - log_z
+    if np.any(np.isneginf(log_q[np.exp(log_p + log_w) > 0])):
         return float("inf")
-    return float(np.sum(mass[keep] * (log_p[keep] - log_q[keep])))
+    return _expect(log_p, log_w, log_p - log_q)
 
 
+@_shared_params
 def cross_entropy(energy_fn, X, lo, hi, n_grid=None):
     """``<-ln p>_X = mean(H(X)) + ln Z`` for ``p ∝ exp(-H)`` on the box.
 
@@ -222,12 +231,9 @@ def cross_entropy(energy_fn, X, lo, hi, n_grid=None):
 
     Parameters
     ----------
-    energy_fn : callable
-        ``(n, d) -> (n,)`` energy ``H``.
+    {energy_fn}
     X : array_like, shape (n, d)
-    lo, hi : float or array_like, shape (d,)
-    n_grid : int, optional
-        Odd number of Simpson nodes per dimension.
+    {box}
 
     Returns
     -------
@@ -245,6 +251,7 @@ def cross_entropy(energy_fn, X, lo, hi, n_grid=None):
     return float(np.mean(_evaluate(energy_fn, X))) + log_partition(energy_fn, lo_, hi_, n_grid)
 
 
+@_shared_params
 def maxent_entropy(observe_fn, obar, lo, hi, n_grid=None, lam0=None, tol=1e-10, max_iter=200):
     """The exact MaxEnt solution for fixed observables, by Newton on the dual with quadrature.
 
@@ -259,9 +266,7 @@ def maxent_entropy(observe_fn, obar, lo, hi, n_grid=None, lam0=None, tol=1e-10, 
         ``(n, d) -> (n, m)`` observables ``O(x)``.
     obar : array_like, shape (m,)
         Target averages (data means of ``O``).
-    lo, hi : float or array_like, shape (d,)
-    n_grid : int, optional
-        Odd number of Simpson nodes per dimension.
+    {box}
     lam0 : array_like, shape (m,), optional
         Starting multipliers (default zeros).
     tol : float

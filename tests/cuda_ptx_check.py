@@ -91,24 +91,28 @@ def main(names):
         compute_capability = (9, 0)
 
     dispatcher.get_current_device = lambda: _Device()
-    from mme_numba.kernels.cuda import chains, mala
+    from mme_numba.kernels.cuda import chains, mala, swap
 
-    kernels = {**vars(chains), **vars(mala)}
+    kernels = {**vars(chains), **vars(mala), **vars(swap)}
 
     f1, f2, f3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
     i1, i2, u2 = types.int64[::1], types.int64[:, ::1], types.uint64[:, ::1]
     i, b = types.int64, types.boolean
     term = (i2, f1, f1)
+    steps = (f1, f1, f1, i, i)  # lo, hi, step, n_sweeps, boundary
+
+    def chain(args, scratch):  # device.chain_kernel's signature
+        return (f2, f1, u2, i1, types.Tuple(args), types.Tuple(scratch))
+
     sigs = {
         "_observables_kernel": (i2, f1, f2, f2, f3),
         "_energy_kernel": term + term + (f2, f1, f3, f3),
-        **{f"_sweep_{kind}_kernel": term + term + (f2, f1, f1, f1, f1, i, i, i, u2, i1, b, f3,
-                                                   f3, f2, f3)
+        **{f"_sweep_{kind}_kernel": chain(term + term + steps + (b,), (f3, f3, f2, f3))
            for kind in ("all", "dense", "single")},
-        "_pixel_kernel": term + (i,) + term + (i, f2, f1, f1, f1, f1, i, b, i, u2, i1)
-        + (f3,) * 6,
-        "_mala_kernel": term + term + (f2, f1, f1, f1, f1, i, i, u2, i1, f3, f3, f3, f3),
+        "_pixel_kernel": chain(term + (i,) + term + (i,) + steps + (b,), (f3,) * 6),
+        "_mala_kernel": chain(term + term + steps, (f3,) * 4),
         "_draw_kernel": (u2, i, u2, f2),
+        "_swap_kernel": (f3, f2, f1, u2, i, i2),
     }
     failed = False
     for name in names or sorted(sigs):

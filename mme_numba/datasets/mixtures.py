@@ -12,6 +12,8 @@ Every sampler returns ``(n, d)`` float64 rows; every ``*_logpdf`` takes ``(n, d)
 import numpy as np
 from scipy.special import logsumexp
 
+from ..quadrature import doc_entries
+
 __all__ = [
     "gaussian_mixture", "gaussian_mixture_logpdf",
     "cauchy_mixture", "cauchy_mixture_logpdf",
@@ -79,21 +81,34 @@ def _sample(n, locs, scales, log_weights, rng, draw):
     return locs[component] + scales[component] * noise
 
 
+def _log_mixture(x, locs, scales, weights, log_kernel):
+    """``ln Σ_k w_k p_k(x)`` with ``ln p_k = log_kernel(z, scales)``, ``z = (x - loc_k) / scale_k``
+    of shape ``(n, k, d)`` and the scales ``(k, d)``."""
+    locs, sc, lw = _components(locs, scales, weights)
+    x = _as_rows(x, locs.shape[1])
+    z = (x[:, None, :] - locs[None]) / sc[None]
+    return logsumexp(log_kernel(z, sc) + lw, axis=1)
+
+
+_shared_params = doc_entries(
+    n="n : int\n        Number of samples.",
+    weights_seed="weights : array_like, shape (k,), optional\n        Mixture weights (normalised "
+                 "here); equal by default.\n    seed : int, None or numpy.random.Generator\n"
+                 "        Random state.")
+
+
+@_shared_params
 def gaussian_mixture(n, means=(-2.0, 2.0), scales=(0.5, 0.5), weights=None, seed=0):
     """Draw from a mixture of axis-aligned Gaussians.
 
     Parameters
     ----------
-    n : int
-        Number of samples.
+    {n}
     means : array_like, shape (k,) or (k, d)
         Component means; a ``(k,)`` sequence of scalars means one-dimensional data.
     scales : float or array_like, shape (k,) or (k, d)
         Component standard deviations.
-    weights : array_like, shape (k,), optional
-        Mixture weights (normalised here); equal by default.
-    seed : int, None or numpy.random.Generator
-        Random state.
+    {weights_seed}
 
     Returns
     -------
@@ -115,29 +130,23 @@ def gaussian_mixture_logpdf(x, means=(-2.0, 2.0), scales=(0.5, 0.5), weights=Non
     -------
     logp : ndarray, shape (n,)
     """
-    locs, sc, lw = _components(means, scales, weights)
-    x = _as_rows(x, locs.shape[1])
-    z = (x[:, None, :] - locs[None]) / sc[None]                        # (n, k, d)
-    log_comp = -0.5 * np.sum(z * z, axis=2) - np.sum(np.log(sc), axis=1) - 0.5 * locs.shape[1] * _LOG_2PI
-    return logsumexp(log_comp + lw, axis=1)
+    return _log_mixture(x, means, scales, weights, lambda z, sc: (
+        -0.5 * np.sum(z * z, axis=2) - np.sum(np.log(sc), axis=1) - 0.5 * z.shape[2] * _LOG_2PI))
 
 
+@_shared_params
 def cauchy_mixture(n, medians=(-2.0, 2.0), scales=(0.5, 0.5), weights=None, seed=0):
     """Draw from a mixture of Cauchy (Lorentzian) densities.
 
     Parameters
     ----------
-    n : int
-        Number of samples.
+    {n}
     medians : array_like, shape (k,) or (k, d)
         Component medians; a ``(k,)`` sequence of scalars means one-dimensional data.
     scales : float or array_like, shape (k,) or (k, d)
         Half widths at half maximum ``γ``.  In ``d > 1`` each coordinate is an independent
         Cauchy variable.
-    weights : array_like, shape (k,), optional
-        Mixture weights (normalised here); equal by default.
-    seed : int, None or numpy.random.Generator
-        Random state.
+    {weights_seed}
 
     Returns
     -------
@@ -159,11 +168,8 @@ def cauchy_mixture_logpdf(x, medians=(-2.0, 2.0), scales=(0.5, 0.5), weights=Non
     -------
     logp : ndarray, shape (n,)
     """
-    locs, sc, lw = _components(medians, scales, weights)
-    x = _as_rows(x, locs.shape[1])
-    z = (x[:, None, :] - locs[None]) / sc[None]                        # (n, k, d)
-    log_comp = -np.sum(np.log1p(z * z), axis=2) - np.sum(np.log(np.pi * sc), axis=1)
-    return logsumexp(log_comp + lw, axis=1)
+    return _log_mixture(x, medians, scales, weights, lambda z, sc: (
+        -np.sum(np.log1p(z * z), axis=2) - np.sum(np.log(np.pi * sc), axis=1)))
 
 
 def truncated_logpdf(logpdf, lo, hi, n_grid=4001):

@@ -19,9 +19,7 @@ by the 1.5·2⁵² trick, ``ln 2`` split in two for an exact ``r``), ``e^r = (q 
 
 Written this way the numerator never cancels: for ``k = 0`` (``a < 0.17``) it is ``2p``,
 ``r`` times a polynomial, so small arguments keep their relative accuracy without a
-branch of their own (an earlier version evaluated a second rational for ``a < 0.625`` and
-selected between the two: a third more work per value, for 2.6e-16 instead of 4.5e-16).
-One division, no data-dependent branch. ``2^k`` is built from its bit pattern; a twin on
+branch of their own. One division, no data-dependent branch. ``2^k`` is built from its bit pattern; a twin on
 another device reproduces it with ``ldexp(1.0, k)``.
 
 Functions here are compiled with ``error_model="numpy"``: under numba's default ("python")

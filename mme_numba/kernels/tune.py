@@ -2,9 +2,7 @@
 
 How many chains one thread advances in lock-step (the lanes of a block) changes only speed,
 never results (every chain does its own arithmetic on its own random stream). The best
-width depends on the CPU: the constant 64 was chosen on an AMD Zen 5 host with AVX-512; on
-an AMD Zen 3 host with AVX2 the MLP sampler ran 1.06–1.14x faster at 128 lanes than at 64
-(``docs/performance.md``). So the most lanes a block may have
+width depends on the CPU (``docs/performance.md``), so the most lanes a block may have
 (:func:`lanes_max`) is chosen at first use by a short measurement of the all-coordinate and
 the random-scan single-coordinate sweeps of a small MLP at 32, 64, 128 and 256 lanes
 (interleaved rounds, about a second each), one cap per kind, and kept:

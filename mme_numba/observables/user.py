@@ -32,8 +32,6 @@ A saved model stores θ, ``n_outputs`` and the functions' names, not the functio
 ``mme_numba.load(path, observables=obs)`` takes them back.
 """
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -121,9 +119,9 @@ class _Kernels:
 
 def _build(func, grad_theta, grad_x):
     """The kernels, specialized to the user's functions (numba compiles them at first call)."""
-    from ..kernels.moves.mala import _log_q
-    from ..kernels.rng import normal, uniform
     from ..kernels.moves.box import _accept, _normal_all, _propose, _single_site_proposal
+    from ..kernels.moves.mala import mala_chain_for
+    from ..kernels.rng import normal
 
     @njit
     def h_one(x, theta, lam, o):
@@ -134,13 +132,6 @@ def _build(func, grad_theta, grad_x):
         for k in range(o.shape[0]):
             s += lam[k] * o[k]
         return s
-
-    @njit
-    def h_grad_one(x, theta, lam, o, g):
-        for k in range(g.shape[0]):
-            g[k] = 0.0
-        grad_x(x, theta, lam, g)
-        return h_one(x, theta, lam, o)
 
     @njit(nogil=True)
     def observe(a, b, X, theta, out):
@@ -154,116 +145,80 @@ def _build(func, grad_theta, grad_x):
             e[i] = h_one(X[i], theta, lam, o)
 
     @njit
-    def chain_all(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
-                  accepted):
-        d = x.shape[1]
-        y = np.empty(d)
-        o = np.empty(lam.shape[0])
-        h = energy[c]
-        n_acc = 0
-        for _ in range(n_sweeps):
-            inside = True
-            for k in range(d):
-                y[k], ok = _propose(x[c, k] + step[c] * _normal_all(rng_state, c), lo[k],
-                                    hi[k], boundary)
-                inside = inside and ok
-            if not inside:
-                continue
-            h_new = h_one(y, theta, lam, o)
-            if _accept(rng_state, c, h, h_new):
-                x[c, :] = y
-                h = h_new
-                n_acc += 1
-        energy[c] = h
-        accepted[c] += n_acc
+    def h_grad(x, g, args):
+        theta, lam, o = args
+        for k in range(g.shape[0]):
+            g[k] = 0.0
+        grad_x(x, theta, lam, g)
+        return h_one(x, theta, lam, o)
 
-    @njit
-    def chain_single(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
-                     accepted, scan):
-        # One coordinate per proposal, full re-evaluation of O: random coordinates (the
-        # draws of kernels.moves.single's single-coordinate moves) or all of them in order.
-        d = x.shape[1]
-        xc = x[c]
-        o = np.empty(lam.shape[0])
-        h = energy[c]
-        n_acc = 0
-        for t in range(n_sweeps * d):
-            if scan:
-                j = t % d
-                old = xc[j]
-                yj, inside = _propose(old + step[c] * normal(rng_state, c), lo[j], hi[j],
-                                      boundary)
-            else:
-                j, old, yj, inside = _single_site_proposal(rng_state, c, xc, step[c], lo, hi,
-                                                           boundary)
-            if not inside:
-                continue
-            xc[j] = yj
-            h_new = h_one(xc, theta, lam, o)
-            if _accept(rng_state, c, h, h_new):
-                h = h_new
-                n_acc += 1
-            else:
-                xc[j] = old
-        energy[c] = h
-        accepted[c] += n_acc
-
-    @njit
-    def chain_mala(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
-                   accepted):
-        # The proposal and draw order of kernels.moves.mala._chain_mala.
-        d = x.shape[1]
-        xc = x[c]
-        o = np.empty(lam.shape[0])
-        g = np.empty(d)
-        y = np.empty(d)
-        gy = np.empty(d)
-        h_grad_one(xc, theta, lam, o, g)
-        h = energy[c]
-        eps = step[c]
-        half = 0.5 * eps * eps
-        n_acc = 0
-        for _ in range(n_sweeps):
-            inside = True
-            for k in range(d):
-                y[k], ok = _propose(xc[k] - half * g[k] + eps * normal(rng_state, c), lo[k],
-                                    hi[k], boundary)
-                inside = inside and ok
-            if not inside:
-                continue
-            h_y = h_grad_one(y, theta, lam, o, gy)
-            log_ratio = (h - h_y + _log_q(xc, y, gy, half, eps, lo, hi, boundary)
-                         - _log_q(y, xc, g, half, eps, lo, hi, boundary))
-            if math.log(uniform(rng_state, c)) < log_ratio:
-                for k in range(d):
-                    xc[k] = y[k]
-                    g[k] = gy[k]
-                h = h_y
-                n_acc += 1
-        energy[c] = h
-        accepted[c] += n_acc
+    chain_mala = mala_chain_for(h_grad)
 
     # One kernel per move, so that a fit compiles only the move it uses.
     @njit(nogil=True)
     def sweeps_all(a, b, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
                    accepted):
+        d = x.shape[1]
+        y = np.empty(d)
+        o = np.empty(lam.shape[0])
         for c in range(a, b):
-            chain_all(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
-                      accepted)
+            h = energy[c]
+            n_acc = 0
+            for _ in range(n_sweeps):
+                inside = True
+                for k in range(d):
+                    y[k], ok = _propose(x[c, k] + step[c] * _normal_all(rng_state, c), lo[k],
+                                        hi[k], boundary)
+                    inside = inside and ok
+                if not inside:
+                    continue
+                h_new = h_one(y, theta, lam, o)
+                if _accept(rng_state, c, h, h_new):
+                    x[c, :] = y
+                    h = h_new
+                    n_acc += 1
+            energy[c] = h
+            accepted[c] += n_acc
 
     @njit(nogil=True)
     def sweeps_single(a, b, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary,
                       rng_state, accepted, scan):
+        # One coordinate per proposal, full re-evaluation of O: random coordinates (the
+        # draws of kernels.moves.single's single-coordinate moves) or all of them in order.
+        d = x.shape[1]
+        o = np.empty(lam.shape[0])
         for c in range(a, b):
-            chain_single(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary,
-                         rng_state, accepted, scan)
+            xc = x[c]
+            h = energy[c]
+            n_acc = 0
+            for t in range(n_sweeps * d):
+                if scan:
+                    j = t % d
+                    old = xc[j]
+                    yj, inside = _propose(old + step[c] * normal(rng_state, c), lo[j], hi[j],
+                                          boundary)
+                else:
+                    j, old, yj, inside = _single_site_proposal(rng_state, c, xc, step[c], lo,
+                                                               hi, boundary)
+                if not inside:
+                    continue
+                xc[j] = yj
+                h_new = h_one(xc, theta, lam, o)
+                if _accept(rng_state, c, h, h_new):
+                    h = h_new
+                    n_acc += 1
+                else:
+                    xc[j] = old
+            energy[c] = h
+            accepted[c] += n_acc
 
     @njit(nogil=True)
     def sweeps_mala(a, b, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
                     accepted):
+        args = (theta, lam, np.empty(lam.shape[0]))
         for c in range(a, b):
-            chain_mala(c, theta, lam, x, energy, lo, hi, step, n_sweeps, boundary, rng_state,
-                       accepted)
+            chain_mala(c, x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted,
+                       args)
 
     @njit(nogil=True)
     def backward_theta(a, b, X, theta, W, G, n_blocks):

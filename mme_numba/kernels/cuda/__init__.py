@@ -3,10 +3,11 @@
 Importing this module imports :mod:`numba.cuda`; do it only through
 :class:`mme_numba.gpu.CUDABackend` (which checks that CUDA or the CUDA
 simulator is usable first). Every device function below mirrors one function of
-:mod:`~mme_numba.kernels.rng`, :mod:`~mme_numba.kernels.interpret`,
-:mod:`~mme_numba.kernels.moves.box` or :mod:`~mme_numba.kernels.moves.mala` statement for
-statement, so a chain advanced here draws the same numbers and takes the same accept
-decisions as on the CPU. The systematic scan (``MOVE_SCAN``, :mod:`~mme_numba.kernels.moves.scan`)
+:mod:`~mme_numba.kernels.interpret`, :mod:`~mme_numba.kernels.moves.box` or
+:mod:`~mme_numba.kernels.moves.mala` statement for statement, or is the CPU's own ``@njit``
+function compiled for the device (the random streams of :mod:`~mme_numba.kernels.rng`, the
+MALA proposal density), so a chain advanced here draws the same numbers and takes the same
+accept decisions as on the CPU. The systematic scan (``MOVE_SCAN``, :mod:`~mme_numba.kernels.moves.scan`)
 is run by the single-coordinate chains with the coordinate taken in order instead of drawn:
 the CPU's draws, one chain per thread instead of chains in lock-step. Floats may differ in
 the last bits: NVVM fuses multiply-adds (as LLVM does where a CPU kernel allows
@@ -32,9 +33,6 @@ Every entry point takes ``resident=``, a :class:`Resident` that keeps device cop
 calls (the CUDA backend holds one): inputs bitwise equal to a kept copy's host snapshot are
 not copied again, the chains' state stays on the device after a sweep, and scratch and
 output arrays are reused. Without it each call copies in and out and allocates afresh.
-
-Network evaluation convention: the input is copied into ``buf[0, :, t]``; row ``r``
-reads buffer ``p`` and writes buffer ``1 - p``; the function returns the final ``p``.
 
 Modules
 -------

@@ -7,17 +7,17 @@ proposal draws its coordinate, ``j = floor(uniform() * d)``; with ``scan`` true
 (``MOVE_SCAN``) proposal number ``it`` changes coordinate ``j = it mod d`` and draws no
 coordinate. The rest (normal deviate, boundary rule, acceptance uniform only for a kept
 proposal) is common. The CPU scan evaluates its normal deviate with
-:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``_normal``'s) and sums its incremental
+:mod:`~mme_numba.kernels.fastmath` (within 4e-16 of ``rng.normal``'s) and sums its incremental
 updates in another order, so the two agree up to rounding.
 """
 
 import numpy as np
 from numba import cuda
 
-from ...spec import CONV2D, DENSE, MOVE_SCAN, RELU, SIGMOID, SOFTPLUS, TANH
+from ..rng import next_u64, normal, uniform
+from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
 from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
-                     _max, _min, _next_u64, _normal, _propose, _sigmoid, _softplus, _tanh,
-                     _uniform)
+                     _max, _min, _propose, _sigmoid, _softplus, _tanh, chain_kernel)
 
 
 @cuda.jit(device=True)
@@ -26,7 +26,7 @@ def _coordinate(st, it, d, scan):
     uniform draw (random scan)."""
     if scan:
         return it % d
-    return _min(int(_uniform(st) * d), d - 1)
+    return _min(int(uniform(st, 0) * d), d - 1)
 
 
 @cuda.jit(device=True)
@@ -36,20 +36,21 @@ def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
     Returns ``(j, old, new, inside)``."""
     j = _coordinate(st, it, d, scan)
     old = x[j, c]
-    yj, inside = _propose(old + step[c] * _normal(st), lo[j], hi[j], boundary)
+    yj, inside = _propose(old + step[c] * normal(st, 0), lo[j], hi[j], boundary)
     return j, old, yj, inside
 
 
 @cuda.jit(device=True)
-def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-               n_sweeps, boundary, st, buf, buf2, ybuf):
+def _chain_all(c, t, x, energy, st, args, scratch):
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary, _ = args
+    buf, buf2, ybuf, _ = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     h = energy[c]
     n_acc = 0
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            yk, ok = _propose(x[k, c] + step[c] * _normal(st), lo[k], hi[k], boundary)
+            yk, ok = _propose(x[k, c] + step[c] * normal(st, 0), lo[k], hi[k], boundary)
             ybuf[k, t] = yk
             inside = inside and ok
         if not inside:
@@ -70,8 +71,9 @@ def _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
 
 
 @cuda.jit(device=True)
-def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                  n_sweeps, boundary, scan, st, buf, buf2):
+def _chain_single(c, t, x, energy, st, args, scratch):
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary, scan = args
+    buf, buf2, _, _ = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     h = energy[c]
     n_acc = 0
@@ -91,11 +93,12 @@ def _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, 
 
 
 @cuda.jit(device=True)
-def _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi,
-                        step, n_sweeps, boundary, scan, st, buf, buf2, zbuf):
+def _chain_single_dense(c, t, x, energy, st, args, scratch):
     # First row DENSE: keep z = W x + b in zbuf[zi, :, t] and update it by one column of W
     # per proposal; the proposal's z' goes to zbuf[1 - zi] and to buf[0] (the input of
     # rows 1..). Accepting flips zi. As on the CPU, z is rebuilt from x at every call.
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary, scan = args
+    buf, buf2, _, zbuf = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     n_hid = spec[0, 2]
     off = spec[0, 3]
@@ -279,9 +282,10 @@ def _pix_restore(spec, n_inc, j, acts, undo, t):
 
 
 @cuda.jit(device=True)
-def _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy,
-                  lo, hi, step, n_sweeps, boundary, scan, st, buf, buf2, acts, undo, acts2,
-                  undo2):
+def _chain_pixels(c, t, x, energy, st, args, scratch):
+    (spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, lo, hi, step, n_sweeps, boundary,
+     scan) = args
+    buf, buf2, acts, undo, acts2, undo2 = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     _pix_rebuild(spec, params, n_inc, x, c, buf, acts, t)
     has_second = spec2.shape[0] > 0
@@ -343,114 +347,25 @@ def _energy_kernel(spec, params, lam, spec2, params2, lam2, X, out, buf, buf2):
         i += n_t
 
 
-# One kernel per chain kind, not one kernel branching on the move: registers are allocated
-# for a kernel's hungriest path (docs/performance.md). They share one signature (``move``
-# and ``incremental`` as the host chose them).
-
-@cuda.jit
-def _sweep_all_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                      n_sweeps, move, boundary, rng_state, accepted, incremental,
-                      buf, buf2, ybuf, zbuf):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_all(c, t, spec, params, lam, spec2, params2, lam2, x, energy,
-                              lo, hi, step, n_sweeps, boundary, st, buf, buf2, ybuf)
-        energy[c] = h
-        accepted[c] = n_acc  # the host adds it to its counts
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
-
-
-@cuda.jit
-def _sweep_dense_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                        n_sweeps, move, boundary, rng_state, accepted, incremental,
-                        buf, buf2, ybuf, zbuf):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_single_dense(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                       energy, lo, hi, step, n_sweeps, boundary,
-                                       move == MOVE_SCAN, st, buf, buf2, zbuf)
-        energy[c] = h
-        accepted[c] = n_acc
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
-
-
-@cuda.jit
-def _sweep_single_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                         n_sweeps, move, boundary, rng_state, accepted, incremental,
-                         buf, buf2, ybuf, zbuf):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_single(c, t, spec, params, lam, spec2, params2, lam2, x,
-                                 energy, lo, hi, step, n_sweeps, boundary,
-                                 move == MOVE_SCAN, st, buf, buf2)
-        energy[c] = h
-        accepted[c] = n_acc
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
-
-
-@cuda.jit
-def _pixel_kernel(spec, params, lam, n_inc, spec2, params2, lam2, n_inc2, x, energy, lo, hi,
-                  step, n_sweeps, scan, boundary, rng_state, accepted, buf, buf2, acts, undo,
-                  acts2, undo2):
-    t = cuda.grid(1)
-    n_t = buf.shape[2]
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_pixels(c, t, spec, params, lam, n_inc, spec2, params2, lam2, n_inc2,
-                                 x, energy, lo, hi, step, n_sweeps, boundary, scan, st, buf,
-                                 buf2, acts, undo, acts2, undo2)
-        energy[c] = h
-        accepted[c] = n_acc  # the host adds it to its counts
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
+_sweep_all_kernel = chain_kernel(_chain_all)
+_sweep_dense_kernel = chain_kernel(_chain_single_dense)
+_sweep_single_kernel = chain_kernel(_chain_single)
+_pixel_kernel = chain_kernel(_chain_pixels)
 
 
 @cuda.jit
 def _draw_kernel(rng_state, kind, out_u64, out_f64):
     t = cuda.grid(1)
-    st = cuda.local.array(4, np.uint64)
+    st = cuda.local.array((1, 4), np.uint64)  # a local copy, as in device.chain_kernel
     for c in range(t, rng_state.shape[0], cuda.gridsize(1)):
         for k in range(4):
-            st[k] = rng_state[c, k]
+            st[0, k] = rng_state[c, k]
         for n in range(out_u64.shape[1]):
             if kind == 0:
-                out_u64[c, n] = _next_u64(st)
+                out_u64[c, n] = next_u64(st, 0)
             elif kind == 1:
-                out_f64[c, n] = _uniform(st)
+                out_f64[c, n] = uniform(st, 0)
             else:
-                out_f64[c, n] = _normal(st)
+                out_f64[c, n] = normal(st, 0)
         for k in range(4):
-            rng_state[c, k] = st[k]
+            rng_state[c, k] = st[0, k]

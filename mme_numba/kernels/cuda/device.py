@@ -1,9 +1,10 @@
-"""Device functions shared by the CUDA kernels: RNG, the spec interpreter, boundary rule.
+"""Device functions shared by the CUDA kernels: the spec interpreter, the boundary rule, the
+acceptance test, and the chain kernel.
 
-Each mirrors one CPU function (:mod:`~mme_numba.kernels.rng`,
-:mod:`~mme_numba.kernels.interpret`, :mod:`~mme_numba.kernels.fastmath`,
-:mod:`~mme_numba.kernels.moves.box`) statement for statement. Vectors live in 3-D global
-arrays as ``a[slot, offset + j, t]`` (``t`` the thread's column, see the package docstring).
+Each mirrors one CPU function (:mod:`~mme_numba.kernels.interpret`,
+:mod:`~mme_numba.kernels.fastmath`, :mod:`~mme_numba.kernels.moves.box`) statement for
+statement. The random streams are the CPU's own functions (:mod:`~mme_numba.kernels.rng`):
+numba compiles an ``@njit`` function for the device when device code calls it.
 """
 
 import math
@@ -13,21 +14,12 @@ from numba import config, cuda
 
 from ..fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
                         _ROUND, _T_MAX)
+from ..rng import uniform
 from ...spec import (BOUNDARY_REJECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
                      SQUARE, TANH)
 
 # ldexp's exponent: an int32 on the device; the simulator's math.ldexp wants a Python int.
 _INT = int if config.ENABLE_CUDASIM else np.int32
-
-_U5 = np.uint64(5)
-_U7 = np.uint64(7)
-_U9 = np.uint64(9)
-_U11 = np.uint64(11)
-_U17 = np.uint64(17)
-_U45 = np.uint64(45)
-_U64 = np.uint64(64)
-_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
-_TWO_PI = 2.0 * math.pi
 
 
 # --- builtins ---------------------------------------------------------------------------
@@ -42,46 +34,6 @@ def _min(a, b):
 @cuda.jit(device=True)
 def _max(a, b):
     return b if b > a else a
-
-
-# --- random streams (mirror kernels/rng.py; state is one chain's uint64[4]) ----------
-
-@cuda.jit(device=True)
-def _rotl(x, k):
-    return (x << k) | (x >> (_U64 - k))
-
-
-@cuda.jit(device=True)
-def _next_u64(st):
-    s0 = st[0]
-    s1 = st[1]
-    s2 = st[2]
-    s3 = st[3]
-    result = _rotl(s1 * _U5, _U7) * _U9
-    t = s1 << _U17
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, _U45)
-    st[0] = s0
-    st[1] = s1
-    st[2] = s2
-    st[3] = s3
-    return result
-
-
-@cuda.jit(device=True)
-def _uniform(st):
-    return np.float64(_next_u64(st) >> _U11) * _TWO_M53
-
-
-@cuda.jit(device=True)
-def _normal(st):
-    u1 = _uniform(st)
-    u2 = _uniform(st)
-    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(_TWO_PI * u2)
 
 
 # --- the spec interpreter, one input vector (mirror kernels/interpret.py) --------------
@@ -271,6 +223,40 @@ def _propose(y, lo, hi, boundary):
 
 @cuda.jit(device=True)
 def _accept(st, h_old, h_new):
-    u = _uniform(st)
+    u = uniform(st, 0)
     # log(0) = -inf as on the CPU, spelled out (the simulator's math.log(0) raises).
     return (-math.inf if u == 0.0 else math.log(u)) < h_old - h_new
+
+
+# --- the chain kernels --------------------------------------------------------------------
+# One kernel per chain kind, not one kernel branching on the move: registers are allocated
+# for a kernel's hungriest path (docs/performance.md).
+
+def chain_kernel(chain):
+    """The kernel that runs ``chain`` on every chain: ``kernel(x, energy, rng_state, accepted,
+    args, scratch)``, ``args`` and ``scratch`` the tuples ``chain`` unpacks.
+
+    Thread ``t`` walks chains ``t, t + T, ..`` (``T = scratch[0].shape[2]``, the threads that
+    own a scratch column; threads ``t >= T`` do nothing) and calls ``h, n_acc = chain(c, t, x,
+    energy, st, args, scratch)`` with ``st`` the chain's random state, a local copy of its row
+    of ``rng_state`` (row 0 of ``st``: the CPU's :mod:`~mme_numba.kernels.rng` functions, which
+    numba compiles for the device, draw from it); the kernel writes back
+    the state, the energy ``h`` and the accept count (which the host adds to its counts).
+    """
+    @cuda.jit
+    def kernel(x, energy, rng_state, accepted, args, scratch):
+        t = cuda.grid(1)
+        n_t = scratch[0].shape[2]
+        if t >= n_t:
+            return
+        st = cuda.local.array((1, 4), np.uint64)
+        c = t
+        while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
+            for k in range(4):
+                st[0, k] = rng_state[c, k]
+            energy[c], accepted[c] = chain(c, t, x, energy, st, args, scratch)
+            for k in range(4):
+                rng_state[c, k] = st[0, k]
+            c += n_t
+
+    return kernel

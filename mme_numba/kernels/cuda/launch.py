@@ -177,13 +177,9 @@ def _input_rows(res, X):
 def observables_batch(spec, params, X, resident=None):
     """Observables ``O(x; θ)`` of every row of ``X``, computed on the GPU.
 
-    Same contract and results as :func:`mme_numba.kernels.observables_batch`.
-
     Parameters
     ----------
-    spec : ndarray of int64, shape (n_rows, 8)
-    params : ndarray of float64, shape (n_params,)
-    X : ndarray of float64, shape (n_samples, n_features)
+    spec, params, X : as in :func:`mme_numba.kernels.observables_batch` (same results)
     resident : Resident, optional
         Device copies kept between calls (``X`` equal to the kept chains is not copied).
 
@@ -212,16 +208,10 @@ def observables_batch(spec, params, X, resident=None):
 def energy_batch(spec, params, lam, X, spec2, params2, lam2, resident=None):
     """Energies ``H(x) = lam . O(x) + lam2 . O2(x)`` of every row of ``X``, on the GPU.
 
-    Same contract and results as :func:`mme_numba.kernels.energy_batch`.
-
     Parameters
     ----------
-    spec : ndarray of int64, shape (n_rows, 8)
-    params : ndarray of float64, shape (n_params,)
-    lam : ndarray of float64, shape (n_observables,)
-    X : ndarray of float64, shape (n_samples, n_features)
-    spec2, params2, lam2 : ndarrays
-        Second energy term; ``spec2`` with zero rows means absent.
+    spec, params, lam, X, spec2, params2, lam2 : as in :func:`mme_numba.kernels.energy_batch`
+        (same results)
     resident : Resident, optional
         Device copies kept between calls: ``X`` equal to the kept chains is not copied, and
         its energies stay on the device for the next sweep.
@@ -259,22 +249,21 @@ _TERM_KEYS = ("spec", "params", "lam", "n_inc", "spec2", "params2", "lam2", "n_i
 
 
 def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, boundary,
-                rng_state, accepted, extra, scratch, resident):
-    """Launch ``kernel(*terms, x, energy, lo, hi, step, n_sweeps, *extra, boundary,
-    rng_state, accepted, *scratch(res, n_threads))`` on device copies of the arrays (kept
-    ones where ``resident`` holds them), copy ``x, energy, rng_state`` back and add the
-    kernel's accept counts to ``accepted``."""
+                rng_state, accepted, scan, scratch, resident):
+    """Launch ``kernel`` (a :func:`~.device.chain_kernel`) with ``args = (*terms, lo, hi, step,
+    n_sweeps, boundary[, scan])`` (no ``scan`` if None) and ``scratch(res, n_threads)`` on
+    device copies of the arrays (kept ones where ``resident`` holds them), copy ``x, energy,
+    rng_state`` back and add the kernel's accept counts to ``accepted``."""
     res = Resident(keep=False) if resident is None else resident
     n_threads = _n_threads(x.shape[0], per_thread)
     keys = _TERM_KEYS if len(terms) == 8 else _TERM_KEYS[:3] + _TERM_KEYS[4:7]
+    args = tuple(res.get(k, a) if isinstance(a, np.ndarray) else a for k, a in zip(keys, terms))
+    args += (res.get("lo", lo), res.get("hi", hi), res.get("step", step), np.int64(n_sweeps),
+             np.int64(boundary)) + (() if scan is None else (bool(scan),))
     d_x = res.get("x", x, transpose=True)
     d_energy, d_state = res.get("energy", energy), res.get("state", rng_state)
     d_acc = res.empty("accepted", accepted.shape, np.int64)
-    _launch(kernel, n_threads, *(res.get(k, a) if isinstance(a, np.ndarray) else a
-                                 for k, a in zip(keys, terms)),
-            d_x, d_energy, res.get("lo", lo), res.get("hi", hi), res.get("step", step),
-            np.int64(n_sweeps), *extra, np.int64(boundary), d_state, d_acc,
-            *scratch(res, n_threads))
+    _launch(kernel, n_threads, d_x, d_energy, d_state, d_acc, args, scratch(res, n_threads))
     for key, host, dev in (("x", x, d_x), ("energy", energy, d_energy),
                            ("state", rng_state, d_state)):
         res.to_host(dev, host, transpose=key == "x")
@@ -301,7 +290,7 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     n_act, n_act2 = int(spec[:, 2].sum()), max(1, int(spec2[:, 2].sum()))
     _run_chains(_mala_kernel, 8 * (4 * d + n_act + n_act2 + 2 * width),
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
-                boundary, rng_state, accepted, (),
+                boundary, rng_state, accepted, None,
                 lambda r, n: (r.scratch("vec", n, 4, d), r.scratch("acts", n, 1, n_act),
                               r.scratch("acts2", n, 1, n_act2), r.scratch("grads", n, 2, width)),
                 resident)
@@ -336,7 +325,7 @@ def _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
     n_act2 = max(1, int(spec2[:n_inc2, 2].sum()))
     _run_chains(_pixel_kernel, 8 * (2 * width + 2 * width2 + 2 * n_act + 2 * n_act2),
                 (spec, params, lam, np.int64(n_inc), spec2, params2, lam2, np.int64(n_inc2)),
-                x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, (bool(scan),),
+                x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, scan,
                 lambda r, n: (r.scratch("buf", n, 2, width), r.scratch("buf2", n, 2, width2),
                               r.scratch("acts", n, 1, n_act), r.scratch("undo", n, 1, n_act),
                               r.scratch("acts2", n, 1, n_act2),

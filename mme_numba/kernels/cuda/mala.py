@@ -3,12 +3,12 @@
 
 import math
 
-import numpy as np
 from numba import cuda
 
-from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
-                     SQUARE, TANH)
-from .device import _apply_row, _max, _min, _normal, _propose, _sigmoid, _uniform
+from ...spec import CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
+from ..moves.mala import _log_gauss_images  # numba compiles it for the device too
+from ..rng import normal
+from .device import _accept, _apply_row, _max, _min, _propose, _sigmoid, chain_kernel
 
 
 # --- MALA (mirror kernels/moves/mala.py) ---------------------------------------------------
@@ -147,33 +147,6 @@ def _energy_grad(spec, params, lam, spec2, params2, lam2, vec, xs, gs, acts, act
 
 
 @cuda.jit(device=True)
-def _log_gauss_images(y, mu, eps, lo, hi, boundary):
-    inv = 0.5 / (eps * eps)
-    if boundary != BOUNDARY_REFLECT:
-        return -(y - mu) * (y - mu) * inv
-    w = hi - lo
-    period = 2.0 * w
-    n_side = int(10.0 * eps / period) + 2
-    best = -math.inf
-    for fam in range(2):
-        base = y if fam == 0 else 2.0 * lo - y
-        nc = int(math.floor((mu - base) / period + 0.5))
-        for n in range(nc - n_side, nc + n_side + 1):
-            z = base + n * period - mu
-            e = -z * z * inv
-            if e > best:
-                best = e
-    s = 0.0
-    for fam in range(2):
-        base = y if fam == 0 else 2.0 * lo - y
-        nc = int(math.floor((mu - base) / period + 0.5))
-        for n in range(nc - n_side, nc + n_side + 1):
-            z = base + n * period - mu
-            s += math.exp(-z * z * inv - best)
-    return best + math.log(s)
-
-
-@cuda.jit(device=True)
 def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
     s = 0.0
     for k in range(vec.shape[1]):
@@ -183,8 +156,9 @@ def _log_q(vec, ys, xs, gs, half, eps, lo, hi, boundary, t):
 
 
 @cuda.jit(device=True)
-def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                n_sweeps, boundary, st, vec, acts, acts2, grads):
+def _chain_mala(c, t, x, energy, st, args, scratch):
+    spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps, boundary = args
+    vec, acts, acts2, grads = scratch
     d = x.shape[0]  # x is (d, n_chains) on the device: chain index fastest
     for k in range(d):
         vec[_X, k, t] = x[k, c]
@@ -196,7 +170,7 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            yk, ok = _propose(vec[_X, k, t] - half * vec[_G, k, t] + eps * _normal(st),
+            yk, ok = _propose(vec[_X, k, t] - half * vec[_G, k, t] + eps * normal(st, 0),
                               lo[k], hi[k], boundary)
             vec[_Y, k, t] = yk
             inside = inside and ok
@@ -206,8 +180,7 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
                            grads, t)
         log_ratio = (h - h_y + _log_q(vec, _X, _Y, _GY, half, eps, lo, hi, boundary, t)
                      - _log_q(vec, _Y, _X, _G, half, eps, lo, hi, boundary, t))
-        u = _uniform(st)
-        if (-math.inf if u == 0.0 else math.log(u)) < log_ratio:
+        if _accept(st, log_ratio, 0.0):  # log u < log_ratio
             for k in range(d):
                 vec[_X, k, t] = vec[_Y, k, t]
                 vec[_G, k, t] = vec[_GY, k, t]
@@ -218,22 +191,4 @@ def _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi
     return h, n_acc
 
 
-@cuda.jit
-def _mala_kernel(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
-                 boundary, rng_state, accepted, vec, acts, acts2, grads):
-    t = cuda.grid(1)
-    n_t = vec.shape[2]  # threads that own a scratch column: the stride
-    if t >= n_t:
-        return
-    st = cuda.local.array(4, np.uint64)
-    c = t
-    while c < x.shape[1]:  # a while loop: range() with a run-time step costs ~18 registers
-        for k in range(4):
-            st[k] = rng_state[c, k]
-        h, n_acc = _chain_mala(c, t, spec, params, lam, spec2, params2, lam2, x, energy, lo,
-                               hi, step, n_sweeps, boundary, st, vec, acts, acts2, grads)
-        energy[c] = h
-        accepted[c] = n_acc  # the host adds it to its counts
-        for k in range(4):
-            rng_state[c, k] = st[k]
-        c += n_t
+_mala_kernel = chain_kernel(_chain_mala)

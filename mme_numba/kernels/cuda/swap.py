@@ -1,45 +1,33 @@
 """CUDA twin of :mod:`mme_numba.kernels.moves.swap`: replica-exchange swaps on the GPU.
 
 One thread per column (one chain of every level) draws from that column's own stream and
-touches only that column's rows, statement for statement as the CPU kernel, so the swap
+touches only that column's rows, with the CPU kernel's own column function, so the swap
 decisions and the streams are the CPU's (``exp``/``log`` may differ in the last bit, see
 :mod:`mme_numba.kernels.cuda`).
 """
 
-import math
-
 import numpy as np
 from numba import cuda
 
-from ..moves.swap import check_swap_args
-from .device import _uniform
+from ..moves.swap import check_swap_args, swap_column
 from .launch import _launch
 
 __all__ = ["replica_swaps"]
 
 
+_swap_column = cuda.jit(device=True)(swap_column)
+
+
 @cuda.jit
 def _swap_kernel(x, energy, betas, rng_state, parity, accepted):
-    K, n, d = x.shape
-    st = cuda.local.array(4, np.uint64)
+    st = cuda.local.array((1, 4), np.uint64)  # a local copy, as in device.chain_kernel
     i = cuda.grid(1)
-    while i < n:
+    while i < x.shape[1]:
         for k in range(4):
-            st[k] = rng_state[i, k]
-        for r in range(parity, K - 1, 2):
-            u = _uniform(st)
-            log_a = (betas[r] - betas[r + 1]) * (energy[r, i] - energy[r + 1, i])
-            if u == 0.0 or math.log(u) < log_a:
-                for k in range(d):
-                    t = x[r, i, k]
-                    x[r, i, k] = x[r + 1, i, k]
-                    x[r + 1, i, k] = t
-                t = energy[r, i]
-                energy[r, i] = energy[r + 1, i]
-                energy[r + 1, i] = t
-                accepted[i, r] += 1
+            st[0, k] = rng_state[i, k]
+        _swap_column(x, energy, betas, st, 0, i, parity, accepted)
         for k in range(4):
-            rng_state[i, k] = st[k]
+            rng_state[i, k] = st[0, k]
         i += cuda.gridsize(1)
 
 

@@ -6,8 +6,6 @@ systematic scan); otherwise one thread per chain runs the all-coordinate chains,
 single-coordinate chains with an incremental first DENSE row, or full forwards.
 """
 
-import numpy as np
-
 from ...spec import CONV2D, DENSE, MOVE_ALL, MOVE_MALA, MOVE_SCAN
 from ..interpret import max_width
 from ..moves.box import chain_args, check_move
@@ -49,8 +47,8 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
               _sweep_dense_kernel if incremental else _sweep_single_kernel)
     _run_chains(kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
-                boundary, rng_state, accepted, (np.int64(move),),
-                lambda r, n: (incremental, r.scratch("buf", n, 2, width),
+                boundary, rng_state, accepted, move == MOVE_SCAN,
+                lambda r, n: (r.scratch("buf", n, 2, width),
                               r.scratch("buf2", n, 2, width2), r.scratch("y", n, d),
                               r.scratch("z", n, 2, n_hid)), resident)
 

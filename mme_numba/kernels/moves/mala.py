@@ -41,7 +41,8 @@ from ...spec import (BOUNDARY_REFLECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOF
                      TANH)
 from .box import _propose, chain_args
 
-__all__ = ["energy_grad_one", "energy_grad_batch", "log_proposal_1d", "mala_sweeps"]
+__all__ = ["energy_grad_one", "energy_grad_batch", "log_proposal_1d", "mala_chain_for",
+           "mala_sweeps"]
 
 
 # --- backward through one spec row ----------------------------------------------------------
@@ -192,18 +193,27 @@ def energy_grad_one(spec, params, lam, spec2, params2, lam2, x, grad, acts, acts
     return h
 
 
+@njit(cache=True)
+def _scratch(spec, spec2):
+    """Per-chain scratch of :func:`energy_grad_one`: ``acts, acts2, ga, gb``."""
+    width = max(_max_width(spec), _max_width(spec2))
+    return (np.empty(_offsets(spec)[-1]), np.empty(_offsets(spec2)[-1]), np.empty(width),
+            np.empty(width))
+
+
+@njit(cache=True, inline="always")  # in numba's IR: no call that passes the 10-tuple
+def _spec_energy_grad(x, grad, args):
+    """:func:`energy_grad_one` in the form :func:`mala_chain_for` calls."""
+    spec, params, lam, spec2, params2, lam2, acts, acts2, ga, gb = args
+    return energy_grad_one(spec, params, lam, spec2, params2, lam2, x, grad, acts, acts2, ga, gb)
+
+
 @njit(parallel=True, cache=True)
 def _energy_grad_batch(spec, params, lam, spec2, params2, lam2, X, energy, grad):
-    width = max(_max_width(spec), _max_width(spec2))
-    n_act = _offsets(spec)[-1]
-    n_act2 = _offsets(spec2)[-1]
     for i in prange(X.shape[0]):
-        acts = np.empty(n_act)
-        acts2 = np.empty(n_act2)
-        ga = np.empty(width)
-        gb = np.empty(width)
-        energy[i] = energy_grad_one(spec, params, lam, spec2, params2, lam2, X[i], grad[i],
-                                    acts, acts2, ga, gb)
+        acts, acts2, ga, gb = _scratch(spec, spec2)
+        args = (spec, params, lam, spec2, params2, lam2, acts, acts2, ga, gb)
+        energy[i] = _spec_energy_grad(X[i], grad[i], args)
 
 
 # --- the proposal density -------------------------------------------------------------------
@@ -273,54 +283,60 @@ def log_proposal_1d(y, mu, eps, lo, hi, boundary=BOUNDARY_REFLECT):
 
 # --- the sampler ----------------------------------------------------------------------------
 
-@njit(cache=True)
-def _chain_mala(c, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                n_sweeps, boundary, rng_state, accepted, acts, acts2, ga, gb):
-    d = x.shape[1]
-    xc = x[c]
-    g = np.empty(d)
-    y = np.empty(d)
-    gy = np.empty(d)
-    energy_grad_one(spec, params, lam, spec2, params2, lam2, xc, g, acts, acts2, ga, gb)
-    h = energy[c]
-    eps = step[c]
-    half = 0.5 * eps * eps
-    n_acc = 0
-    for _ in range(n_sweeps):
-        inside = True
-        for k in range(d):
-            y[k], ok = _propose(xc[k] - half * g[k] + eps * normal(rng_state, c), lo[k], hi[k],
-                                boundary)
-            inside = inside and ok
-        if not inside:
-            continue
-        h_y = energy_grad_one(spec, params, lam, spec2, params2, lam2, y, gy, acts, acts2,
-                              ga, gb)
-        log_ratio = (h - h_y + _log_q(xc, y, gy, half, eps, lo, hi, boundary)
-                     - _log_q(y, xc, g, half, eps, lo, hi, boundary))
-        if math.log(uniform(rng_state, c)) < log_ratio:
+def mala_chain_for(energy_grad, **jit_options):
+    """The MALA chain kernel (the module docstring) of an energy ``energy_grad(x, grad, args)``
+    that returns ``H(x)`` and writes ``∂H/∂x`` into ``grad``: the spec interpreter here, the
+    user's functions in :mod:`mme_numba.observables.user`. ``energy_grad`` is bound at compile
+    time (a function passed as an argument would keep the kernel off the disk cache).
+
+    Returns ``chain(c, x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted,
+    args)``, which advances chain ``c`` by ``n_sweeps`` proposals.
+    """
+    @njit(**jit_options)
+    def chain(c, x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, args):
+        d = x.shape[1]
+        xc = x[c]
+        g = np.empty(d)
+        y = np.empty(d)
+        gy = np.empty(d)
+        energy_grad(xc, g, args)
+        h = energy[c]
+        eps = step[c]
+        half = 0.5 * eps * eps
+        n_acc = 0
+        for _ in range(n_sweeps):
+            inside = True
             for k in range(d):
-                xc[k] = y[k]
-                g[k] = gy[k]
-            h = h_y
-            n_acc += 1
-    energy[c] = h
-    accepted[c] += n_acc
+                y[k], ok = _propose(xc[k] - half * g[k] + eps * normal(rng_state, c), lo[k],
+                                    hi[k], boundary)
+                inside = inside and ok
+            if not inside:
+                continue
+            h_y = energy_grad(y, gy, args)
+            log_ratio = (h - h_y + _log_q(xc, y, gy, half, eps, lo, hi, boundary)
+                         - _log_q(y, xc, g, half, eps, lo, hi, boundary))
+            if math.log(uniform(rng_state, c)) < log_ratio:
+                for k in range(d):
+                    xc[k] = y[k]
+                    g[k] = gy[k]
+                h = h_y
+                n_acc += 1
+        energy[c] = h
+        accepted[c] += n_acc
+
+    return chain
+
+
+_spec_chain = mala_chain_for(_spec_energy_grad, cache=True)
 
 
 @njit(parallel=True, cache=True)
 def _mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                  boundary, rng_state, accepted):
-    width = max(_max_width(spec), _max_width(spec2))
-    n_act = _offsets(spec)[-1]
-    n_act2 = _offsets(spec2)[-1]
     for c in prange(x.shape[0]):
-        acts = np.empty(n_act)
-        acts2 = np.empty(n_act2)
-        ga = np.empty(width)
-        gb = np.empty(width)
-        _chain_mala(c, spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
-                    n_sweeps, boundary, rng_state, accepted, acts, acts2, ga, gb)
+        acts, acts2, ga, gb = _scratch(spec, spec2)
+        _spec_chain(c, x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted,
+                    (spec, params, lam, spec2, params2, lam2, acts, acts2, ga, gb))
 
 
 # --- Python entry points --------------------------------------------------------------------

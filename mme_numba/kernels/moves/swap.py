@@ -18,7 +18,7 @@ from numba import njit, prange
 from ..rng import uniform
 from .box import _check_inplace
 
-__all__ = ["replica_swaps", "check_swap_args"]
+__all__ = ["replica_swaps", "check_swap_args", "swap_column"]
 
 
 def check_swap_args(x, energy, betas, rng_state, parity, accepted, allow_float32=False):
@@ -42,6 +42,27 @@ def check_swap_args(x, energy, betas, rng_state, parity, accepted, allow_float32
     return betas
 
 
+def swap_column(x, energy, betas, state, row, i, parity, accepted):
+    """The swaps of column ``i``, drawing from row ``row`` of ``state``: the body of
+    :func:`replica_swaps`, compiled for the GPU too (:mod:`mme_numba.kernels.cuda.swap`)."""
+    K, d = x.shape[0], x.shape[2]
+    for r in range(parity, K - 1, 2):
+        u = uniform(state, row)
+        log_a = (betas[r] - betas[r + 1]) * (energy[r, i] - energy[r + 1, i])
+        if u == 0.0 or math.log(u) < log_a:
+            for k in range(d):
+                t = x[r, i, k]
+                x[r, i, k] = x[r + 1, i, k]
+                x[r + 1, i, k] = t
+            t = energy[r, i]
+            energy[r, i] = energy[r + 1, i]
+            energy[r + 1, i] = t
+            accepted[i, r] += 1
+
+
+_swap_column = njit(cache=True)(swap_column)
+
+
 @njit(parallel=True, cache=True)
 def replica_swaps(x, energy, betas, rng_state, parity, accepted):
     """One round of neighbour swaps, in place.
@@ -61,17 +82,5 @@ def replica_swaps(x, energy, betas, rng_state, parity, accepted):
     accepted : int64 (n_chains, K - 1)
         Incremented where the swap of pair ``(r, r + 1)`` in column ``i`` was accepted.
     """
-    K, n, d = x.shape
-    for i in prange(n):
-        for r in range(parity, K - 1, 2):
-            u = uniform(rng_state, i)
-            log_a = (betas[r] - betas[r + 1]) * (energy[r, i] - energy[r + 1, i])
-            if u == 0.0 or math.log(u) < log_a:
-                for k in range(d):
-                    t = x[r, i, k]
-                    x[r, i, k] = x[r + 1, i, k]
-                    x[r + 1, i, k] = t
-                t = energy[r, i]
-                energy[r, i] = energy[r + 1, i]
-                energy[r + 1, i] = t
-                accepted[i, r] += 1
+    for i in prange(x.shape[1]):
+        _swap_column(x, energy, betas, rng_state, i, i, parity, accepted)

@@ -1,7 +1,10 @@
 """Networks, chain states and solver wrappers shared by several test files (test_images,
-test_scan; PoisonOnce: test_training, test_pin_orchestration)."""
+test_scan; PoisonOnce: test_training, test_pin_orchestration; the host's arithmetic for the
+bit pins: test_bit_reference, test_pin_orchestration)."""
 
+import llvmlite.binding
 import numpy as np
+import pytest
 
 from mme_numba import kernels as K
 from mme_numba.nn import Conv2D, Dense, Sequential, activation
@@ -51,3 +54,35 @@ class PoisonOnce:
         if self.calls in self.bad:
             new = np.full_like(new, np.nan)
         return new, info
+
+
+def arithmetic():
+    """``(name, description)`` of this host's floating-point arithmetic, as far as the bit pins
+    see it.
+
+    The same code gives different last bits on different CPUs: numba compiles for the host's
+    CPU model (LLVM picks vector widths and where to fuse multiply-adds per model) and NumPy's
+    OpenBLAS picks its matrix kernels by CPU. AMD Zen 3 and Zen 5 hosts gave the same bits
+    (name ``"zen"``); other hosts are named by LLVM's CPU name and OpenBLAS's kernel set.
+    """
+    cpu = llvmlite.binding.get_host_cpu_name()
+    try:
+        import threadpoolctl
+        np.ones(2) @ np.ones(2)  # load NumPy's BLAS
+        blas = next((i.get("architecture") for i in threadpoolctl.threadpool_info()
+                     if i.get("internal_api") == "openblas"), None)
+    except ImportError:
+        blas = None
+    described = f"LLVM CPU {cpu}, OpenBLAS {blas or 'unknown'}"
+    return ("zen" if cpu.startswith("znver") else f"{cpu}/{blas}"), described
+
+
+def pinned(tables):
+    """The reference table recorded for this host's :func:`arithmetic`; skips where none was
+    recorded (the pins guard refactorings against a reference taken on the same arithmetic:
+    ``python tests/<file>.py`` prints the table of the current code)."""
+    name, described = arithmetic()
+    if name not in tables:
+        pytest.skip(f"no bit reference recorded for this host's arithmetic ({described}; "
+                    f"recorded: {sorted(tables)})")
+    return tables[name]

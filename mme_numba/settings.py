@@ -23,10 +23,16 @@ LANES_MAX = 64
 #: measurement keeps the default). On a Zen 3 host 128 lanes ran 1.06-1.14x faster than 64.
 TUNE_MIN_GAIN = 1.05
 
-#: Bytes of one lock-step activation buffer ``(width, lanes)`` float64 to aim for, so that
-#: the two ping-pong buffers stay in a core's L2 cache; wide networks get fewer lanes (the
-#: paper's digit CNN, width 1024: 32 lanes).
-TILE_BYTES = 256 * 1024
+#: Bytes of one lock-step activation buffer ``(width, lanes)`` to aim for; wide networks get
+#: fewer lanes (the paper's digit CNN, width 1024: 128 lanes in float64, 256 in float32).
+#: Measured on two kinds of CPU (``docs/performance.md``): 1 MiB was the fastest tile on a
+#: Zen 3 (512 KiB L2) and within 3 % of the fastest (2 MiB) on a Xeon with 2 MiB L2; the
+#: earlier 256 KiB was 1.3-1.7x slower on both.
+TILE_BYTES = 1024 * 1024
+
+#: Most rows per lock-step block of the energy and observable batches (sweeps have their
+#: measured cap, ``kernels/tune.py``). 256 was the fastest on both kinds of CPU measured.
+BATCH_LANES_MAX = 256
 
 #: Blocks handed to a thread at a time (numba's dynamic scheduling, ``set_parallel_chunksize``)
 #: instead of one fixed share per thread: on a shared machine the OS often deschedules one

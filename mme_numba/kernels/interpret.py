@@ -616,7 +616,8 @@ def empty_slabs(n_slabs, n_rows, n_lanes, dtype=np.float64):
 
 def lanes_for(*specs, n_items=None, most=None, itemsize=8):
     """Number of lock-step lanes for networks ``specs``: ``settings.LANES_MIN .. most``
-    (default ``settings.LANES_MAX``; the sweeps pass the per-host :func:`.tune.lanes_max`).
+    (default ``settings.BATCH_LANES_MAX``; the sweeps pass the per-host
+    :func:`.tune.lanes_max`).
 
     Wider networks get fewer lanes so that an activation buffer ``(width, lanes)`` of
     ``itemsize``-byte values stays near ``settings.TILE_BYTES``; ``n_items`` inputs are split
@@ -628,7 +629,7 @@ def lanes_for(*specs, n_items=None, most=None, itemsize=8):
     if n_items is not None:
         per_block = -(-max(int(n_items), 1) // (4 * numba.get_num_threads()))
         lanes = min(lanes, -(-per_block // 8) * 8)
-    most = settings.LANES_MAX if most is None else int(most)
+    most = settings.BATCH_LANES_MAX if most is None else int(most)
     lanes = max(settings.LANES_MIN, min(most, lanes))
     return int(lanes - lanes % 8) if lanes >= 8 else int(lanes)
 

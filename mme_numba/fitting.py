@@ -450,6 +450,13 @@ def theta_step(model, X, samples, O_model, delta_lambda):
         params = np.ascontiguousarray(obs.kernel_params(), dtype=np.float64)
         return model._backend.energy(spec, params, model.lambda_, x, NO_FIELD)
 
+    def set_theta(value):
+        # θ that grew step by step until it overflowed (measured: a checkerboard fit with
+        # theta_kl_step=3e-2 at epoch 1076) is a divergence to roll back, not a crash
+        if not np.all(np.isfinite(value)):
+            raise EpochDiverged("the θ step left the finite numbers")
+        obs.set_theta(value)
+
     for _ in range(int(model.theta_steps)):
         if model.batch_size is not None and int(model.batch_size) < len(X):
             idx = model._rng.choice(len(X), size=int(model.batch_size), replace=False)
@@ -462,18 +469,18 @@ def theta_step(model, X, samples, O_model, delta_lambda):
             raise EpochDiverged("the entropy gradient is not finite")
         theta = obs.theta.copy()
         if model.lr_theta != "auto":
-            obs.set_theta(model._theta_adam.step(theta, grad))
+            set_theta(model._theta_adam.step(theta, grad))
             energy = None
             continue
         if energy is None:
             energy = O_model[mon] @ model.lambda_
         u = theta - model._theta_adam.step(theta, grad)        # ADAM direction (lr = 1)
         scale = ctl.scale
-        obs.set_theta(theta - scale * u)
+        set_theta(theta - scale * u)
         trial = energy_of(s_mon)
         applied = ctl.choose(reweighted_kl(trial - energy, lw_mon), model.epoch_)
         if applied < 1.0:
-            obs.set_theta(theta - applied * scale * u)
+            set_theta(theta - applied * scale * u)
             energy = energy_of(s_mon)
         else:
             energy = trial

@@ -1,5 +1,6 @@
 """One digits fit with the defaults plus chosen settings, graded by the independent judge.
 
+    python benchmarks/digits_settings.py                      # every setting at its default
     python benchmarks/digits_settings.py --epochs 100 --seed 0 --set lambda_solver=newton
     python benchmarks/digits_settings.py --epochs 200 --hidden 64 --set n_chains=256
 
@@ -22,7 +23,8 @@ from zoo import _value  # benchmarks/ is the script folder
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=100)
+    ap.add_argument("--epochs", default="auto", type=lambda v: v if v == "auto" else int(v),
+                    help='"auto" (the default: the model stops by itself) or a count')
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hidden", type=int, default=None,
                     help="paper_cnn(16, hidden=N): a dense layer before the observables")
@@ -45,9 +47,11 @@ def main():
                               "wall_s": round(time.perf_counter() - t0)}), flush=True)
 
     model.fit(train, epochs=args.epochs, callback=curve)
+    fit_s = time.perf_counter() - t0
     report = digit_judge().report(model.sample(1024, sweeps=20), train, held)
     print(json.dumps({"settings": settings, "hidden": args.hidden, "epochs": args.epochs,
-                      "seed": args.seed, "wall_s": round(time.perf_counter() - t0), **report}), flush=True)
+                      "seed": args.seed, "epochs_run": model.epoch_, "fit_s": round(fit_s),
+                      "wall_s": round(time.perf_counter() - t0), **report}), flush=True)
 
 
 if __name__ == "__main__":

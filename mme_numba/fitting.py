@@ -115,7 +115,7 @@ def make_controls(model):
     lo, hi = model.support_
     model._heldout = HeldOut(model.validation_fraction, int(model.rng_state_[0, 1] >> 2))
     model._tracker = EntropyTracker(float(np.sum(np.log(hi - lo))))
-    model._plateau = Plateau(min_epochs=model._plateau_min_epochs)
+    model._plateau = Plateau(window=model._plateau_window, min_epochs=model._plateau_min_epochs)
     model._guard = DivergenceGuard()
     model._rollbacks = 0
     model._rate_factor = 1.0

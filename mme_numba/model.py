@@ -98,8 +98,8 @@ class MaxEnt(Estimator, Likelihood):
         Every this many epochs, replace the tracked ``ln Z`` (``docs/method.md`` §5, "The
         entropy, every epoch") by an annealed-importance-sampling estimate on 256 chains
         (:func:`mme_numba.likelihood.anneal`), undoing the drift the per-epoch ratios
-        accumulate; ``history_`` records the correction (``anchor_shift``). ``None``
-        (default): never.
+        accumulate; ``history_`` records the correction (``anchor_shift``). ``None``: never
+        (the default of ``MaxEnt``, whose observables stay put); ``MinMaxEnt`` defaults to 25.
     backend : {"cpu", "cuda"}
         Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
         (same random streams and accept decisions; ``docs/gpu.md``).
@@ -141,6 +141,7 @@ class MaxEnt(Estimator, Likelihood):
     _trains_theta = False
     default_max_epochs = settings.MAX_EPOCHS_MAXENT
     _plateau_min_epochs = settings.PLATEAU_MIN_EPOCHS_MAXENT    # no plateau before this epoch
+    _plateau_window = settings.PLATEAU_WINDOW
 
     def __init__(self, observables, support, *, n_chains=1024, sweeps="auto", burn_in=200,
                  step_size="auto", target_acceptance=0.5, adapt_epochs=20, move="auto",
@@ -368,15 +369,19 @@ class MinMaxEnt(MaxEnt):
     batch_size : int, optional
         Data rows per θ step (default: all rows).
     **kwargs
-        All :class:`MaxEnt` parameters.
+        All :class:`MaxEnt` parameters; ``anchor_every`` defaults to 25 here (the chains
+        trail a model whose θ sharpens it every epoch, so the per-epoch ``ln Z`` ratios
+        drift), and ``epochs="auto"`` judges plateaus over 100-epoch windows.
     """
 
     _trains_theta = True
     default_max_epochs = settings.MAX_EPOCHS_MINMAXENT
     _plateau_min_epochs = settings.PLATEAU_MIN_EPOCHS_MINMAXENT
+    _plateau_window = settings.PLATEAU_WINDOW_MINMAXENT
 
     def __init__(self, observables, support, *, lr_theta="auto", theta_kl_step=1e-2,
                  theta_steps=1, batch_size=None, **kwargs):
+        kwargs.setdefault("anchor_every", settings.ANCHOR_EVERY_MINMAXENT)
         super().__init__(observables, support, **kwargs)
         self.lr_theta, self.theta_kl_step = lr_theta, theta_kl_step
         self.theta_steps, self.batch_size = theta_steps, batch_size

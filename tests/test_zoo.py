@@ -40,3 +40,28 @@ def test_samples_follow_the_density(name):
     mean = mass @ points
     sd = np.sqrt(np.maximum(mass @ points ** 2 - mean ** 2, 0.0))
     assert np.all(np.abs(x.mean(axis=0) - mean) < 5 * sd / np.sqrt(len(x)) + 1e-3)
+
+
+def _tracked_entropy_error(anchor_every, epochs=300, seed=0):
+    import mme_numba as mme
+    from scipy.special import logsumexp
+
+    p = zoo.problem("banana")
+    X = p.sample(p.n_train, seed=seed)
+    net = mme.nn.mlp(list(p.network), activation="tanh", random_state=seed)
+    model = mme.MinMaxEnt(net, support=p.support, random_state=seed, anchor_every=anchor_every)
+    model.fit(X, epochs=epochs)
+    points, log_w, _ = p._grid()
+    e = model.energy(points)
+    e = e - e.min()
+    log_q = -e - logsumexp(-e + log_w)
+    exact = float(-np.sum(np.exp(log_q + log_w) * log_q))
+    return model.history_[-1]["entropy_estimate"] - exact
+
+
+def test_default_tracked_entropy_follows_quadrature():
+    # The plateau rule of epochs="auto" reads the tracked entropy. Unanchored, the chains'
+    # lag behind a sharpening model made it drift (here -0.43 nats by epoch 300; -1.5 by
+    # epoch 1000 in docs/results.md); the default re-anchoring every 25 epochs: -0.11.
+    assert abs(_tracked_entropy_error(anchor_every=25)) < 0.25
+    assert _tracked_entropy_error(anchor_every=None) < -0.3

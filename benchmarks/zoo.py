@@ -100,7 +100,8 @@ def fit_one(name, seed, settings=None, epochs=None, baselines=False):
     settings = dict(settings or {})
     model = mme.MinMaxEnt(observables_for(p, seed), support=p.support, random_state=seed,
                           **settings)
-    out = {"problem": name, "seed": seed, "settings": settings, "d": p.d}
+    out = {"problem": name, "seed": seed, "settings": settings, "d": p.d,
+           "fixed_epochs": epochs}
     t = time.perf_counter()
     try:
         model.fit(X) if epochs is None else model.fit(X, epochs=epochs)
@@ -137,7 +138,10 @@ def summarize(path):
             if "host" in r:
                 hosts.append(r["host"]["cpu"])
                 continue
-            key = (r["problem"], json.dumps(r["settings"], sort_keys=True))
+            # runs of a fixed epoch count are another setting than epochs="auto"
+            settings = dict(r["settings"], **({"epochs": r["fixed_epochs"]}
+                                              if r.get("fixed_epochs") else {}))
+            key = (r["problem"], json.dumps(settings, sort_keys=True))
             rows.setdefault(key, []).append(r)
 
     def stat(values, worst=max):

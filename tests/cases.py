@@ -2,6 +2,8 @@
 test_scan; PoisonOnce: test_training, test_pin_orchestration; the host's arithmetic for the
 bit pins: test_bit_reference, test_pin_orchestration)."""
 
+import functools
+
 import llvmlite.binding
 import numpy as np
 import pytest
@@ -56,6 +58,7 @@ class PoisonOnce:
         return new, info
 
 
+@functools.lru_cache(maxsize=None)
 def arithmetic():
     """``(name, description)`` of this host's floating-point arithmetic, as far as the bit pins
     see it.

@@ -144,3 +144,16 @@ def test_maxent_entropy_with_moments_is_the_gaussian():
     assert np.allclose(lam, [-mu / var, 1 / (2 * var)], rtol=1e-7)
     # warm start from the answer: no iterations needed, same value
     assert q.maxent_entropy(obs, obs(X).mean(0), -20, 20, 4001, lam0=lam)[0] == pytest.approx(S, abs=1e-12)
+
+
+def test_a_huge_constant_energy_keeps_the_weights():
+    # 7.7e48 at every point (a saturated network): without the shift in log_normalise,
+    # -H + ln w rounds to -H and the entropy of this uniform density came out wrong.
+    flat = q.entropy(lambda x: np.zeros(len(x)), 0.0, 2.0, n_grid=101)
+    assert flat == pytest.approx(np.log(2.0), abs=1e-12)
+    for c in (-1e48, 7.7e48):
+        assert q.entropy(lambda x, c=c: np.full(len(x), c), 0.0, 2.0,
+                         n_grid=101) == pytest.approx(flat, abs=1e-12)
+        points, log_p = q.log_density_grid(lambda x, c=c: np.full(len(x), c),
+                                           0.0, 2.0, n_grid=101)
+        assert np.allclose(log_p, -np.log(2.0))

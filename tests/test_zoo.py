@@ -42,20 +42,16 @@ def test_samples_follow_the_density(name):
     assert np.all(np.abs(x.mean(axis=0) - mean) < 5 * sd / np.sqrt(len(x)) + 1e-3)
 
 
-def _tracked_entropy_error(anchor_every, epochs=300, seed=0):
+def _tracked_entropy_error(epochs=300, seed=0, **settings):
     import mme_numba as mme
-    from scipy.special import logsumexp
+    from mme_numba import quadrature
 
     p = zoo.problem("banana")
     X = p.sample(p.n_train, seed=seed)
     net = mme.nn.mlp(list(p.network), activation="tanh", random_state=seed)
-    model = mme.MinMaxEnt(net, support=p.support, random_state=seed, anchor_every=anchor_every)
+    model = mme.MinMaxEnt(net, support=p.support, random_state=seed, **settings)
     model.fit(X, epochs=epochs)
-    points, log_w, _ = p._grid()
-    e = model.energy(points)
-    e = e - e.min()
-    log_q = -e - logsumexp(-e + log_w)
-    exact = float(-np.sum(np.exp(log_q + log_w) * log_q))
+    exact = quadrature.entropy(model.energy, *p.support, n_grid=zoo._GRID[p.d])
     return model.history_[-1]["entropy_estimate"] - exact
 
 
@@ -63,5 +59,5 @@ def test_default_tracked_entropy_follows_quadrature():
     # The plateau rule of epochs="auto" reads the tracked entropy. Unanchored, the chains'
     # lag behind a sharpening model made it drift (here -0.43 nats by epoch 300; -1.5 by
     # epoch 1000 in docs/results.md); the default re-anchoring every 25 epochs: -0.11.
-    assert abs(_tracked_entropy_error(anchor_every=25)) < 0.25
+    assert abs(_tracked_entropy_error()) < 0.25
     assert _tracked_entropy_error(anchor_every=None) < -0.3

@@ -110,12 +110,9 @@ class Problem:
         points, log_w, lp = self._grid()
         e = np.concatenate([np.asarray(energy_fn(points[s:s + 65536]), dtype=np.float64)
                             for s in range(0, len(points), 65536)])
-        # shift first: exp(-H) is unchanged, and an energy of 1e48 everywhere (a saturated
-        # network) would otherwise lose log_w to rounding and report a negative KL
-        finite = np.isfinite(e)
-        if finite.any():
-            e = e - e[finite].min()
-        lq = -e - logsumexp(-e + log_w)
+        from .. import quadrature
+
+        lq, _ = quadrature.log_normalise(-e, log_w)
         mass = np.exp(lp + log_w)
         keep = mass > 0
         return float(np.sum(mass[keep] * (lp[keep] - lq[keep])))

@@ -15,6 +15,13 @@ from .core import entropy_gradient
 from .estimator import Estimator
 from .fields import field_terms, steer
 from .likelihood import Likelihood
+from .spec import CONV2D
+
+
+def _chain_field(name):
+    """A read-write view of one field of the model's :class:`~mme_numba.chains.Chains`."""
+    return property(lambda self: getattr(self._chains, name),
+                    lambda self, v: setattr(self._chains, name, v))
 
 
 class MaxEnt(Estimator, Likelihood):
@@ -104,19 +111,13 @@ class MaxEnt(Estimator, Likelihood):
         Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
         (same random streams and accept decisions; ``docs/gpu.md``).
     dtype : {"float64", "float32"} or np.float64, np.float32
-        Arithmetic of the sampler and of the energies and observables the kernels evaluate.
-        ``"float32"``: float32 chains and kernels (twice the values per vector instruction),
-        with the network parameters and λ rounded to float32 for them; the λ solver, χ², the
-        reweighting and the θ gradient stay float64. CPU backend, moves ``"all"``,
-        ``"single"``, ``"scan"``.
-
-        With ``"float32"`` :attr:`chains_` and :meth:`sample` are float32; energies and
-        observables are computed in float32 and handed on as float64 arrays; the random
-        streams and the normal deviates are the float64 ones (a proposal is rounded once to
-        float32), and the acceptance test subtracts the energies in float64. θ itself, its
-        NumPy gradient and :meth:`observe` (NumPy) are float64. ``"mala"``, compiled
-        observables and ``backend="cuda"`` are float64 only and refused with float32. The
-        dtype may change after fitting: the chains are rounded to it at their next run.
+        Arithmetic of the sampler and of the energies the kernels evaluate. ``"float32"``
+        (CPU backend, moves ``"all"``, ``"single"``, ``"scan"``; not with compiled
+        observables): float32 chains, kernels and :meth:`sample`, with θ and λ rounded to
+        float32 for the kernels; a proposal is the float64 normal deviate rounded once. The
+        random streams, the acceptance test's energy difference, the λ solver, χ², the
+        reweighting, θ, its gradient and :meth:`observe` stay float64. The dtype may change
+        after fitting: the chains are rounded to it at their next run.
     comm : mpi4py communicator, optional
         Split the chains across MPI ranks (:mod:`mme_numba.parallel`); results are
         bit-identical to a single process. Only rank 0 writes checkpoints.
@@ -154,14 +155,8 @@ class MaxEnt(Estimator, Likelihood):
         vars(self).update(params)
 
     # ------------------------------------------------------------------ the chains
-    chains_ = property(lambda self: self._chains.x,
-                       lambda self, v: setattr(self._chains, "x", v))
-    rng_state_ = property(lambda self: self._chains.rng_state,
-                          lambda self, v: setattr(self._chains, "rng_state", v))
-    step_ = property(lambda self: self._chains.step,
-                     lambda self, v: setattr(self._chains, "step", v))
-    replicas_ = property(lambda self: self._chains.replicas,
-                         lambda self, v: setattr(self._chains, "replicas", v))
+    chains_, rng_state_, step_, replicas_ = (_chain_field(n) for n in ("x", "rng_state", "step",
+                                                                         "replicas"))
 
     def __copy__(self):
         """A shallow copy that owns its chains (a value) and its lock: sampling the copy
@@ -243,8 +238,6 @@ class MaxEnt(Estimator, Likelihood):
         """
         if self.move != "auto":
             return self.move
-        from .spec import CONV2D
-
         spec = np.asarray(self._current_observables().describe())
         return "scan" if np.any(spec[:, 0] == CONV2D) else "all"
 
@@ -266,8 +259,8 @@ class MaxEnt(Estimator, Likelihood):
             Training data, inside the support box.
         epochs : "auto" or int
             ``"auto"`` (default) trains until the entropy estimate has stopped improving
-            (:class:`mme_numba.training.Plateau`: three plateaus of 50-epoch means, the step
-            budget divided by 4 at each), at most ``max_epochs`` epochs. An int runs exactly
+            (:class:`mme_numba.training.Plateau`: three plateaus of 50-epoch means, 100 for
+            :class:`MinMaxEnt`, the step sizes halved at each), at most ``max_epochs`` epochs. An int runs exactly
             that many more epochs. Calling ``fit`` again continues from the current state
             (chains, λ, θ, optimizer moments).
         checkpoint : str or path, optional
@@ -387,26 +380,13 @@ class MinMaxEnt(MaxEnt):
         self.theta_steps, self.batch_size = theta_steps, batch_size
 
     def entropy_gradient(self, X, samples, lam=None, sample_logw=None):
-        """Entropy gradient ``dS/dθ`` of Eq. 8 from data rows and model samples.
+        """Entropy gradient ``dS/dθ`` of Eq. 8 from data rows ``X`` and model ``samples``,
+        shape ``(n_params,)``.
 
         One backward pass of the auxiliary loss (Eq. 9–10) with upstream gradient ``+λ/N`` on
-        the data rows and ``−w_k λ`` on the sample rows (``w`` normalized weights, uniform
-        unless ``sample_logw`` is given).
-
-        Parameters
-        ----------
-        X : ndarray (N, d)
-            Data rows.
-        samples : ndarray (M, d)
-            Model samples (no gradient flows through the sampler).
-        lam : ndarray (m,), optional
-            Multipliers (default :attr:`lambda_`).
-        sample_logw : ndarray (M,), optional
-            Log importance weights of the samples.
-
-        Returns
-        -------
-        ndarray (n_params,)
+        the data rows and ``−w_k λ`` on the sample rows (no gradient flows through the
+        sampler). ``lam`` defaults to :attr:`lambda_`; ``w`` are the normalized weights of the
+        log importance weights ``sample_logw`` (uniform when not given).
         """
         return entropy_gradient(self._current_observables(), self.lambda_ if lam is None else lam,
                                 X, samples, sample_logw)

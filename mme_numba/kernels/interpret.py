@@ -28,10 +28,9 @@ import numpy as np
 from numba import njit, prange
 
 from .. import settings
-from ..spec import CODE_NAMES as _CODE_NAMES
 from ..spec import DTYPES, kernel_dtype
 from ..spec import (CONV2D, DENSE, LOGSOFTMAX, POWERS, RELU, SIGMOID, SOFTPLUS, SPEC_WIDTH,
-                    SQUARE, TANH, empty_term)
+                    SQUARE, TANH, empty_term, validate_spec)
 from .fastmath import tanh_any as _fast_tanh
 
 __all__ = [
@@ -138,6 +137,27 @@ def _logsoftmax(n, src, dst):
 
 
 @njit(cache=True)
+def elementwise(code, src, dst, p0, p1):
+    """``dst[p] = act(src[p])`` for ``p0 <= p < p1``, ``act`` the elementwise row ``code``
+    (tanh, softplus, sigmoid, ReLU, square): one loop per activation, so each vectorizes."""
+    if code == TANH:
+        for p in range(p0, p1):
+            dst[p] = _tanh(src[p])
+    elif code == SOFTPLUS:
+        for p in range(p0, p1):
+            dst[p] = _softplus(src[p])
+    elif code == SIGMOID:
+        for p in range(p0, p1):
+            dst[p] = _sigmoid(src[p])
+    elif code == RELU:
+        for p in range(p0, p1):
+            dst[p] = _relu(src[p])
+    else:  # SQUARE
+        for p in range(p0, p1):
+            dst[p] = src[p] * src[p]
+
+
+@njit(cache=True)
 def _apply_row(row, params, src, dst):
     code = row[0]
     n_in = row[1]
@@ -147,21 +167,8 @@ def _apply_row(row, params, src, dst):
     elif code == CONV2D:
         _conv2d(params, row[3], row[4], row[5], row[6], row[7],
                 n_out // (row[5] * row[6]), src, dst)
-    elif code == TANH:
-        for j in range(n_in):
-            dst[j] = _tanh(src[j])
-    elif code == SOFTPLUS:
-        for j in range(n_in):
-            dst[j] = _softplus(src[j])
-    elif code == SIGMOID:
-        for j in range(n_in):
-            dst[j] = _sigmoid(src[j])
-    elif code == RELU:
-        for j in range(n_in):
-            dst[j] = _relu(src[j])
-    elif code == SQUARE:
-        for j in range(n_in):
-            dst[j] = src[j] * src[j]
+    elif code == TANH or code == SOFTPLUS or code == SIGMOID or code == RELU or code == SQUARE:
+        elementwise(code, src, dst, 0, n_in)
     elif code == POWERS:
         _powers(n_in, row[4], src, dst)
     else:  # LOGSOFTMAX (validate_spec rejects unknown codes)
@@ -441,23 +448,7 @@ def _elementwise_ls(code, src, s0, dst, d0, n):
     """
     n_lanes = src.shape[1]
     for i in range(n):
-        a = src[s0 + i]
-        b = dst[d0 + i]
-        if code == TANH:
-            for lane in range(n_lanes):
-                b[lane] = _tanh(a[lane])
-        elif code == SOFTPLUS:
-            for lane in range(n_lanes):
-                b[lane] = _softplus(a[lane])
-        elif code == SIGMOID:
-            for lane in range(n_lanes):
-                b[lane] = _sigmoid(a[lane])
-        elif code == RELU:
-            for lane in range(n_lanes):
-                b[lane] = _relu(a[lane])
-        else:  # SQUARE
-            for lane in range(n_lanes):
-                b[lane] = a[lane] * a[lane]
+        elementwise(code, src[s0 + i], dst[d0 + i], 0, n_lanes)
 
 
 @njit(cache=True, error_model="numpy")
@@ -807,72 +798,3 @@ def max_width(spec):
     if spec.ndim != 2 or spec.shape[0] == 0:
         return 1
     return int(max(1, spec[:, 1:3].max()))
-
-
-def validate_spec(spec, n_params):
-    """Check a network description against the layout the interpreter reads.
-
-    Parameters
-    ----------
-    spec : array_like of int, shape (n_rows, 8)
-        Zero rows is valid (an absent energy term).
-    n_params : int
-        Length of the parameter vector the spec indexes into.
-
-    Returns
-    -------
-    ndarray of int64, shape (n_rows, 8)
-        ``spec`` as a C-contiguous int64 array.
-
-    Raises
-    ------
-    ValueError
-        With the offending row and the reason.
-    """
-    arr = np.asarray(spec)
-    if arr.ndim != 2 or arr.shape[1] != SPEC_WIDTH:
-        raise ValueError(f"spec must have shape (n_rows, {SPEC_WIDTH}), got {arr.shape}")
-    if arr.shape[0] and not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"spec must be an integer array, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=np.int64)
-    n_params = int(n_params)
-    if n_params < 0:
-        raise ValueError("params must be a 1-D array")
-    prev_out = None
-    for r, row in enumerate(arr.tolist()):
-        code, n_in, n_out, off, a, b, c, d = row
-
-        def fail(msg):
-            name = _CODE_NAMES[code] if 0 <= code < len(_CODE_NAMES) else str(code)
-            raise ValueError(f"spec row {r} ({name}): {msg}; row = {row}")
-
-        if not 0 <= code < len(_CODE_NAMES):
-            fail("unknown op code")
-        if n_in < 1 or n_out < 1:
-            fail("in_size and out_size must be positive")
-        if prev_out is not None and n_in != prev_out:
-            fail(f"in_size {n_in} != previous row's out_size {prev_out}")
-        prev_out = n_out
-        n_used = 0
-        if code == DENSE:
-            if a not in (0, 1):
-                fail("has_bias (column a) must be 0 or 1")
-            n_used = n_out * n_in + (n_out if a else 0)
-        elif code == CONV2D:
-            if min(a, b, c, d) < 1 or d % 2 == 0:
-                fail("needs C_in, H, W >= 1 and an odd kernel size k")
-            if n_in != a * b * c:
-                fail(f"in_size must be C_in*H*W = {a * b * c}")
-            if n_out % (b * c):
-                fail(f"out_size must be a multiple of H*W = {b * c}")
-            c_out = n_out // (b * c)
-            n_used = c_out * a * d * d + c_out
-        elif code == POWERS:
-            if a < 1 or n_out != n_in * a:
-                fail("needs degree a >= 1 and out_size = in_size * degree")
-        elif n_out != n_in:
-            fail("elementwise op needs out_size == in_size")
-        if n_used:
-            if off < 0 or off + n_used > n_params:
-                fail(f"parameters [{off}, {off + n_used}) exceed params of length {n_params}")
-    return arr

@@ -42,8 +42,8 @@ A second energy term (steering fields) is updated the same way when its spec als
 import numpy as np
 from numba import njit, prange
 
-from ..interpret import (_apply_row, _dense_ls, _dot, _max_width, _relu, _sigmoid, _softplus,
-                         _tanh, energy_lockstep, forward_rows)
+from ..interpret import (_apply_row, _dense_ls, _dot, _max_width, elementwise, energy_lockstep,
+                         forward_rows)
 from .box import _accept, _single_site_proposal, block_buffers, chain_args
 from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
 
@@ -215,27 +215,10 @@ def _rebuild(spec, params, x, n_inc, aoff, geo, acts, chw_a, chw_b):
 
 @njit(cache=True)
 def _elementwise_run(code, src, dst, dst_old, p0, p1):
-    """Save ``dst[p0:p1]`` to ``dst_old`` and recompute it from ``src``.
-
-    One loop per activation rather than a switch per element, so each loop can vectorize.
-    """
+    """Save ``dst[p0:p1]`` to ``dst_old`` and recompute it from ``src``."""
     for p in range(p0, p1):
         dst_old[p] = dst[p]
-    if code == TANH:
-        for p in range(p0, p1):
-            dst[p] = _tanh(src[p])
-    elif code == SOFTPLUS:
-        for p in range(p0, p1):
-            dst[p] = _softplus(src[p])
-    elif code == SIGMOID:
-        for p in range(p0, p1):
-            dst[p] = _sigmoid(src[p])
-    elif code == RELU:
-        for p in range(p0, p1):
-            dst[p] = _relu(src[p])
-    else:  # SQUARE
-        for p in range(p0, p1):
-            dst[p] = src[p] * src[p]
+    elementwise(code, src, dst, p0, p1)
 
 
 @njit(cache=True)

@@ -87,7 +87,7 @@ PARAMS = {
     "var_floor": _float(0, None),
     "max_epochs": _int(1, None, None),
     "validation_fraction": _float(0, 0.5, None, lo_open=True),
-    "anchor_every": _int(1, None, None),
+    "anchor_every": _int(1, None, None, "auto"),
     "backend": _choice(*BACKEND_NAMES),
     "dtype": Param("dtype"),  # "float64", "float32", np.float64 or np.float32 (spec.DTYPES)
     "comm": Param("comm"),

@@ -374,7 +374,11 @@ def epoch(model, X):
                                                np.ascontiguousarray(samples[mon]), NO_FIELD),
                          O_model[mon] @ lam_old)
     heldout = {}
-    if model.anchor_every is not None and model.epoch_ % int(model.anchor_every) == 0:
+    levels = 1 if chains.replicas is None else len(chains.replicas.betas)
+    tracker.since_anchor += float(sweeps_run * int(model.n_chains) * levels)
+    auto = model.anchor_every == "auto"
+    every = settings.ANCHOR_EVERY if auto else model.anchor_every
+    if every is not None and model.epoch_ % int(every) == 0 and (not auto or tracker.anchor_due()):
         # the parameters here are those `entropy` uses
         heldout["anchor_shift"] = anchor(model, tracker, seed=model.epoch_)
     entropy = tracker.entropy(lam_old, obar)

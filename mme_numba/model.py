@@ -101,12 +101,12 @@ class MaxEnt(Estimator, Likelihood):
         ``history_`` then records their negative log-likelihood each epoch
         (``heldout_nll``), and ``epochs="auto"`` stops when it has not improved for 100
         epochs and restores the best state (:class:`mme_numba.training.HeldOut`).
-    anchor_every : int, optional
-        Every this many epochs, replace the tracked ``ln Z`` (``docs/method.md`` §5, "The
-        entropy, every epoch") by an annealed-importance-sampling estimate on 256 chains
-        (:func:`mme_numba.likelihood.anneal`), undoing the drift the per-epoch ratios
-        accumulate; ``history_`` records the correction (``anchor_shift``). ``None``: never
-        (the default of ``MaxEnt``, whose observables stay put); ``MinMaxEnt`` defaults to 25.
+    anchor_every : int, "auto" or None
+        Every this many epochs, replace the tracked ``ln Z`` (``docs/method.md`` §5) by an
+        AIS estimate on 256 chains (:func:`mme_numba.likelihood.anneal`), undoing the drift
+        of the per-epoch ratios (``history_``: ``anchor_shift``). ``"auto"`` (``MinMaxEnt``'s
+        default): every 25 epochs unless the last AIS run cost over a quarter of the chains'
+        sweeps since it. ``None``: never (``MaxEnt``'s default: its observables stay put).
     backend : {"cpu", "cuda"}
         Where kernels run: ``@njit(parallel=True)`` kernels, or ``@cuda.jit`` kernels on a GPU
         (same random streams and accept decisions; ``docs/gpu.md``).
@@ -362,9 +362,9 @@ class MinMaxEnt(MaxEnt):
     batch_size : int, optional
         Data rows per θ step (default: all rows).
     **kwargs
-        All :class:`MaxEnt` parameters; ``anchor_every`` defaults to 25 here (the chains
-        trail a model whose θ sharpens it every epoch, so the per-epoch ``ln Z`` ratios
-        drift), and ``epochs="auto"`` judges plateaus over 100-epoch windows.
+        All :class:`MaxEnt` parameters; ``anchor_every`` defaults to ``"auto"`` here (the
+        chains trail a model whose θ sharpens it every epoch, so the per-epoch ``ln Z``
+        ratios drift), and ``epochs="auto"`` judges plateaus over 100-epoch windows.
     """
 
     _trains_theta = True
@@ -374,7 +374,7 @@ class MinMaxEnt(MaxEnt):
 
     def __init__(self, observables, support, *, lr_theta="auto", theta_kl_step=1e-2,
                  theta_steps=1, batch_size=None, **kwargs):
-        kwargs.setdefault("anchor_every", settings.ANCHOR_EVERY_MINMAXENT)
+        kwargs.setdefault("anchor_every", "auto")
         super().__init__(observables, support, **kwargs)
         self.lr_theta, self.theta_kl_step = lr_theta, theta_kl_step
         self.theta_steps, self.batch_size = theta_steps, batch_size

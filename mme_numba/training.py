@@ -122,6 +122,13 @@ class EntropyTracker:
     def __init__(self, log_volume):
         self.log_z = float(log_volume)
         self.pending = None          # forward works waiting for their reverse half
+        self.anchor_cost = 0.0       # chain-sweeps of the last anchor's AIS run (:func:`anchor`)
+        self.since_anchor = 0.0      # chain-sweeps of training since that run
+
+    def anchor_due(self):
+        """Whether an anchor is affordable now: its last AIS run cost at most
+        ``settings.ANCHOR_SHARE`` of the training's sampling since then."""
+        return self.anchor_cost <= S.ANCHOR_SHARE * self.since_anchor
 
     def forward(self, energy_old, energy_new):
         """Store the forward works from the chains at ``t`` (applied by :meth:`backward`)."""
@@ -140,11 +147,14 @@ class EntropyTracker:
         return float(np.dot(lam, obar) + self.log_z)
 
     def state(self):
-        return {"log_z": self.log_z, "pending": self.pending}
+        return {"log_z": self.log_z, "pending": self.pending, "anchor_cost": self.anchor_cost,
+                "since_anchor": self.since_anchor}
 
     def set_state(self, state):
         self.log_z = float(state["log_z"])
         self.pending = None if state.get("pending") is None else list(state["pending"])
+        self.anchor_cost = float(state.get("anchor_cost", 0.0))   # absent in older files
+        self.since_anchor = float(state.get("since_anchor", 0.0))
 
 
 class Plateau:
@@ -318,6 +328,7 @@ def anchor(model, tracker, seed):
     res = anneal(model, n_chains=S.ANCHOR_CHAINS, random_state=int(seed), n_bootstrap=0)
     shift = res.log_z - tracker.log_z
     tracker.log_z = res.log_z
+    tracker.anchor_cost, tracker.since_anchor = float(res.sweeps * S.ANCHOR_CHAINS), 0.0
     return float(shift)
 
 

@@ -203,3 +203,26 @@ def test_early_stopping_restores_the_best_state():
     best = restored[0]["epoch"]
     # the restored λ is the one the best epoch ended with
     assert np.allclose(model.lambda_, model.history_[best - 1]["lambda"])
+
+
+def test_auto_anchoring_waits_while_an_anchor_costs_more_than_its_share(monkeypatch):
+    # anchor_every="auto": an AIS run of 256 chains costs far more than a quarter of what 16
+    # chains sweep in an epoch, so with a 1-epoch interval only the first epoch anchors; an
+    # integer interval anchors whatever the cost, and so does "auto" with no cost limit.
+    X = np.random.default_rng(0).normal(0.5, 0.7, (200, 1))
+
+    def anchored(every):
+        model = mme.MinMaxEnt(mme.nn.mlp([1, 8, 2], random_state=0), support=(-4, 4),
+                              n_chains=16, sweeps=10, anchor_every=every,
+                              random_state=0).fit(X, epochs=6)
+        return [h["epoch"] for h in model.history_ if "anchor_shift" in h], model
+
+    monkeypatch.setattr(mme.settings, "ANCHOR_EVERY", 1)
+    epochs, model = anchored("auto")
+    assert epochs == [1]
+    state = model._tracker.state()
+    assert state["anchor_cost"] > 0.25 * state["since_anchor"] > 0
+    assert anchored(1)[0] == [1, 2, 3, 4, 5, 6]
+    monkeypatch.setattr(mme.settings, "ANCHOR_SHARE", float("inf"))
+    assert anchored("auto")[0] == [1, 2, 3, 4, 5, 6]
+    assert mme.MinMaxEnt(mme.nn.mlp([1, 2]), support=(0, 1)).anchor_every == "auto"

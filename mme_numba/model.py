@@ -260,8 +260,8 @@ class MaxEnt(Estimator, Likelihood):
         epochs : "auto" or int
             ``"auto"`` (default) trains until the entropy estimate has stopped improving
             (:class:`mme_numba.training.Plateau`: three plateaus of 50-epoch means, 100 for
-            :class:`MinMaxEnt`, the step sizes halved at each), at most ``max_epochs`` epochs. An int runs exactly
-            that many more epochs. Calling ``fit`` again continues from the current state
+            :class:`MinMaxEnt`, the steps halved at each), at most ``max_epochs`` epochs.
+            An int runs exactly that many more epochs. Calling ``fit`` again continues from the current state
             (chains, λ, θ, optimizer moments).
         checkpoint : str or path, optional
             Save the whole state there (atomically) every ``checkpoint_every`` epochs and at

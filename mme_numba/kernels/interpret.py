@@ -137,6 +137,13 @@ def _logsoftmax(n, src, dst):
 
 
 @njit(cache=True)
+def is_elementwise(code):
+    """Whether ``code`` is a row that :func:`elementwise` computes entry by entry."""
+    return code == TANH or code == SOFTPLUS or code == SIGMOID or code == RELU \
+        or code == SQUARE
+
+
+@njit(cache=True)
 def elementwise(code, src, dst, p0, p1):
     """``dst[p] = act(src[p])`` for ``p0 <= p < p1``, ``act`` the elementwise row ``code``
     (tanh, softplus, sigmoid, ReLU, square): one loop per activation, so each vectorizes."""
@@ -167,7 +174,7 @@ def _apply_row(row, params, src, dst):
     elif code == CONV2D:
         _conv2d(params, row[3], row[4], row[5], row[6], row[7],
                 n_out // (row[5] * row[6]), src, dst)
-    elif code == TANH or code == SOFTPLUS or code == SIGMOID or code == RELU or code == SQUARE:
+    elif is_elementwise(code):
         elementwise(code, src, dst, 0, n_in)
     elif code == POWERS:
         _powers(n_in, row[4], src, dst)

@@ -43,9 +43,9 @@ import numpy as np
 from numba import njit, prange
 
 from ..interpret import (_apply_row, _dense_ls, _dot, _max_width, elementwise, energy_lockstep,
-                         forward_rows)
+                         forward_rows, is_elementwise)
 from .box import _accept, _single_site_proposal, block_buffers, chain_args
-from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, SQUARE, TANH
+from ...spec import CONV2D, DENSE
 
 __all__ = ["single_sweeps", "supports_incremental", "incremental_prefix",
            "single_pixel_sweeps"]
@@ -147,12 +147,6 @@ def single_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
 # --- the incremental prefix of a spec -----------------------------------------------------
 
 @njit(cache=True)
-def _is_local_elementwise(code):
-    return code == TANH or code == SOFTPLUS or code == SIGMOID or code == RELU \
-        or code == SQUARE
-
-
-@njit(cache=True)
 def _plan(spec):
     """Rows updated incrementally and their output geometry.
 
@@ -170,7 +164,7 @@ def _plan(spec):
             code = spec[n_inc, 0]
             if code == CONV2D and spec[n_inc, 5] == h and spec[n_inc, 6] == w:
                 n_inc += 1
-            elif _is_local_elementwise(code):
+            elif is_elementwise(code):
                 n_inc += 1
             elif code == DENSE:
                 n_inc += 1

@@ -23,7 +23,11 @@ largest position/energy difference (expected below 1e-9: libdevice and fused mul
 change the last bits only). Observables and energies of random points are compared too.
 The exit status is 1 if any check fails.
 
-The package has no float32 path yet: every table is float64.
+float32 (``dtype="float32"``, every move but MALA): the same checks against the CPU's float32
+kernels, where float32 rounding (the GPU contracts multiply-adds, the CPU contracts others)
+may flip an accept decision that falls within ~1e-6 of a tie: the fraction of identical
+chains is expected near 1.0, and the chains that stayed identical within 1e-3. Throughput
+is measured in both dtypes.
 
 Throughput: proposals per second of the CPU backend (all cores) and of the CUDA backend (one
 thread per chain) for growing chain counts, excluding compilation (timed separately as the
@@ -71,10 +75,11 @@ def net_case(name, quick):
     return spec, params, lam, field, net.n_features, lo, hi, step
 
 
-def start(case, n_chains, seed=0):
+def start(case, n_chains, seed=0, dtype="float64"):
     spec, params, lam, field, d, lo, hi, _ = case
-    x = np.random.default_rng(seed).uniform(lo, hi, (n_chains, d))
-    return x, K.energy_batch(spec, params, lam, x, *field), K.seed_states(seed, n_chains)
+    x = np.random.default_rng(seed).uniform(lo, hi, (n_chains, d)).astype(dtype)
+    return (x, K.energy_batch(spec, params, lam, x, *field, np.dtype(dtype).type),
+            K.seed_states(seed, n_chains))
 
 
 def sweep(backend, case, x, e, state, n_sweeps, move, boundary):
@@ -156,14 +161,14 @@ def training_epoch(backend_name, n_chains, quick):
                 seconds=dt, transfers={k: after[k] - before.get(k, 0) for k in after})
 
 
-def correctness(name, quick, n_chains, n_sweeps, move, boundary):
+def correctness(name, quick, n_chains, n_sweeps, move, boundary, dtype="float64"):
     case = net_case(name, quick)
     spec, params, lam, field, d, lo, hi, _ = case
-    cpu, gpu = CPUBackend(), CUDABackend()
+    cpu, gpu = CPUBackend(dtype), CUDABackend(dtype)
     X = np.random.default_rng(1).uniform(lo, hi, (8 if quick else 1000, d))
     O_cpu, O_gpu = cpu.observe(spec, params, X), gpu.observe(spec, params, X)
     H_cpu, H_gpu = cpu.energy(spec, params, lam, X, field), gpu.energy(spec, params, lam, X, field)
-    x, e, s = start(case, n_chains)
+    x, e, s = start(case, n_chains, dtype=dtype)
     runs = []
     del _THREADS[:]
     for backend in (cpu, gpu):
@@ -171,24 +176,27 @@ def correctness(name, quick, n_chains, n_sweeps, move, boundary):
         runs.append((xc, ec, sc, sweep(backend, case, xc, ec, sc, n_sweeps, move, boundary)))
     (xa, ea, sa, aa), (xb, eb, sb, ab) = runs
     same_chain = np.all(sa == sb, axis=1) & (aa == ab)
-    res = dict(case=name, n_chains=n_chains, n_sweeps=n_sweeps, move=move, boundary=boundary,
+    f32 = dtype == "float32"
+    kept = same_chain if f32 else np.ones(len(same_chain), bool)  # float32: rare flips
+    res = dict(case=name, dtype=dtype, n_chains=n_chains, n_sweeps=n_sweeps, move=move,
+               boundary=boundary,
                max_abs_observables=float(np.max(np.abs(O_cpu - O_gpu))),
                max_abs_energy_points=float(np.max(np.abs(H_cpu - H_gpu))),
                chains_identical_fraction=float(np.mean(same_chain)),
-               max_abs_dx=float(np.max(np.abs(xa - xb))),
-               max_abs_denergy=float(np.max(np.abs(ea - eb))),
+               max_abs_dx=float(np.max(np.abs(xa - xb)[kept], initial=0.0)),
+               max_abs_denergy=float(np.max(np.abs(ea - eb)[kept], initial=0.0)),
                threads_per_launch=sorted(set(_THREADS)),
                acceptance=float(aa.sum() / (n_chains * n_sweeps
                                             * proposals_per_sweep(move, d))))
-    res["ok"] = bool(res["chains_identical_fraction"] == 1.0 and max(
+    res["ok"] = bool(res["chains_identical_fraction"] >= (0.99 if f32 else 1.0) and max(
         res["max_abs_observables"], res["max_abs_energy_points"], res["max_abs_dx"],
-        res["max_abs_denergy"]) < TOL)
+        res["max_abs_denergy"]) < (1e-3 if f32 else TOL))
     return res
 
 
 def throughput(backend, name, quick, n_chains, n_sweeps, move):
     case = net_case(name, quick)
-    x, e, s = start(case, n_chains)
+    x, e, s = start(case, n_chains, dtype=np.dtype(backend.dtype).name)
     t0 = time.perf_counter()
     sweep(backend, case, x, e, s, 1, move, "reflect")  # compiles on first use
     t_first = time.perf_counter() - t0
@@ -196,7 +204,8 @@ def throughput(backend, name, quick, n_chains, n_sweeps, move):
     sweep(backend, case, x, e, s, n_sweeps, move, "reflect")
     dt = time.perf_counter() - t0
     n_prop = n_chains * n_sweeps * proposals_per_sweep(move, case[4])
-    return dict(device=backend.name, case=name, move=move, n_chains=n_chains,
+    return dict(device=backend.name, dtype=np.dtype(backend.dtype).name, case=name,
+                move=move, n_chains=n_chains,
                 n_sweeps=n_sweeps, seconds=dt, first_call_seconds=t_first,
                 proposals_per_s=n_prop / dt)
 
@@ -240,19 +249,23 @@ def main(argv=None):
     checks += [("cnn", 3 if q else n, 1, "mala", "reflect") for n in ((3,) if q else (32768,))]
     checks += [("cnn", 3 if q else n, 2, "all", "reflect") for n in
                ((3,) if q else (32768, 262144))]
-    for name, n_chains, n_sweeps, move, boundary in checks:
+    checks = [c + ("float64",) for c in checks]
+    checks += [c[:5] + ("float32",) for c in checks[:5] if c[3] != "mala"]
+    for name, n_chains, n_sweeps, move, boundary, dtype in checks:
         t0 = time.perf_counter()
-        r = correctness(name, q, n_chains, n_sweeps, move, boundary)
+        r = correctness(name, q, n_chains, n_sweeps, move, boundary, dtype)
         r["seconds"] = time.perf_counter() - t0
         results["correctness"].append(r)
         print(json.dumps(r), flush=True)
     cpu, gpu = CPUBackend(), CUDABackend()
+    cpu32, gpu32 = CPUBackend("float32"), CUDABackend("float32")
     if not config.ENABLE_CUDASIM:
         results["registers"] = registers()
         for r in results["registers"]:
             print(json.dumps(r), flush=True)
     if q:
-        plan = [(cpu, "mlp", 4, 2, "all"), (gpu, "mlp", 4, 2, "all")]
+        plan = [(cpu, "mlp", 4, 2, "all"), (gpu, "mlp", 4, 2, "all"),
+                (gpu32, "mlp", 4, 2, "all")]
     else:
         plan = [(cpu, "mlp", 16384, 50, "all"), (cpu, "mlp", 16384, 10, "single"),
                 (cpu, "mlp", 16384, 20, "mala"), (cpu, "cnn", 1024, 1, "single"),
@@ -263,6 +276,10 @@ def main(argv=None):
         plan += [(gpu, "cnn", n, 1, "single") for n in (1024, 8192, 32768)]
         plan += [(gpu, "cnn", n, 1, "scan") for n in (8192, 32768)]
         plan += [(gpu, "cnn", n, 5, "mala") for n in (1024, 8192)]
+        plan += [(cpu32, "mlp", 16384, 50, "all"), (cpu32, "cnn", 1024, 2, "scan")]
+        plan += [(gpu32, "mlp", n, 50, "all") for n in (32768, 262144)]
+        plan += [(gpu32, "mlp", 262144, 5, "single")]
+        plan += [(gpu32, "cnn", n, 1, m) for n in (8192, 32768) for m in ("single", "scan")]
     for backend, name, n_chains, n_sweeps, move in plan:
         r = throughput(backend, name, q, n_chains, n_sweeps, move)
         results["throughput"].append(r)

@@ -156,15 +156,12 @@ def _compiled_sweep(spec, params, lam, field, x, energy, lo, hi, step, n_sweeps,
 
 def get_backend(name, dtype=np.float64):
     """The backend called ``name``: ``"cpu"`` or ``"cuda"`` (imported only when asked for),
-    with ``dtype`` arithmetic (``"float32"``: CPU only)."""
+    with ``dtype`` arithmetic (``"float64"`` or ``"float32"``)."""
     dtype = kernel_dtype(dtype)
     if name == "cpu":
         return CPUBackend(dtype)
-    if name == "cuda" and dtype != np.float64:
-        raise ValueError("dtype='float32' runs on the CPU backend only (the CUDA kernels are "
-                         "float64): use backend='cpu' or dtype='float64'")
     if name == "cuda":
         from .gpu import CUDABackend
 
-        return CUDABackend()
+        return CUDABackend(dtype)
     raise ValueError(f"backend must be 'cpu' or 'cuda', got {name!r}")

@@ -86,9 +86,6 @@ class Estimator:
             if self.move == "mala":
                 raise ValueError("move='mala' runs in float64 only: use dtype='float64' or "
                                  "another move ('all', 'single', 'scan')")
-            if self.backend != "cpu":
-                raise ValueError("dtype='float32' runs on the CPU backend only (the CUDA "
-                                 "kernels are float64): use backend='cpu' or dtype='float64'")
             if isinstance(self._current_observables(), CompiledObservables):
                 raise ValueError("compiled observables (observables.compiled) run in float64 "
                                  "only: use dtype='float64'")

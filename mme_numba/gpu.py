@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES, NO_FIELD, is_compiled
+from .spec import BOUNDARIES as _BOUNDARIES, MOVES as _MOVES, NO_FIELD, is_compiled, kernel_dtype
 
 __all__ = ["CUDABackend", "cuda_unavailable_reason"]
 
@@ -60,8 +60,10 @@ def _simulator_enabled():
 class CUDABackend:
     """Energies, observables and Metropolis sweeps on an NVIDIA GPU (``numba.cuda``).
 
-    Same methods, arguments and results as :class:`mme_numba.backends.CPUBackend`; the
-    in-place arguments of :meth:`sweep` are updated on the host.
+    Same methods, arguments and results as :class:`mme_numba.backends.CPUBackend`, ``dtype``
+    included (float32: float32 chains, parameters and scratch, float64 results from
+    ``observe`` and ``energy``); the in-place arguments of :meth:`sweep` are updated on the
+    host.
 
     The backend keeps device copies between calls (:class:`mme_numba.kernels.cuda.Resident`):
     the chains, their energies and random states after a sweep, θ, λ, the box and the
@@ -79,7 +81,8 @@ class CUDABackend:
 
     name = "cuda"
 
-    def __init__(self):
+    def __init__(self, dtype=np.float64):
+        self.dtype = kernel_dtype(dtype)
         reason = cuda_unavailable_reason()
         if reason is not None:
             raise RuntimeError(f"the 'cuda' backend is unavailable: {reason}")
@@ -110,15 +113,15 @@ class CUDABackend:
     def observe(self, spec, params, X):
         """Observables ``(n, m)`` of the rows of ``X (n, d)``."""
         _refuse_compiled(spec)
-        return self._k.observables_batch(spec, params, np.ascontiguousarray(X, dtype=np.float64),
-                                         resident=self._resident)
+        return self._k.observables_batch(spec, params, X, self.dtype,
+                                         resident=self._resident).astype(np.float64, copy=False)
 
     def energy(self, spec, params, lam, X, field=None):
         """Energies ``lam . O(x) + lam2 . O2(x)`` ``(n,)``; ``field = (spec2, params2, lam2)``."""
         _refuse_compiled(spec)
         spec2, params2, lam2 = NO_FIELD if field is None else field
-        return self._k.energy_batch(spec, params, lam, np.ascontiguousarray(X, dtype=np.float64),
-                                    spec2, params2, lam2, resident=self._resident)
+        return self._k.energy_batch(spec, params, lam, X, spec2, params2, lam2, self.dtype,
+                                    resident=self._resident).astype(np.float64, copy=False)
 
     def sweep(self, spec, params, lam, field, x, energy, lo, hi, step, n_sweeps, move, boundary,
               rng_state, accepted):

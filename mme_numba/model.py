@@ -112,7 +112,7 @@ class MaxEnt(Estimator, Likelihood):
         (same random streams and accept decisions; ``docs/gpu.md``).
     dtype : {"float64", "float32"} or np.float64, np.float32
         Arithmetic of the sampler and of the energies the kernels evaluate. ``"float32"``
-        (CPU backend, moves ``"all"``, ``"single"``, ``"scan"``; not with compiled
+        (moves ``"all"``, ``"single"``, ``"scan"``, on either backend; not with compiled
         observables): float32 chains, kernels and :meth:`sample`, with θ and λ rounded to
         float32 for the kernels; a proposal is the float64 normal deviate rounded once. The
         random streams, the acceptance test's energy difference, the λ solver, χ², the

@@ -72,6 +72,15 @@ def registers(ptx, arch="sm_90"):
     return regs, st, ld
 
 
+def float_ops(ptx):
+    """``"f32 A, f64 B"``: the float32 and float64 arithmetic instructions (add, sub, mul, fma,
+    div, min/max) in ``ptx``, conversions not counted: a float32 kernel whose network runs in
+    float64 shows it here."""
+    ops = re.findall(r"^\s*(?:@%p\d+\s+)?(?:add|sub|mul|fma|div|min|max|neg|abs)[.a-z]*"
+                     r"\.f(32|64)\b", ptx, re.M)
+    return f"f32 {ops.count('32')}, f64 {ops.count('64')}"
+
+
 def main(names):
     want_regs = "--ptxas" in names
     names = [n for n in names if n != "--ptxas"]
@@ -95,38 +104,49 @@ def main(names):
 
     kernels = {**vars(chains), **vars(mala), **vars(swap)}
 
-    f1, f2, f3 = types.float64[::1], types.float64[:, ::1], types.float64[:, :, ::1]
-    i1, i2, u2 = types.int64[::1], types.int64[:, ::1], types.uint64[:, ::1]
-    i, b = types.int64, types.boolean
-    term = (i2, f1, f1)
-    steps = (f1, f1, f1, i, i)  # lo, hi, step, n_sweeps, boundary
+    def signatures(F):
+        """Every kernel's argument types for chains (and scratch) of the float type ``F``."""
+        f1, f2, f3 = F[::1], F[:, ::1], F[:, :, ::1]
+        d1 = types.float64[::1]  # lo, hi, step: float64 for either chain type
+        i1, i2, u2 = types.int64[::1], types.int64[:, ::1], types.uint64[:, ::1]
+        i, b = types.int64, types.boolean
+        term = (i2, f1, f1)
+        steps = (d1, d1, d1, i, i)  # lo, hi, step, n_sweeps, boundary
 
-    def chain(args, scratch):  # device.chain_kernel's signature
-        return (f2, f1, u2, i1, types.Tuple(args), types.Tuple(scratch))
+        def chain(args, scratch):  # device.chain_kernel's signature
+            return (f2, f1, u2, i1, types.Tuple(args), types.Tuple(scratch))
 
-    sigs = {
-        "_observables_kernel": (i2, f1, f2, f2, f3),
-        "_energy_kernel": term + term + (f2, f1, f3, f3),
-        **{f"_sweep_{kind}_kernel": chain(term + term + steps + (b,), (f3, f3, f2, f3))
-           for kind in ("all", "dense", "single")},
-        "_pixel_kernel": chain(term + (i,) + term + (i,) + steps + (b,), (f3,) * 6),
-        "_mala_kernel": chain(term + term + steps, (f3,) * 4),
-        "_draw_kernel": (u2, i, u2, f2),
-        "_swap_kernel": (f3, f2, f1, u2, i, i2),
-    }
+        return {
+            "_observables_kernel": (i2, f1, f2, f2, f3),
+            "_energy_kernel": term + term + (f2, f1, f3, f3),
+            **{f"_sweep_{kind}_kernel": chain(term + term + steps + (b,), (f3, f3, f2, f3))
+               for kind in ("all", "dense", "single")},
+            "_pixel_kernel": chain(term + (i,) + term + (i,) + steps + (b,), (f3,) * 6),
+            "_mala_kernel": chain(term + term + steps, (f3,) * 4),
+            "_draw_kernel": (u2, i, u2, types.float64[:, ::1]),
+            "_swap_kernel": (f3, types.float64[:, ::1], d1, u2, i, i2),
+        }
+
+    # float32 runs every kernel but MALA's and the stream test's (float64 only)
+    sigs = {(name, "float64"): sig for name, sig in signatures(types.float64).items()}
+    sigs.update({(name, "float32"): sig for name, sig in signatures(types.float32).items()
+                 if name not in ("_mala_kernel", "_draw_kernel")})
     failed = False
-    for name in names or sorted(sigs):
+    for (name, dtype), sig in sigs.items():
+        if names and name not in names:
+            continue
         t0 = time.perf_counter()
         try:
-            ptx, _ = cuda.compile_ptx(kernels[name].py_func, sigs[name], cc=(9, 0))
+            ptx, _ = cuda.compile_ptx(kernels[name].py_func, sig, cc=(9, 0))
         except Exception as exc:  # report every kernel, then fail
             if type(exc).__name__ == "DynamicLibNotFoundError":  # numba-cuda without NVRTC
                 print(f"a CUDA toolkit library is missing: {exc}")
                 return 2
-            print(f"{name}: FAILED {type(exc).__name__}: {exc}")
+            print(f"{name} {dtype}: FAILED {type(exc).__name__}: {exc}")
             failed = True
             continue
-        line = f"{name}: ok, {len(ptx)} bytes of PTX in {time.perf_counter() - t0:.1f} s"
+        line = (f"{name} {dtype}: ok, {len(ptx)} bytes of PTX in {time.perf_counter() - t0:.1f}"
+                f" s; {float_ops(ptx)}")
         if want_regs:
             regs, st, ld = registers(ptx)
             line += (f"; sm_90: {regs} registers/thread, spill {st}/{ld} B, occupancy "

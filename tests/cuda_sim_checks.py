@@ -484,7 +484,8 @@ def test_sweep_argument_checks_and_no_ops():
     s, a = K.seed_states(0, 2), np.zeros(2, np.int64)
     args = lambda **kw: dict(dict(x=x, energy=e, lo=-1.0, hi=1.0, step=0.5, n_sweeps=1,  # noqa
                                   move=0, boundary=0, rng_state=s, accepted=a), **kw)
-    for bad, match in [(dict(x=x.astype(np.float32)), "x must be"),
+    for bad, match in [(dict(x=x.astype(np.float16)), "x must be"),
+                       (dict(x=x.astype(np.float32)), "energy must be .* float32"),
                        (dict(rng_state=s.astype(np.int64)), "rng_state must be"),
                        (dict(lo=1.0), "lo < hi"), (dict(move=2), "move"),
                        (dict(move=7), "MOVE_SCAN"),
@@ -495,6 +496,143 @@ def test_sweep_argument_checks_and_no_ops():
     KC.metropolis_sweeps(spec, params, lam, *EMPTY, **args(n_sweeps=0))
     np.testing.assert_array_equal(s, s0)
     np.testing.assert_array_equal(a, 0)
+
+
+# --------------------------------------------------------------------------- float32
+# float32 chains: the CPU's float32 kernels are the reference. The draws and the accept
+# decisions are the same; the energies differ by float32 rounding (the simulator rounds
+# numpy float32 scalars operation by operation, the CPU contracts multiply-adds and computes
+# softplus and sigmoid in float64), so floats are compared to F32_TOL, and the float32 chains
+# are also compared with the float64 chains of the same seed.
+F32_TOL = 2e-5
+
+
+def assert_f32_chains_close(cpu, gpu, tol=F32_TOL):
+    np.testing.assert_array_equal(gpu[2], cpu[2])  # rng states
+    np.testing.assert_array_equal(gpu[3], cpu[3])  # accept counts
+    np.testing.assert_allclose(gpu[0], cpu[0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["dense-%d-biasTrue" % K.TANH, "dense-%d-biasFalse" % K.RELU,
+                                  "dense-%d-biasTrue" % K.SOFTPLUS, "powers", "conv"])
+def test_float32_batches_match_the_cpu_float32_kernels(name):
+    d, layers = NETS[name]
+    spec, params = build(d, layers, seed=len(name))
+    X = 2.0 * np.random.default_rng(1).standard_normal((5, d))
+    O = KC.observables_batch(spec, params, X, np.float32)
+    assert O.dtype == np.float32
+    np.testing.assert_allclose(O, K.observables_batch(spec, params, X, np.float32),
+                               rtol=F32_TOL, atol=F32_TOL)
+    np.testing.assert_allclose(O, K.observables_batch(spec, params, X), rtol=1e-4, atol=1e-4)
+    lam = np.linspace(-1.0, 1.5, O.shape[1])
+    H = KC.energy_batch(spec, params, lam, X, *EMPTY, np.float32)
+    assert H.dtype == np.float32
+    np.testing.assert_allclose(H, K.energy_batch(spec, params, lam, X, *EMPTY, np.float32),
+                               rtol=F32_TOL, atol=F32_TOL)
+    np.testing.assert_allclose(H, K.energy_batch(spec, params, lam, X, *EMPTY), rtol=1e-4,
+                               atol=1e-4)
+
+
+def _f32_runs(spec, params, lam, term, x0, lo, hi, step, n_sweeps, move, boundary, seed,
+              incremental=True):
+    """The same sweeps from the same start: CPU float32, CUDA float32, CPU float64."""
+    runs = []
+    for mod, dtype in ((K, np.float32), (KC, np.float32), (K, np.float64)):
+        x = x0.astype(dtype)  # starts inside the box in either type
+        e = K.energy_batch(spec, params, lam, x, *term, dtype)
+        s, a = K.seed_states(seed, len(x0)), np.zeros(len(x0), np.int64)
+        mod.sweep(spec, params, lam, *term, x, e, lo, hi, step, n_sweeps, move, boundary, s, a,
+                  incremental=incremental)
+        runs.append((x, e, s, a))
+    return runs
+
+
+@pytest.mark.parametrize("move", [K.MOVE_ALL, K.MOVE_SINGLE, K.MOVE_SCAN])
+@pytest.mark.parametrize("boundary", [K.BOUNDARY_REJECT, K.BOUNDARY_REFLECT])
+@pytest.mark.parametrize("incremental", [True, False])
+def test_float32_sweeps_match_the_cpu_float32_kernels_and_float64(move, boundary, incremental):
+    spec, params = build(3, [("dense", 5, True), ("act", K.TANH), ("dense", 2, True)], seed=4)
+    lam = np.array([0.7, -1.2])
+    term = (*SECOND, np.array([0.3, -1.0, 2.0, 0.5]))
+    x0 = np.random.default_rng(2).uniform(-1.0, 1.0, (4, 3))
+    step = np.array([0.3, 0.8, 1.5, 3.0])  # large steps exercise the walls
+    cpu, gpu, f64 = _f32_runs(spec, params, lam, term, x0, -1.5, 1.5, step, 4, move, boundary,
+                              seed=7, incremental=incremental)
+    assert gpu[0].dtype == gpu[1].dtype == np.float32
+    assert_f32_chains_close(cpu, gpu)
+    assert 0 < gpu[3].sum() < 4 * 4 * (1 if move == K.MOVE_ALL else 3)  # some of each
+    assert_f32_chains_close(f64, gpu, tol=1e-4)  # the float64 chain, to float32 rounding
+    # the energies carried through the sweeps are those of the final states
+    np.testing.assert_allclose(gpu[1], K.energy_batch(spec, params, lam, gpu[0], *term,
+                                                      np.float32), rtol=F32_TOL, atol=F32_TOL)
+
+
+@pytest.mark.parametrize("move", [K.MOVE_SINGLE, K.MOVE_SCAN])
+@pytest.mark.parametrize("second", ["none", "conv"])
+def test_float32_single_pixel_moves_match_the_cpu_float32_kernels(move, second):
+    spec, params, lam, term, x0 = _image_case("conv-tanh-conv-relu-dense", second)
+    cpu, gpu, f64 = _f32_runs(spec, params, lam, term, x0, 0.0, 1.0,
+                              np.array([0.2, 0.5, 1.5]), 2, move, K.BOUNDARY_REFLECT, seed=5)
+    assert_f32_chains_close(cpu, gpu)
+    assert gpu[3].sum() > 0
+    assert_f32_chains_close(f64, gpu, tol=1e-4)
+    np.testing.assert_allclose(gpu[1], K.energy_batch(spec, params, lam, gpu[0], *term,
+                                                      np.float32), rtol=F32_TOL, atol=F32_TOL)
+
+
+def test_float32_backend_and_training_match_the_cpu_in_float32():
+    """``CUDABackend("float32")`` against ``CPUBackend("float32")``, then three MinMaxEnt
+    epochs with ``dtype="float32"`` on each: the same streams and acceptances, float32
+    chains, λ and θ equal to float32 rounding carried through the λ solves and θ steps."""
+    import mme_numba as mme
+
+    cpu, gpu = CPUBackend("float32"), CUDABackend("float32")
+    spec, params = build(3, [("dense", 4, True), ("act", K.TANH), ("dense", 2, True)])
+    lam = np.array([1.0, -0.5])
+    field = (*SECOND, np.array([0.3, -1.0, 2.0, 0.5]))
+    X = np.random.default_rng(3).uniform(-1.0, 1.0, (4, 3))
+    O = gpu.observe(spec, params, X)
+    assert O.dtype == np.float64  # computed in float32, handed on as float64, as on the CPU
+    np.testing.assert_allclose(O, cpu.observe(spec, params, X), rtol=F32_TOL, atol=F32_TOL)
+    np.testing.assert_allclose(gpu.energy(spec, params, lam, X, field),
+                               cpu.energy(spec, params, lam, X, field), rtol=F32_TOL,
+                               atol=F32_TOL)
+    for move in ("all", "single", "scan"):
+        runs = []
+        for be in (cpu, gpu):
+            x, s, a = X.astype(np.float32), K.seed_states(2, 4), np.zeros(4, np.int64)
+            e = be.energy(spec, params, lam, x, field).astype(np.float32)
+            be.sweep(spec, params, lam, field, x, e, -1.0, 1.0, np.full(4, 0.5), 3, move,
+                     "reflect", s, a)
+            runs.append((x, e, s, a))
+        assert_f32_chains_close(*runs)
+    Xt = np.random.default_rng(0).normal(size=(40, 2))
+    models = []
+    for backend in ("cpu", "cuda"):
+        m = mme.MinMaxEnt(mme.nn.mlp([2, 5, 2], random_state=0), support=(-4.0, 4.0),
+                          n_chains=5, sweeps=3, burn_in=10, step_size=0.8, dtype="float32",
+                          random_state=0)
+        if backend == "cuda":
+            m.backend, m._backend_obj = "cuda", CUDABackend("float32")
+        models.append(m.fit(Xt, epochs=3))
+    mc, mg = models
+    assert mg.chains_.dtype == np.float32
+    np.testing.assert_array_equal(mg.rng_state_, mc.rng_state_)
+    assert [h["acceptance"] for h in mg.history_] == [h["acceptance"] for h in mc.history_]
+    np.testing.assert_allclose(mg.chains_, mc.chains_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mg.lambda_, mc.lambda_, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mg.observables_.theta, mc.observables_.theta, rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_float32_refuses_mala_on_the_gpu_as_on_the_cpu():
+    spec, params = build(2, [("dense", 1, True)])
+    x, e = np.zeros((2, 2), np.float32), np.zeros(2, np.float32)
+    for mod in (K, KC):
+        with pytest.raises(ValueError, match="MOVE_MALA runs in float64 only"):
+            mod.sweep(spec, params, np.ones(1), *EMPTY, x, e, -1.0, 1.0, 0.5, 1, K.MOVE_MALA,
+                      K.BOUNDARY_REJECT, K.seed_states(0, 2), np.zeros(2, np.int64))
 
 
 # --------------------------------------------------------------------------- backend
@@ -600,7 +738,8 @@ def test_model_trained_on_cuda_equals_model_trained_on_cpu(move):
     assert [h["acceptance"] for h in gpu.history_] == [h["acceptance"] for h in cpu.history_]
 
 
-def test_a_training_epoch_keeps_the_chains_on_the_device():
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_training_epoch_keeps_the_chains_on_the_device(dtype):
     """Transfers per epoch once the chains live on the device: counted by wrapping the CUDA
     API (every upload, allocation and download), not by the backend's own counters. After
     the first epoch no chain-sized array (chains, random states, energies) is uploaded; an
@@ -629,8 +768,8 @@ def test_a_training_epoch_keeps_the_chains_on_the_device():
 
     X = np.random.default_rng(0).normal(size=(40, d))
     m = mme.MinMaxEnt(mme.nn.mlp([d, 5, 2], random_state=0), support=(-4.0, 4.0), n_chains=n,
-                      sweeps=2, burn_in=4, step_size=0.8, random_state=0)
-    m.backend, m._backend_obj = "cuda", CUDABackend()
+                      sweeps=2, burn_in=4, step_size=0.8, dtype=dtype, random_state=0)
+    m.backend, m._backend_obj = "cuda", CUDABackend(dtype)
     marks = []
     mp = pytest.MonkeyPatch()
     try:

@@ -184,12 +184,10 @@ def test_a_bad_dtype_is_refused_naming_the_parameter(bad):
         mme.MaxEnt(mme.observables.polynomial(2), support=(-6.0, 6.0)).set_params(dtype=bad)
 
 
-def test_float32_refuses_mala_and_cuda_clearly():
+def test_float32_refuses_mala_clearly():
     obs = mme.observables.polynomial(2)
     with pytest.raises(ValueError, match="move='mala' runs in float64 only"):
         mme.MaxEnt(obs, support=(-6.0, 6.0), move="mala", dtype="float32").fit(X1, epochs=1)
-    with pytest.raises(ValueError, match="CPU backend only"):
-        mme.MaxEnt(obs, support=(-6.0, 6.0), backend="cuda", dtype="float32").fit(X1, epochs=1)
 
 
 def test_minmaxent_fits_in_float32_and_keeps_its_dtype_through_save_and_load(tmp_path):

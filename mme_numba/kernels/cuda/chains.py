@@ -16,8 +16,8 @@ from numba import cuda
 
 from ..rng import next_u64, normal, uniform
 from ...spec import CONV2D, DENSE, RELU, SIGMOID, SOFTPLUS, TANH
-from .device import (_accept, _apply_row, _dense, _dot_out, _energy_row, _forward, _load_row,
-                     _max, _min, _propose, _sigmoid, _softplus, _tanh, chain_kernel)
+from .device import (_accept, _apply_row, _as_type_of, _dense, _dot_out, _energy_row, _forward,
+                     _load_row, _max, _min, _propose, _sigmoid, _softplus, _tanh, chain_kernel)
 
 
 @cuda.jit(device=True)
@@ -36,8 +36,10 @@ def _single_site_proposal(st, it, d, scan, x, c, step, lo, hi, boundary):
     Returns ``(j, old, new, inside)``."""
     j = _coordinate(st, it, d, scan)
     old = x[j, c]
-    yj, inside = _propose(old + step[c] * normal(st, 0), lo[j], hi[j], boundary)
-    return j, old, yj, inside
+    # float32 chains: the float64 proposal rounded once, then the box rule (as on the CPU)
+    yj, inside = _propose(_as_type_of(old, old + step[c] * normal(st, 0)), lo[j], hi[j],
+                          boundary)
+    return j, old, _as_type_of(old, yj), inside
 
 
 @cuda.jit(device=True)
@@ -50,7 +52,9 @@ def _chain_all(c, t, x, energy, st, args, scratch):
     for _ in range(n_sweeps):
         inside = True
         for k in range(d):
-            yk, ok = _propose(x[k, c] + step[c] * normal(st, 0), lo[k], hi[k], boundary)
+            xk = x[k, c]
+            yk, ok = _propose(_as_type_of(xk, xk + step[c] * normal(st, 0)), lo[k], hi[k],
+                              boundary)
             ybuf[k, t] = yk
             inside = inside and ok
         if not inside:
@@ -158,7 +162,7 @@ def _elementwise(code, z):
     if code == SIGMOID:
         return _sigmoid(z)
     if code == RELU:
-        return z if z > 0.0 else 0.0
+        return z if z > 0.0 else _as_type_of(z, 0.0)
     return z * z  # SQUARE
 
 

@@ -12,8 +12,9 @@ import math
 import numpy as np
 from numba import config, cuda
 
-from ..fastmath import (_EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_LO, _LOG2E,
-                        _ROUND, _T_MAX)
+from ..fastmath import (_E32, _EP0, _EP1, _EP2, _EQ0, _EQ1, _EQ2, _EQ3, _LN2_HI, _LN2_HI_32,
+                        _LN2_LO, _LN2_LO_32, _LOG2E, _LOG2E_32, _ONE_32, _ROUND, _ROUND_32,
+                        _T_MAX, _T_MAX_32)
 from ..rng import uniform
 from ...spec import (BOUNDARY_REJECT, CONV2D, DENSE, POWERS, RELU, SIGMOID, SOFTPLUS,
                      SQUARE, TANH)
@@ -36,10 +37,56 @@ def _max(a, b):
     return b if b > a else a
 
 
+# --- the chains' dtype ------------------------------------------------------------------
+# float32 chains run float32 arithmetic where the CPU's float32 kernels do: a float literal
+# is a float64 to numba, so a typed zero (``_zero_of``) starts the sums, a proposal is
+# rounded once to the chains' type (``_as_type_of``, the CPU's ``box._rounded_like``) and
+# ``_tanh`` takes ``fastmath.tanh32``'s formula for a float32. The three choose by type at
+# compile time (overloads); the simulator runs their Python bodies.
+
+def _zero_of(a):
+    """A zero of the array ``a``'s dtype."""
+    return a.dtype.type(0)
+
+
+def _as_type_of(ref, v):
+    """``v`` rounded to ``ref``'s type when that is float32, else ``v``."""
+    return np.float32(v) if isinstance(ref, np.float32) else v
+
+
+def _tanh(z):
+    """tanh of a float64 (:func:`fastmath.tanh`'s twin) or a float32 (``tanh32``'s)."""
+    return _tanh32(z) if isinstance(z, np.float32) else _tanh64(z)
+
+
+def _is_f32(t):
+    return getattr(t, "bitwidth", 64) == 32 or getattr(getattr(t, "dtype", None),
+                                                        "bitwidth", 64) == 32
+
+
+if not config.ENABLE_CUDASIM:
+    try:  # numba-cuda (the [cuda] extra); numba's built-in CUDA target otherwise
+        from numba.cuda.extending import overload as _overload
+    except ImportError:
+        from numba.extending import overload as _overload
+
+    @_overload(_zero_of, target="cuda")
+    def _zero_of_impl(a):
+        return (lambda a: np.float32(0.0)) if _is_f32(a) else (lambda a: 0.0)
+
+    @_overload(_as_type_of, target="cuda")
+    def _as_type_of_impl(ref, v):
+        return (lambda ref, v: np.float32(v)) if _is_f32(ref) else (lambda ref, v: v)
+
+    @_overload(_tanh, target="cuda")
+    def _tanh_impl(z):
+        return (lambda z: _tanh32(z)) if _is_f32(z) else (lambda z: _tanh64(z))
+
+
 # --- the spec interpreter, one input vector (mirror kernels/interpret.py) --------------
 
 @cuda.jit(device=True)
-def _tanh(z):
+def _tanh64(z):
     # Twin of fastmath.tanh (the CPU's tanh), same operations in the same order; 2^k by
     # ldexp instead of building its bit pattern (exact either way).
     a = abs(z)
@@ -53,6 +100,21 @@ def _tanh(z):
     two_k = math.ldexp(1.0, _INT(k) if k == k else _INT(0))  # NaN in, NaN out
     q_plus_p = q + p
     v = ((two_k - 1.0) * q_plus_p + (p + p)) / (two_k * q_plus_p + (q - p))
+    return math.copysign(v, z)
+
+
+@cuda.jit(device=True)
+def _tanh32(z):
+    # Twin of fastmath.tanh32, float32 throughout; 2^k by ldexp as in _tanh64.
+    a = abs(z)
+    t = _min(a + a, _T_MAX_32)
+    shifted = t * _LOG2E_32 + _ROUND_32
+    k = shifted - _ROUND_32
+    r = (t - k * _LN2_HI_32) - k * _LN2_LO_32
+    p = r + r * r * (((((_E32[0] * r + _E32[1]) * r + _E32[2]) * r + _E32[3]) * r
+                      + _E32[4]) * r + _E32[5])
+    two_k = math.ldexp(_ONE_32, _INT(k) if k == k else _INT(0))
+    v = ((two_k - _ONE_32) + two_k * p) / (two_k * (_ONE_32 + p) + _ONE_32)
     return math.copysign(v, z)
 
 
@@ -77,7 +139,7 @@ def _sigmoid(z):
 def _dense(params, off, n_in, n_out, has_bias, src, si, so, dst, di, do, t):
     b_off = off + n_out * n_in
     for i in range(n_out):
-        s = params[b_off + i] if has_bias else 0.0
+        s = params[b_off + i] if has_bias else _zero_of(params)
         w = off + i * n_in
         for j in range(n_in):
             s += params[w + j] * src[si, so + j, t]
@@ -146,7 +208,7 @@ def _apply_row(spec, r, params, src, si, so, dst, di, do, t):
     elif code == RELU:
         for j in range(n_in):
             v = src[si, so + j, t]
-            dst[di, do + j, t] = v if v > 0.0 else 0.0
+            dst[di, do + j, t] = v if v > 0.0 else _zero_of(src)
     elif code == SQUARE:
         for j in range(n_in):
             v = src[si, so + j, t]
@@ -175,7 +237,7 @@ def _forward(spec, params, buf, first_row, t):
 
 @cuda.jit(device=True)
 def _dot_out(spec, lam, buf, p, t):
-    s = 0.0
+    s = _zero_of(buf)
     for k in range(spec[spec.shape[0] - 1, 2]):
         s += lam[k] * buf[p, k, t]
     return s
@@ -224,8 +286,9 @@ def _propose(y, lo, hi, boundary):
 @cuda.jit(device=True)
 def _accept(st, h_old, h_new):
     u = uniform(st, 0)
-    # log(0) = -inf as on the CPU, spelled out (the simulator's math.log(0) raises).
-    return (-math.inf if u == 0.0 else math.log(u)) < h_old - h_new
+    # log(0) = -inf as on the CPU, spelled out (the simulator's math.log(0) raises); float32
+    # energies promoted before the difference, as on the CPU
+    return (-math.inf if u == 0.0 else math.log(u)) < float(h_old) - float(h_new)
 
 
 # --- the chain kernels --------------------------------------------------------------------

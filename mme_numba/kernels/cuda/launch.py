@@ -158,8 +158,8 @@ class Resident:
             return out
         return dev.copy_to_host() if out is None else dev.copy_to_host(out)
 
-    def scratch(self, name, n_threads, *shape):
-        return self.empty(("scratch", name), shape + (n_threads,))
+    def scratch(self, name, n_threads, *shape, dtype=np.float64):
+        return self.empty(("scratch", name), shape + (n_threads,), dtype)
 
 
 def _terms(res, spec, params, lam, spec2=None, params2=None, lam2=None):
@@ -174,71 +174,72 @@ def _input_rows(res, X):
     return (d_X, True) if d_X is not None else (res.get("X", X, transpose=True), False)
 
 
-def observables_batch(spec, params, X, resident=None):
+def observables_batch(spec, params, X, dtype=np.float64, resident=None):
     """Observables ``O(x; θ)`` of every row of ``X``, computed on the GPU.
 
     Parameters
     ----------
-    spec, params, X : as in :func:`mme_numba.kernels.observables_batch` (same results)
+    spec, params, X, dtype : as in :func:`mme_numba.kernels.observables_batch` (same results)
     resident : Resident, optional
         Device copies kept between calls (``X`` equal to the kept chains is not copied).
 
     Returns
     -------
-    ndarray of float64, shape (n_samples, n_observables)
+    ndarray of ``dtype``, shape (n_samples, n_observables)
     """
-    X = _as_f64(X, "X", 2)
-    spec, params, _ = _check_term(spec, params, None, X.shape[1], ("spec", "params", None))
+    X = _as_f64(X, "X", 2, dtype)
+    spec, params, _ = _check_term(spec, params, None, X.shape[1], ("spec", "params", None),
+                                  X.dtype)
     if spec.shape[0] == 0:
         return X.copy()
     n = X.shape[0]
-    out = np.empty((n, int(spec[-1, 2])))
+    out = np.empty((n, int(spec[-1, 2])), X.dtype)
     if n == 0:
         return out
     res = Resident(keep=False) if resident is None else resident
     width = max_width(spec)
-    n_threads = _n_threads(n, 2 * width * 8)
-    d_out = res.empty("observables", out.shape[::-1])
+    n_threads = _n_threads(n, 2 * width * X.itemsize)
+    d_out = res.empty("observables", out.shape[::-1], X.dtype)
     d_spec, d_params = _terms(res, spec, params, None)
     _launch(_observables_kernel, n_threads, d_spec, d_params, _input_rows(res, X)[0], d_out,
-            res.scratch("buf", n_threads, 2, width))
+            res.scratch("buf", n_threads, 2, width, dtype=X.dtype))
     return res.to_host(d_out, out, transpose=True)
 
 
-def energy_batch(spec, params, lam, X, spec2, params2, lam2, resident=None):
+def energy_batch(spec, params, lam, X, spec2, params2, lam2, dtype=np.float64, resident=None):
     """Energies ``H(x) = lam . O(x) + lam2 . O2(x)`` of every row of ``X``, on the GPU.
 
     Parameters
     ----------
-    spec, params, lam, X, spec2, params2, lam2 : as in :func:`mme_numba.kernels.energy_batch`
-        (same results)
+    spec, params, lam, X, spec2, params2, lam2, dtype : as in
+        :func:`mme_numba.kernels.energy_batch` (same results)
     resident : Resident, optional
         Device copies kept between calls: ``X`` equal to the kept chains is not copied, and
         its energies stay on the device for the next sweep.
 
     Returns
     -------
-    ndarray of float64, shape (n_samples,)
+    ndarray of ``dtype``, shape (n_samples,)
     """
-    X = _as_f64(X, "X", 2)
+    X = _as_f64(X, "X", 2, dtype)
     spec, params, lam, spec2, params2, lam2 = check_terms(spec, params, lam, spec2, params2,
-                                                          lam2, X.shape[1])
+                                                          lam2, X.shape[1], X.dtype)
     n = X.shape[0]
-    out = np.empty(n)
+    out = np.empty(n, X.dtype)
     if n == 0:
         return out
     res = Resident(keep=False) if resident is None else resident
     width, width2 = max_width(spec), max_width(spec2)
-    n_threads = _n_threads(n, 2 * (width + width2) * 8)
+    n_threads = _n_threads(n, 2 * (width + width2) * X.itemsize)
     d_X, chains = _input_rows(res, X)
     if chains:  # the chains' energies: kept for the next sweep, so in their own array
-        d_out = cuda.device_array(n, dtype=np.float64)
+        d_out = cuda.device_array(n, dtype=X.dtype)
         res.allocations += 1
     else:
-        d_out = res.empty("energies", (n,))
+        d_out = res.empty("energies", (n,), X.dtype)
     _launch(_energy_kernel, n_threads, *_terms(res, spec, params, lam, spec2, params2, lam2),
-            d_X, d_out, res.scratch("buf", n_threads, 2, width),
-            res.scratch("buf2", n_threads, 2, width2))
+            d_X, d_out, res.scratch("buf", n_threads, 2, width, dtype=X.dtype),
+            res.scratch("buf2", n_threads, 2, width2, dtype=X.dtype))
     res.to_host(d_out, out)
     if chains:
         res.keep("energy", out, d_out)
@@ -251,11 +252,12 @@ _TERM_KEYS = ("spec", "params", "lam", "n_inc", "spec2", "params2", "lam2", "n_i
 def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, boundary,
                 rng_state, accepted, scan, scratch, resident):
     """Launch ``kernel`` (a :func:`~.device.chain_kernel`) with ``args = (*terms, lo, hi, step,
-    n_sweeps, boundary[, scan])`` (no ``scan`` if None) and ``scratch(res, n_threads)`` on
-    device copies of the arrays (kept ones where ``resident`` holds them), copy ``x, energy,
-    rng_state`` back and add the kernel's accept counts to ``accepted``."""
+    n_sweeps, boundary[, scan])`` (no ``scan`` if None) and ``scratch(s)``, ``s(name, *shape)``
+    a scratch array of the chains' dtype, on device copies of the arrays (kept ones where
+    ``resident`` holds them), copy ``x, energy, rng_state`` back and add the kernel's accept
+    counts to ``accepted``. ``per_thread``: scratch entries per thread."""
     res = Resident(keep=False) if resident is None else resident
-    n_threads = _n_threads(x.shape[0], per_thread)
+    n_threads = _n_threads(x.shape[0], per_thread * x.itemsize)
     keys = _TERM_KEYS if len(terms) == 8 else _TERM_KEYS[:3] + _TERM_KEYS[4:7]
     args = tuple(res.get(k, a) if isinstance(a, np.ndarray) else a for k, a in zip(keys, terms))
     args += (res.get("lo", lo), res.get("hi", hi), res.get("step", step), np.int64(n_sweeps),
@@ -263,7 +265,8 @@ def _run_chains(kernel, per_thread, terms, x, energy, lo, hi, step, n_sweeps, bo
     d_x = res.get("x", x, transpose=True)
     d_energy, d_state = res.get("energy", energy), res.get("state", rng_state)
     d_acc = res.empty("accepted", accepted.shape, np.int64)
-    _launch(kernel, n_threads, d_x, d_energy, d_state, d_acc, args, scratch(res, n_threads))
+    _launch(kernel, n_threads, d_x, d_energy, d_state, d_acc, args,
+            scratch(lambda name, *shape: res.scratch(name, n_threads, *shape, dtype=x.dtype)))
     for key, host, dev in (("x", x, d_x), ("energy", energy, d_energy),
                            ("state", rng_state, d_state)):
         res.to_host(dev, host, transpose=key == "x")
@@ -288,12 +291,11 @@ def mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step
     d = x.shape[1]
     width = max(max_width(spec), max_width(spec2))
     n_act, n_act2 = int(spec[:, 2].sum()), max(1, int(spec2[:, 2].sum()))
-    _run_chains(_mala_kernel, 8 * (4 * d + n_act + n_act2 + 2 * width),
+    _run_chains(_mala_kernel, 4 * d + n_act + n_act2 + 2 * width,
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted, None,
-                lambda r, n: (r.scratch("vec", n, 4, d), r.scratch("acts", n, 1, n_act),
-                              r.scratch("acts2", n, 1, n_act2), r.scratch("grads", n, 2, width)),
-                resident)
+                lambda s: (s("vec", 4, d), s("acts", 1, n_act), s("acts2", 1, n_act2),
+                           s("grads", 2, width)), resident)
 
 
 def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
@@ -307,7 +309,7 @@ def single_pixel_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, 
     """
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
-        rng_state, accepted)
+        rng_state, accepted, allow_float32=True)
     if incremental_prefix(spec) == 0:
         raise ValueError("single_pixel_sweeps needs a spec whose first row is CONV2D")
     if x.shape[0] == 0 or n_sweeps == 0:
@@ -323,13 +325,12 @@ def _pixel_chains(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, st
     width, width2 = max_width(spec), max_width(spec2)
     n_act = int(spec[:n_inc, 2].sum())
     n_act2 = max(1, int(spec2[:n_inc2, 2].sum()))
-    _run_chains(_pixel_kernel, 8 * (2 * width + 2 * width2 + 2 * n_act + 2 * n_act2),
+    _run_chains(_pixel_kernel, 2 * width + 2 * width2 + 2 * n_act + 2 * n_act2,
                 (spec, params, lam, np.int64(n_inc), spec2, params2, lam2, np.int64(n_inc2)),
                 x, energy, lo, hi, step, n_sweeps, boundary, rng_state, accepted, scan,
-                lambda r, n: (r.scratch("buf", n, 2, width), r.scratch("buf2", n, 2, width2),
-                              r.scratch("acts", n, 1, n_act), r.scratch("undo", n, 1, n_act),
-                              r.scratch("acts2", n, 1, n_act2),
-                              r.scratch("undo2", n, 1, n_act2)), resident)
+                lambda s: (s("buf", 2, width), s("buf2", 2, width2), s("acts", 1, n_act),
+                           s("undo", 1, n_act), s("acts2", 1, n_act2), s("undo2", 1, n_act2)),
+                resident)
 
 
 def draw(rng_state, n_draws, kind="uniform"):

@@ -35,11 +35,11 @@ def replica_swaps(x, energy, betas, rng_state, parity, accepted):
     """One round of neighbour swaps on the GPU, in place on the host arrays.
 
     Same arguments and results as :func:`mme_numba.kernels.moves.swap.replica_swaps`:
-    ``x`` float64 ``(K, n_chains, d)``, ``energy`` float64 ``(K, n_chains)`` (untempered),
+    ``x`` float64 or float32 ``(K, n_chains, d)``, ``energy`` float64 ``(K, n_chains)`` (untempered),
     ``betas`` float64 ``(K,)``, ``rng_state`` uint64 ``(n_chains, 4)``, ``parity`` 0 or 1,
     ``accepted`` int64 ``(n_chains, K - 1)``.
     """
-    betas = check_swap_args(x, energy, betas, rng_state, parity, accepted)
+    betas = check_swap_args(x, energy, betas, rng_state, parity, accepted, allow_float32=True)
     K, n = energy.shape
     if n == 0 or K < 2:
         return

@@ -3,8 +3,11 @@
 The same table as on the CPU: ``MOVE_MALA`` runs the MALA chains; ``MOVE_SINGLE`` and
 ``MOVE_SCAN`` on a first CONV2D row run the incremental single-pixel chains (random or
 systematic scan); otherwise one thread per chain runs the all-coordinate chains, the
-single-coordinate chains with an incremental first DENSE row, or full forwards.
+single-coordinate chains with an incremental first DENSE row, or full forwards. float32
+chains run the float32 specialisations of the same kernels (MALA is float64 only).
 """
+
+import numpy as np
 
 from ...spec import CONV2D, DENSE, MOVE_ALL, MOVE_MALA, MOVE_SCAN
 from ..interpret import max_width
@@ -25,13 +28,16 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
     incremental updates in different orders, so energies agree up to rounding.
     """
     if move == MOVE_MALA:
+        if getattr(x, "dtype", None) == np.float32:
+            raise ValueError("MOVE_MALA runs in float64 only: pass float64 chains (a model: "
+                             "dtype='float64'), or use MOVE_ALL, MOVE_SINGLE or MOVE_SCAN")
         mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                     boundary, rng_state, accepted, resident=resident)
         return
     check_move(move)
     spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps = chain_args(
         spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps, boundary,
-        rng_state, accepted)
+        rng_state, accepted, allow_float32=True)
     if x.shape[0] == 0 or n_sweeps == 0:
         return
     if move != MOVE_ALL and incremental and spec[0, 0] == CONV2D:
@@ -45,12 +51,11 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
     n_hid = int(spec[0, 2]) if incremental else 1
     kernel = (_sweep_all_kernel if move == MOVE_ALL else
               _sweep_dense_kernel if incremental else _sweep_single_kernel)
-    _run_chains(kernel, 8 * (2 * width + 2 * width2 + d + 2 * n_hid),
+    _run_chains(kernel, 2 * width + 2 * width2 + d + 2 * n_hid,
                 (spec, params, lam, spec2, params2, lam2), x, energy, lo, hi, step, n_sweeps,
                 boundary, rng_state, accepted, move == MOVE_SCAN,
-                lambda r, n: (r.scratch("buf", n, 2, width),
-                              r.scratch("buf2", n, 2, width2), r.scratch("y", n, d),
-                              r.scratch("z", n, 2, n_hid)), resident)
+                lambda s: (s("buf", 2, width), s("buf2", 2, width2), s("y", d),
+                           s("z", 2, n_hid)), resident)
 
 
 def metropolis_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,

@@ -223,10 +223,10 @@ def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
     ``(spec, params, lam, spec2, params2, lam2, lo, hi, step, n_sweeps)``.
 
     The chains' dtype decides the arithmetic: ``x`` float64 or, where the caller passes
-    ``allow_float32`` (the all-coordinate, random-scan and systematic-scan CPU kernels; not
-    MALA nor the CUDA kernels), float32, with ``energy`` of the same dtype; the parameters and multipliers are rounded to it, and for float32 the box
-    is narrowed to float32 numbers (:func:`float_box`). ``lo``, ``hi`` and ``step`` stay
-    float64.
+    ``allow_float32`` (the all-coordinate, random-scan and systematic-scan kernels, CPU and
+    CUDA; not MALA), float32, with ``energy`` of the same dtype; the parameters and
+    multipliers are rounded to it, and for float32 the box is narrowed to float32 numbers
+    (:func:`float_box`). ``lo``, ``hi`` and ``step`` stay float64.
     """
     x_shape = np.shape(x)
     if len(x_shape) != 2:
@@ -235,7 +235,7 @@ def chain_args(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
     dtype = np.float32 if getattr(x, "dtype", None) == np.float32 else np.float64
     if dtype == np.float32 and not allow_float32:
         raise ValueError("x must be float64 for this sampler, got float32 (float32 chains: "
-                         "moves 'all', 'single' and 'scan' on the CPU backend)")
+                         "moves 'all', 'single' and 'scan')")
     _check_inplace(x, "x", dtype, (n_chains, d))
     _check_inplace(energy, "energy", dtype, (n_chains,))
     _check_inplace(rng_state, "rng_state", np.uint64, (n_chains, 4))

@@ -24,7 +24,7 @@ __all__ = ["replica_swaps", "check_swap_args", "swap_column"]
 def check_swap_args(x, energy, betas, rng_state, parity, accepted, allow_float32=False):
     """Raise ``ValueError`` naming the argument unless the arguments of :func:`replica_swaps`
     (and of its CUDA twin) have the documented dtypes and shapes; returns ``betas`` as a
-    contiguous float64 array. ``allow_float32`` (the CPU kernel): ``x`` may be float32
+    contiguous float64 array. ``allow_float32`` (both kernels): ``x`` may be float32
     chains (``dtype="float32"`` models); ``energy`` is float64 either way."""
     if np.ndim(x) != 3:
         raise ValueError(f"x must have shape (K, n_chains, d), got {np.shape(x)}")

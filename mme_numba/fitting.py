@@ -16,14 +16,14 @@ import numpy as np
 from . import parallel, settings, solvers
 from ._validation import (as_generator, check_params, check_sample_size, copy_observables,
                           parse_support)
-from .backends import NO_FIELD
+from .backends import NO_FIELD, CPUBackend
 from .chains import Chains
 from .core import data_statistics
 from .estimator import check_inside
 from .progress import SingleThreadedBlas, progress_bar
 from .solvers import reweighted_kl
 from .training import (DivergenceGuard, EntropyTracker, HeldOut, Plateau, ThetaStepControl,
-                       TrainingDivergedError, anchor)
+                       TrainingDivergedError, anchor, fisher_product, natural_direction)
 
 logger = logging.getLogger(__name__)
 
@@ -428,12 +428,32 @@ def epoch(model, X):
     }
 
 
-def theta_step(model, X, samples, O_model, delta_lambda):
-    """``theta_steps`` ADAM steps down ``dS/dθ``, sized by :class:`~mme_numba.training.ThetaStepControl`.
+def _direction(model, theta, grad, samples, logw):
+    """The θ step's direction for ``lr_theta="auto"``, scaled to unit RMS entry."""
+    if settings.THETA_DIRECTION == "adam":
+        return theta - model._theta_adam.step(theta, grad)     # ADAM direction (lr = 1)
+    w = np.exp(logw - np.max(logw))
+    cpu, lam = CPUBackend(), model.lambda_     # float64 energies whatever the model's dtype
 
-    With ``lr_theta="auto"`` each step moves θ along the ADAM direction by the amount
-    that changes the model by the KL budget ``theta_kl_step`` (measured on the chains by
-    reweighting, so it needs one extra energy evaluation of the chains). With a number,
+    def energy():
+        return cpu.energy(*model._spec_params(), lam, samples)
+
+    fisher = fisher_product(model.observables_, lam, samples, w / w.sum(), energy)
+    u = natural_direction(fisher, grad)
+    rms = float(np.sqrt(np.mean(u * u)))
+    if not np.isfinite(rms):
+        raise EpochDiverged("the natural θ direction is not finite")
+    return u / rms if rms > 0.0 else u
+
+
+def theta_step(model, X, samples, O_model, delta_lambda):
+    """``theta_steps`` steps down ``dS/dθ``, sized by :class:`~mme_numba.training.ThetaStepControl`.
+
+    With ``lr_theta="auto"`` each step moves θ along the natural gradient (the gradient
+    preconditioned by the chains' Fisher information, :func:`~mme_numba.training.
+    natural_direction`; ADAM's direction with ``settings.THETA_DIRECTION = "adam"``) by the
+    amount that changes the model by the KL budget ``theta_kl_step`` (measured on the chains
+    by reweighting, so it needs one extra energy evaluation of the chains). With a number,
     plain ADAM steps of that rate are taken. Returns the last gradient norm and the
     chains' energies under the new parameters.
     """
@@ -478,7 +498,7 @@ def theta_step(model, X, samples, O_model, delta_lambda):
             continue
         if energy is None:
             energy = O_model[mon] @ model.lambda_
-        u = theta - model._theta_adam.step(theta, grad)        # ADAM direction (lr = 1)
+        u = _direction(model, theta, grad, s_fit, lw_fit)
         scale = ctl.scale
         set_theta(theta - scale * u)
         trial = energy_of(s_mon)

@@ -350,9 +350,9 @@ class MinMaxEnt(MaxEnt):
     Parameters
     ----------
     lr_theta : "auto" or float
-        ``"auto"`` (default): each θ step follows the ADAM direction as far as changes the
-        model by ``theta_kl_step`` nats of KL divergence, measured on the chains
-        (:class:`mme_numba.training.ThetaStepControl`); the budget warms up over 20 epochs and
+        ``"auto"`` (default): each θ step follows the natural gradient (``training.
+        natural_direction``) as far as changes the model by ``theta_kl_step`` nats of KL on
+        the chains (``training.ThetaStepControl``); the budget warms up over 20 epochs and
         is divided by 4 at each plateau of the entropy. A number: plain ADAM steps of that
         size in θ units (what the step does to the model then depends on the problem).
     theta_kl_step : float

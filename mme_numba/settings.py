@@ -101,6 +101,15 @@ MAX_EPOCHS_MAXENT, MAX_EPOCHS_MINMAXENT = 500, 2000
 HELDOUT_SMOOTH, HELDOUT_PATIENCE, HELDOUT_TOL = 10, 100, 1e-3
 #: ``lr_theta="auto"``: epochs over which the θ step's KL budget warms up.
 THETA_WARMUP = 20
+#: ``lr_theta="auto"``: the θ step's direction, "natural" (the entropy gradient
+#: preconditioned by the chains' Fisher information, training.natural_direction) or "adam"
+#: (ADAM's). Measured on the zoo (docs/results.md, "The θ direction").
+THETA_DIRECTION = "natural"
+#: Conjugate-gradient iterations on (F + δ I) v = g, and δ as a fraction of the Fisher
+#: curvature along g (gᵀFg / gᵀg).
+NATURAL_ITERS, NATURAL_DAMPING = 20, 1e-3
+#: Relative step of the finite difference that gives the Fisher-vector products' J v.
+NATURAL_FD_STEP = 1e-5
 #: Chains of the AIS run that re-anchors the tracked ln Z (``anchor_every``).
 ANCHOR_CHAINS = 256
 #: Factor applied to every step size at a rollback and at each plateau.

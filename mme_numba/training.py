@@ -7,10 +7,10 @@ restore it exactly), used by :class:`~mme_numba.MinMaxEnt` and :class:`~mme_numb
   model, not by a rate in parameter units. A fixed ADAM rate moves every weight by about
   ``lr``; the energy then changes by an amount that scales with ``|λ|`` and with the
   network's sensitivity, so a rate that suits one problem is ten times too large or too small
-  for another (``docs/method.md``, "Keeping θ training stable"). Here the ADAM direction is
-  scaled so that the KL divergence between the model before and after the step, measured on
-  the persistent chains by reweighting, equals a budget ``κ``: the chains then have the same
-  distance to catch up whatever the problem.
+  for another (``docs/method.md``, "Keeping θ training stable"). Here the step's direction
+  (:func:`natural_direction`, or ADAM's) is scaled so that the KL divergence between the
+  model before and after the step, measured on the persistent chains by reweighting, equals
+  a budget ``κ``: the chains then have the same distance to catch up whatever the problem.
 - :class:`EntropyTracker` follows ``ln Z`` across epochs by importance ratios on the
   persistent chains, starting from the exact ``ln Z = ln vol(Ω)`` of the uniform start
   (``λ = 0``). With the data term ``λ·ō`` it gives the MaxEnt entropy, equal to the
@@ -28,7 +28,79 @@ from . import settings as S
 from .solvers import logmeanexp, reweighted_kl
 
 __all__ = ["ThetaStepControl", "EntropyTracker", "Plateau", "DivergenceGuard", "HeldOut",
-           "TrainingDivergedError", "reweighted_kl", "logmeanexp", "bennett_log_ratio"]
+           "TrainingDivergedError", "reweighted_kl", "logmeanexp", "bennett_log_ratio",
+           "fisher_product", "natural_direction"]
+
+
+def fisher_product(obs, lam, samples, w, energy=None, fd_step=S.NATURAL_FD_STEP):
+    """``v ↦ F v`` for the Fisher information of the model in θ, ``F = Cov_w(∂E/∂θ)``.
+
+    ``E = λ·O(x; θ)``; the covariance is over ``samples`` with normalized weights ``w``.
+    ``F v = Jᵀ diag(w) (J v − w·J v)``, ``J`` the per-sample Jacobian ``∂E(x_k)/∂θ``, never
+    formed: ``J v`` is a finite difference of the energies along ``v`` (relative step
+    ``fd_step``; ``energy()`` gives the float64 energies of ``samples`` at the current θ of
+    ``obs``, by default its NumPy forward pass) and ``Jᵀ c`` one backward pass with upstream
+    gradient ``c_k λ`` (from one cached forward pass where ``obs`` has one). ``obs`` is left
+    with its θ.
+    """
+    theta = np.array(obs.theta, dtype=np.float64)
+    if energy is None:
+        energy = lambda: obs.forward(samples) @ lam  # noqa: E731
+    e0 = energy()
+    size = max(1.0, float(np.linalg.norm(theta)))
+    if hasattr(obs, "forward_cached"):
+        caches = obs.forward_cached(samples)[1]
+        backward = lambda dO: obs.backward_cached(caches, dO)  # noqa: E731
+    else:
+        backward = lambda dO: obs.backward(samples, dO)  # noqa: E731
+
+    def product(v):
+        nv = float(np.linalg.norm(v))
+        if nv == 0.0:
+            return np.zeros_like(theta)
+        eps = fd_step * size / nv
+        obs.set_theta(theta + eps * v)
+        try:
+            jv = (energy() - e0) / eps
+        finally:
+            obs.set_theta(theta)
+        c = w * (jv - w @ jv)
+        return backward(np.outer(c, lam))[0]
+
+    return product
+
+
+def natural_direction(product, grad, iters=S.NATURAL_ITERS, damping=S.NATURAL_DAMPING):
+    """``(F + δ I)⁻¹ g`` by ``iters`` conjugate-gradient steps, ``δ = damping · gᵀFg / gᵀg``.
+
+    The steepest descent direction per unit of KL divergence between the model before and
+    after the step (``KL ≈ ½ Δθᵀ F Δθ``), which is what :class:`ThetaStepControl` budgets.
+    ``product(v)`` gives ``F v`` (:func:`fisher_product`). Where ``F`` vanishes along ``g``
+    the gradient itself is returned.
+    """
+    g = np.asarray(grad, dtype=np.float64)
+    gg = float(g @ g)
+    if not np.isfinite(gg) or gg == 0.0:
+        return g.copy()
+    ap = product(g)
+    delta = damping * float(g @ ap) / gg
+    if not delta > 0.0:
+        return g.copy()
+    v, r, p, rr = np.zeros_like(g), g.copy(), g.copy(), gg
+    for k in range(int(iters)):
+        ap = (ap if k == 0 else product(p)) + delta * p
+        pap = float(p @ ap)
+        if not pap > 0.0:
+            break
+        alpha = rr / pap
+        v += alpha * p
+        r -= alpha * ap
+        rr_new = float(r @ r)
+        if rr_new <= 1e-12 * gg:
+            break
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return v if np.any(v) else g.copy()
 
 
 class TrainingDivergedError(RuntimeError):

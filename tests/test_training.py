@@ -10,7 +10,7 @@ import pytest
 import mme_numba as mme
 from cases import PoisonOnce as _PoisonOnce
 from mme_numba import settings
-from mme_numba import core, quadrature, solvers, training
+from mme_numba import core, fitting, quadrature, solvers, training
 
 LO, HI = -6.0, 6.0
 
@@ -172,6 +172,51 @@ def test_theta_step_control_moves_the_model_by_the_budget():
     assert ctl.choose(float("nan"), epoch=10) == pytest.approx(0.1)
     warm = training.ThetaStepControl(kl_step=1e-2, warmup=20)
     assert warm.budget(0) == pytest.approx(1e-3) and warm.budget(20) == pytest.approx(1e-2)
+
+
+def _explicit_fisher(obs, lam, samples, w):
+    """``F = Jᵀ diag(w) J − (Jᵀw)(wᵀJ)`` from the exact per-sample gradients ``∂E(x_k)/∂θ``
+    (one backward pass per sample)."""
+    J = np.array([obs.backward(samples[k:k + 1], lam[None, :])[0] for k in range(len(samples))])
+    m = J.T @ w
+    return J.T @ (w[:, None] * J) - np.outer(m, m)
+
+
+def test_fisher_products_match_the_explicit_fisher_matrix():
+    """The finite-difference Jv and the backward pass Jᵀc give F v of the exact per-sample
+    Jacobian, to the finite difference's 1e-5, for random weights and directions."""
+    rng = np.random.default_rng(0)
+    obs = mme.nn.mlp([2, 4, 3], random_state=1)
+    lam = np.array([0.7, -1.3, 0.4])
+    samples = rng.normal(size=(40, 2))
+    w = rng.random(40)
+    w /= w.sum()
+    F = _explicit_fisher(obs, lam, samples, w)
+    theta = obs.theta.copy()
+    product = training.fisher_product(obs, lam, samples, w)
+    for _ in range(3):
+        v = rng.normal(size=obs.n_params)
+        np.testing.assert_allclose(product(v), F @ v, rtol=1e-4, atol=1e-6 * np.abs(F).max())
+    np.testing.assert_array_equal(obs.theta, theta)          # θ left as it was
+    np.testing.assert_array_equal(product(np.zeros(obs.n_params)), 0.0)
+
+
+def test_natural_direction_is_the_damped_fisher_solve():
+    """With as many CG steps as parameters, the direction is (F + δI)⁻¹ g exactly, δ the
+    damping fraction of the curvature along g; a flat F returns g itself."""
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(6, 6))
+    F = A @ A.T + 0.1 * np.eye(6)
+    g = rng.normal(size=6)
+    delta = 1e-3 * (g @ F @ g) / (g @ g)
+    v = training.natural_direction(lambda u: F @ u, g, iters=6)
+    np.testing.assert_allclose(v, np.linalg.solve(F + delta * np.eye(6), g), rtol=1e-8)
+    np.testing.assert_array_equal(training.natural_direction(lambda u: 0 * u, g), g)
+    np.testing.assert_array_equal(training.natural_direction(lambda u: F @ u, 0 * g), 0 * g)
+    # the direction the fit takes: F's ill-conditioning undone, unlike the gradient's
+    cos = lambda a, b: a @ b / np.linalg.norm(a) / np.linalg.norm(b)  # noqa: E731
+    exact = np.linalg.solve(F, g)
+    assert cos(v, exact) > 0.999 > cos(g, exact)
 
 
 # --------------------------------------------------------------------- the estimator
@@ -383,14 +428,27 @@ class _OverflowingTheta:
         return getattr(self.adam, name)
 
 
-def test_a_theta_step_that_overflows_is_rolled_back_not_raised():
+@pytest.mark.parametrize("direction", ["natural", "adam"])
+def test_a_theta_step_that_overflows_is_rolled_back_not_raised(direction, monkeypatch):
     # Measured: a checkerboard fit with theta_kl_step=3e-2 raised "theta contains non-finite
     # values" at epoch 1076; it must be a rollback, and the model keeps finite θ.
+    monkeypatch.setattr(settings, "THETA_DIRECTION", direction)
     X, _ = _bimodal()
     model = _small_model().fit(X, epochs=3)
-    model._theta_adam = _OverflowingTheta(model._theta_adam, bad_calls={2})
+    if direction == "adam":
+        model._theta_adam = _OverflowingTheta(model._theta_adam, bad_calls={2})
+    else:
+        calls, real = [], fitting.natural_direction
+
+        def overflowing(*args, **kwargs):
+            calls.append(1)
+            v = real(*args, **kwargs)
+            return np.full_like(v, np.inf) if len(calls) == 2 else v
+
+        monkeypatch.setattr(fitting, "natural_direction", overflowing)
     model.fit(X, epochs=6)
     assert model.epoch_ == 9 and np.all(np.isfinite(model.observables_.theta))
     events = [e for r in model.history_ for e in r.get("events", [])]
     assert [e["event"] for e in events] == ["rollback"]
-    assert "θ step left the finite numbers" in events[0]["reason"]
+    assert ("θ step left the finite numbers" if direction == "adam" else
+            "natural θ direction is not finite") in events[0]["reason"]

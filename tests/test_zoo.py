@@ -57,7 +57,9 @@ def _tracked_entropy_error(epochs=300, seed=0, **settings):
 
 def test_default_tracked_entropy_follows_quadrature():
     # The plateau rule of epochs="auto" reads the tracked entropy. Unanchored, the chains'
-    # lag behind a sharpening model made it drift (here -0.43 nats by epoch 300; -1.5 by
-    # epoch 1000 in docs/results.md); the default re-anchoring every 25 epochs: -0.11.
-    assert abs(_tracked_entropy_error()) < 0.25
-    assert _tracked_entropy_error(anchor_every=None) < -0.3
+    # lag behind a sharpening model made it drift (here -0.22 nats by epoch 300 and -0.45 by
+    # epoch 1000 with the natural θ direction; -0.43 and -1.5 with ADAM's, docs/results.md);
+    # the default re-anchoring every 25 epochs: -0.025.
+    anchored = _tracked_entropy_error()
+    assert abs(anchored) < 0.1
+    assert _tracked_entropy_error(anchor_every=None) < min(-0.15, -4 * abs(anchored))

@@ -17,6 +17,7 @@ from . import parallel, settings, solvers
 from ._validation import (as_generator, check_params, check_sample_size, copy_observables,
                           parse_support)
 from .backends import NO_FIELD, CPUBackend
+from .spec import CONV2D
 from .chains import Chains
 from .core import data_statistics
 from .estimator import check_inside
@@ -429,8 +430,12 @@ def epoch(model, X):
 
 
 def _direction(model, theta, grad, samples, logw):
-    """The θ step's direction for ``lr_theta="auto"``, scaled to unit RMS entry."""
-    if settings.THETA_DIRECTION == "adam":
+    """The θ step's direction for ``lr_theta="auto"`` (``settings.THETA_DIRECTION``), the
+    natural direction scaled to unit RMS entry."""
+    choice = settings.THETA_DIRECTION
+    if choice == "auto":
+        choice = "adam" if np.any(model._spec_params()[0][:, 0] == CONV2D) else "natural"
+    if choice == "adam":
         return theta - model._theta_adam.step(theta, grad)     # ADAM direction (lr = 1)
     w = np.exp(logw - np.max(logw))
     cpu, lam = CPUBackend(), model.lambda_     # float64 energies whatever the model's dtype

@@ -351,10 +351,10 @@ class MinMaxEnt(MaxEnt):
     ----------
     lr_theta : "auto" or float
         ``"auto"`` (default): each θ step follows the natural gradient (``training.
-        natural_direction``) as far as changes the model by ``theta_kl_step`` nats of KL on
-        the chains (``training.ThetaStepControl``); the budget warms up over 20 epochs and
-        is divided by 4 at each plateau of the entropy. A number: plain ADAM steps of that
-        size in θ units (what the step does to the model then depends on the problem).
+        natural_direction``; ADAM's direction on conv networks) as far as changes the model by
+        ``theta_kl_step`` nats of KL (``training.ThetaStepControl``); the budget warms up over
+        20 epochs and is divided by 4 at each plateau of the entropy. A number: plain ADAM
+        steps of that size in θ units (what the step does to the model depends on the problem).
     theta_kl_step : float
         The KL budget per θ step (nats) for ``lr_theta="auto"``.
     theta_steps : int

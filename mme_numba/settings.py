@@ -102,9 +102,12 @@ HELDOUT_SMOOTH, HELDOUT_PATIENCE, HELDOUT_TOL = 10, 100, 1e-3
 #: ``lr_theta="auto"``: epochs over which the θ step's KL budget warms up.
 THETA_WARMUP = 20
 #: ``lr_theta="auto"``: the θ step's direction, "natural" (the entropy gradient
-#: preconditioned by the chains' Fisher information, training.natural_direction) or "adam"
-#: (ADAM's). Measured on the zoo (docs/results.md, "The θ direction").
-THETA_DIRECTION = "natural"
+#: preconditioned by the chains' Fisher information, training.natural_direction), "adam"
+#: (ADAM's) or "auto": natural, except ADAM's for observables with a CONV2D row. Natural
+#: was measured on the zoo's dense networks and projections (docs/results.md); on the
+#: paper's CNN one Fisher product costs ~0.1 s (20 per epoch), and the digits have not been
+#: judged with it yet.
+THETA_DIRECTION = "auto"
 #: Conjugate-gradient iterations on (F + δ I) v = g, and δ as a fraction of the Fisher
 #: curvature along g (gᵀFg / gᵀg).
 NATURAL_ITERS, NATURAL_DAMPING = 20, 1e-3

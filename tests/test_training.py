@@ -219,6 +219,24 @@ def test_natural_direction_is_the_damped_fisher_solve():
     assert cos(v, exact) > 0.999 > cos(g, exact)
 
 
+def test_auto_direction_is_natural_on_dense_networks_and_adam_on_convolutions(monkeypatch):
+    """settings.THETA_DIRECTION="auto" (the default): the natural direction where it was
+    measured (dense networks), ADAM's on observables with a CONV2D row."""
+    assert settings.THETA_DIRECTION == "auto"
+    calls, real = [], fitting.natural_direction
+    monkeypatch.setattr(fitting, "natural_direction",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    X, _ = mme.datasets.digits()
+    cnn = mme.nn.paper_cnn(4, channels=(2, 3), random_state=0)
+    mme.MinMaxEnt(cnn, (0.0, 1.0), n_chains=16, burn_in=5, sweeps=2,
+                  random_state=0).fit(X[:50], epochs=2)
+    assert calls == []
+    X1 = mme.datasets.gaussian_mixture(200, means=(-2, 2), scales=(0.5, 0.5), seed=0)
+    mme.MinMaxEnt(mme.nn.mlp([1, 8, 2], random_state=0), (-6.0, 6.0), n_chains=64,
+                  random_state=0).fit(X1, epochs=2)
+    assert len(calls) == 2
+
+
 # --------------------------------------------------------------------- the estimator
 def _bimodal():
     X = mme.datasets.gaussian_mixture(1000, means=(-2, 2), scales=(0.5, 0.5), seed=0)

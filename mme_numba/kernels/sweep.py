@@ -21,13 +21,11 @@ the arithmetic: float32 chains (``x`` and ``energy`` float32) run the float32 sp
 of the same kernels (:func:`.moves.box.chain_args`), except MALA, which is float64 only.
 """
 
-import numpy as np
-
 from ..spec import CONV2D, DENSE, MOVE_ALL, MOVE_MALA, MOVE_SCAN, MOVE_SINGLE
 from . import tune
 from .interpret import dynamic_schedule, lanes_for
 from .moves.all_coords import all_sweeps
-from .moves.box import chain_args, check_move
+from .moves.box import chain_args, check_mala_chains, check_move
 from .moves.mala import mala_sweeps
 from .moves.scan import scan_sweeps
 from .moves.single import single_pixel_sweeps, single_sweeps
@@ -82,9 +80,7 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
     None
     """
     if move == MOVE_MALA:
-        if getattr(x, "dtype", None) == np.float32:
-            raise ValueError("MOVE_MALA runs in float64 only: pass float64 chains (a model: "
-                             "dtype='float64'), or use MOVE_ALL, MOVE_SINGLE or MOVE_SCAN")
+        check_mala_chains(x)
         mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step,
                     n_sweeps, boundary, rng_state, accepted)
         return

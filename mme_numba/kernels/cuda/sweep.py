@@ -7,11 +7,9 @@ single-coordinate chains with an incremental first DENSE row, or full forwards. 
 chains run the float32 specialisations of the same kernels (MALA is float64 only).
 """
 
-import numpy as np
-
 from ...spec import CONV2D, DENSE, MOVE_ALL, MOVE_MALA, MOVE_SCAN
 from ..interpret import max_width
-from ..moves.box import chain_args, check_move
+from ..moves.box import chain_args, check_mala_chains, check_move
 from .chains import _sweep_all_kernel, _sweep_dense_kernel, _sweep_single_kernel
 from .launch import _pixel_chains, _run_chains, mala_sweeps
 
@@ -28,9 +26,7 @@ def sweep(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sw
     incremental updates in different orders, so energies agree up to rounding.
     """
     if move == MOVE_MALA:
-        if getattr(x, "dtype", None) == np.float32:
-            raise ValueError("MOVE_MALA runs in float64 only: pass float64 chains (a model: "
-                             "dtype='float64'), or use MOVE_ALL, MOVE_SINGLE or MOVE_SCAN")
+        check_mala_chains(x)
         mala_sweeps(spec, params, lam, spec2, params2, lam2, x, energy, lo, hi, step, n_sweeps,
                     boundary, rng_state, accepted, resident=resident)
         return

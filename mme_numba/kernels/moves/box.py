@@ -48,8 +48,8 @@ from ..interpret import _max_width, check_terms, empty_rows, empty_slabs
 from ..rng import normal, uniform
 from ...spec import BOUNDARY_REFLECT, BOUNDARY_REJECT, MOVE_ALL, MOVE_SCAN, MOVE_SINGLE
 
-__all__ = ["chain_args", "check_move", "block_buffers", "load_block", "store_block",
-           "float_box"]
+__all__ = ["chain_args", "check_move", "check_mala_chains", "block_buffers", "load_block",
+           "store_block", "float_box"]
 
 
 @njit(cache=True)
@@ -197,6 +197,13 @@ def check_move(move):
     if move not in (MOVE_ALL, MOVE_SINGLE, MOVE_SCAN):
         raise ValueError(f"move must be MOVE_ALL (0), MOVE_SINGLE (1) or MOVE_SCAN (3), "
                          f"got {move!r}")
+
+
+def check_mala_chains(x):
+    """Raise unless ``x`` may run MALA (float64 chains only; the CPU and CUDA choosers)."""
+    if getattr(x, "dtype", None) == np.float32:
+        raise ValueError("MOVE_MALA runs in float64 only: pass float64 chains (a model: "
+                         "dtype='float64'), or use MOVE_ALL, MOVE_SINGLE or MOVE_SCAN")
 
 
 def float_box(lo, hi, dtype):

@@ -429,21 +429,22 @@ def epoch(model, X):
     }
 
 
-def _direction(model, theta, grad, samples, logw):
+def _direction(model, spec, theta, grad, samples, logw):
     """The θ step's direction for ``lr_theta="auto"`` (``settings.THETA_DIRECTION``), the
-    natural direction scaled to unit RMS entry."""
+    natural direction scaled to unit RMS entry; ``spec`` the observables' description."""
     choice = settings.THETA_DIRECTION
     if choice == "auto":
-        choice = "adam" if np.any(model._spec_params()[0][:, 0] == CONV2D) else "natural"
+        choice = "adam" if np.any(spec[:, 0] == CONV2D) else "natural"
     if choice == "adam":
         return theta - model._theta_adam.step(theta, grad)     # ADAM direction (lr = 1)
     w = np.exp(logw - np.max(logw))
-    cpu, lam = CPUBackend(), model.lambda_     # float64 energies whatever the model's dtype
+    obs, cpu, lam = model.observables_, CPUBackend(), model.lambda_   # float64 energies
 
     def energy():
-        return cpu.energy(*model._spec_params(), lam, samples)
+        params = np.ascontiguousarray(obs.kernel_params(), dtype=np.float64)
+        return cpu.energy(spec, params, lam, samples)
 
-    fisher = fisher_product(model.observables_, lam, samples, w / w.sum(), energy)
+    fisher = fisher_product(obs, lam, samples, w / w.sum(), energy)
     u = natural_direction(fisher, grad)
     rms = float(np.sqrt(np.mean(u * u)))
     if not np.isfinite(rms):
@@ -503,7 +504,7 @@ def theta_step(model, X, samples, O_model, delta_lambda):
             continue
         if energy is None:
             energy = O_model[mon] @ model.lambda_
-        u = _direction(model, theta, grad, s_fit, lw_fit)
+        u = _direction(model, spec, theta, grad, s_fit, lw_fit)
         scale = ctl.scale
         set_theta(theta - scale * u)
         trial = energy_of(s_mon)
